@@ -1,0 +1,528 @@
+//! One settings tree for the whole bridge.
+//!
+//! Layers, later wins: built-in defaults < TOML file (`--config FILE`) <
+//! environment variables `OPENIM_BRIDGE__SECTION__KEY` (e.g.
+//! `OPENIM_BRIDGE__SINK__KIND=kafka`). Every section rejects unknown keys, so a
+//! typo fails at startup instead of being ignored. [`Settings::validate`]
+//! rejects values that parse but cannot work, naming the key to change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "OPENIM_BRIDGE";
+
+/// A configuration that could not be loaded or is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or has the wrong shape.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A key has a value the bridge cannot work with.
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted key, as written in the TOML file.
+        key: &'static str,
+        /// What is wrong and what to change.
+        problem: String,
+    },
+}
+
+/// The whole configuration. See `deploy/openim-bridge.example.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP endpoint OpenIM posts callbacks to.
+    pub http: HttpSettings,
+    /// Where events go.
+    pub sink: SinkSettings,
+    /// The in-memory queue between the ack and the broker.
+    pub queue: QueueSettings,
+    /// CloudEvents attributes the bridge sets.
+    pub event: EventSettings,
+    /// Kafka sink (used when `sink.kind = "kafka"`).
+    pub kafka: KafkaSettings,
+    /// RabbitMQ sink (used when `sink.kind = "rabbitmq"`).
+    pub rabbitmq: RabbitMqSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownSettings,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// A client must send a request's headers within this time, counted
+    /// from when the connection is idle; otherwise it is closed. This is
+    /// also the keep-alive idle timeout.
+    pub header_read_timeout_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            // All interfaces: the bridge runs in a container behind a load balancer.
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            // OpenIM caps a text message far below this; merged-message and
+            // custom payloads are the largest bodies seen.
+            max_body_bytes: 4 * 1024 * 1024,
+            // Longer than Go's 90 s idle-connection timeout, so OpenIM's
+            // client always closes an idle connection first: a server-side
+            // close racing a new POST would make OpenIM drop that callback.
+            header_read_timeout_ms: 120_000,
+        }
+    }
+}
+
+/// Which broker receives events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// JSON lines (structured CloudEvents) on standard output. Needs no broker.
+    #[default]
+    Stdout,
+    /// Apache Kafka or any Kafka-protocol broker.
+    Kafka,
+    /// RabbitMQ (AMQP 0-9-1).
+    Rabbitmq,
+}
+
+/// `[sink]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkSettings {
+    /// `stdout` | `kafka` | `rabbitmq`.
+    pub kind: SinkKind,
+    /// Events handed to the broker client and not yet confirmed, at most.
+    pub max_in_flight: usize,
+    /// First retry delay after a broker error; doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries.
+    pub retry_max_ms: u64,
+}
+
+impl Default for SinkSettings {
+    fn default() -> Self {
+        Self {
+            kind: SinkKind::Stdout,
+            // Enough to keep a broker busy over loopback or a LAN without
+            // holding a large share of the queue unconfirmed.
+            max_in_flight: 1024,
+            retry_initial_ms: 100,
+            retry_max_ms: 10_000,
+        }
+    }
+}
+
+/// `[queue]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Events accepted and not yet confirmed by the broker, at most.
+    pub max_events: usize,
+    /// Bytes of accepted, unconfirmed events, at most. When either bound is
+    /// reached, callbacks are answered 503.
+    pub max_bytes: usize,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            // About a minute of a busy OpenIM cluster; keeps RSS small.
+            max_events: 50_000,
+            max_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[event]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// CloudEvents `source` of every event: names the OpenIM deployment.
+    /// `source` + `id` identify an event, so give each OpenIM cluster its own.
+    pub source: String,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            source: "openim".to_owned(),
+        }
+    }
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Topic every event is written to.
+    pub topic: String,
+    /// `none` | `gzip` | `snappy` | `lz4` | `zstd` (librdkafka `compression.type`).
+    pub compression: String,
+    /// How long the producer waits to fill a batch (librdkafka `linger.ms`).
+    pub linger_ms: u64,
+    /// How long librdkafka keeps retrying one record before it reports it
+    /// failed; 0 = forever (the default: a broker outage is waited out, and
+    /// the bounded queue answers 503 when it fills).
+    pub message_timeout_ms: u64,
+    /// Extra librdkafka producer properties, passed through as they are
+    /// (e.g. `"security.protocol" = "SASL_SSL"`).
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            topic: "openim.events".to_owned(),
+            // lz4: cheapest CPU per byte saved for JSON; every client decodes it.
+            compression: "lz4".to_owned(),
+            // 5 ms batches well at thousands of events/s and does not delay the ack.
+            linger_ms: 5,
+            message_timeout_ms: 0,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// The AMQP exchange types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeType {
+    /// Routing key patterns with `*` and `#`.
+    #[default]
+    Topic,
+    /// Exact routing key match.
+    Direct,
+    /// Every bound queue gets every message.
+    Fanout,
+    /// Match on message headers.
+    Headers,
+}
+
+/// `[rabbitmq]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RabbitMqSettings {
+    /// AMQP URL, `amqp://user:pass@host:port/vhost` (`%2f` is the default vhost).
+    pub url: String,
+    /// Durable exchange declared at startup; events are published to it.
+    pub exchange: String,
+    /// `topic` | `direct` | `fanout` | `headers`.
+    pub exchange_type: ExchangeType,
+    /// Routing key template. Placeholders: `{type}` (CloudEvents type, e.g.
+    /// `io.openim.group.message.sent`), `{command}` (OpenIM callbackCommand),
+    /// `{key}` (the partition key: group ID or single-chat conversation ID).
+    pub routing_key: String,
+}
+
+impl Default for RabbitMqSettings {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            exchange: "openim.events".to_owned(),
+            exchange_type: ExchangeType::Topic,
+            // The event type is dotted, so topic bindings like
+            // `io.openim.group.#` select families of events.
+            routing_key: "{type}".to_owned(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` | `json`.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `openim_bridge=debug,info`.
+    /// `RUST_LOG` overrides it when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// After SIGTERM: how long in-flight requests may take to finish and
+    /// queued events to reach the broker before the bridge exits anyway.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        // Below Kubernetes' default 30 s termination grace period.
+        Self {
+            drain_timeout_ms: 20_000,
+        }
+    }
+}
+
+/// Routing key placeholders [`RabbitMqSettings::routing_key`] accepts.
+pub const ROUTING_KEY_PLACEHOLDERS: [&str; 3] = ["{type}", "{command}", "{key}"];
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the environment.
+    ///
+    /// `env` replaces the process environment when given (tests use it).
+    pub fn load(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .source(env);
+        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rejects values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.http.max_body_bytes < 1024 {
+            return invalid("http.max_body_bytes", "must be at least 1024 bytes");
+        }
+        if self.queue.max_events == 0 {
+            return invalid("queue.max_events", "must be at least 1");
+        }
+        if self.queue.max_bytes < self.http.max_body_bytes {
+            return invalid(
+                "queue.max_bytes",
+                "must be at least http.max_body_bytes, or the largest accepted callback could never be queued",
+            );
+        }
+        if self.sink.max_in_flight == 0 {
+            return invalid("sink.max_in_flight", "must be at least 1");
+        }
+        if self.sink.retry_initial_ms == 0 || self.sink.retry_max_ms < self.sink.retry_initial_ms {
+            return invalid(
+                "sink.retry_initial_ms",
+                "must be at least 1 and not above sink.retry_max_ms",
+            );
+        }
+        if self.event.source.is_empty() {
+            return invalid("event.source", "must not be empty (CloudEvents requires a source)");
+        }
+        match self.sink.kind {
+            SinkKind::Kafka => self.kafka.validate(),
+            SinkKind::Rabbitmq => self.rabbitmq.validate(),
+            SinkKind::Stdout => Ok(()),
+        }
+    }
+}
+
+impl KafkaSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.brokers.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "kafka.brokers",
+                problem: "is empty: set it to the bootstrap servers, e.g. `kafka:9092`".to_owned(),
+            });
+        }
+        validate_topic_name(&self.topic).map_err(|problem| ConfigError::Invalid {
+            key: "kafka.topic",
+            problem,
+        })?;
+        // The bridge promises no loss and per-group order: these two
+        // librdkafka properties are what make that true.
+        for (name, allowed) in [("enable.idempotence", &["true"][..]), ("acks", &["all", "-1"][..])] {
+            if let Some(value) = self.options.get(name) {
+                if !allowed.contains(&value.as_str()) {
+                    return Err(ConfigError::Invalid {
+                        key: "kafka.options",
+                        problem: format!(
+                            "`{name} = {value}` would allow lost or reordered events; the bridge requires `{name} = {}` (remove the option)",
+                            allowed[0]
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's own rule for topic names.
+fn validate_topic_name(topic: &str) -> Result<(), String> {
+    if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
+        return Err(format!("{topic:?} is not a valid Kafka topic name (1 to 249 characters, not `.` or `..`)"));
+    }
+    if let Some(bad) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!(
+            "{topic:?} contains {bad:?}; Kafka topic names may only use ASCII letters, digits, `.`, `_` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+impl RabbitMqSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(problem) = self.url.parse::<lapin::uri::AMQPUri>() {
+            return Err(ConfigError::Invalid {
+                key: "rabbitmq.url",
+                problem: format!("is not an AMQP URL ({problem}); expected amqp://user:pass@host:5672/%2f"),
+            });
+        }
+        if self.url.starts_with("amqps:") {
+            return Err(ConfigError::Invalid {
+                key: "rabbitmq.url",
+                problem: "amqps:// (TLS) is not supported by this build; use amqp:// or a TLS-terminating proxy".to_owned(),
+            });
+        }
+        if self.exchange.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "rabbitmq.exchange",
+                problem: "must not be empty: the default exchange cannot be declared; name an exchange".to_owned(),
+            });
+        }
+        let mut rest = self.routing_key.clone();
+        for placeholder in ROUTING_KEY_PLACEHOLDERS {
+            rest = rest.replace(placeholder, "");
+        }
+        if rest.contains('{') || rest.contains('}') {
+            return Err(ConfigError::Invalid {
+                key: "rabbitmq.routing_key",
+                problem: format!(
+                    "{:?} has an unknown placeholder; use only {}",
+                    self.routing_key,
+                    ROUTING_KEY_PLACEHOLDERS.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn load_err(pairs: &[(&str, &str)]) -> String {
+        Settings::load(None, env(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_need_no_broker() {
+        let settings = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(settings.sink.kind, SinkKind::Stdout);
+        assert_eq!(settings.http.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(settings.kafka.topic, "openim.events");
+        assert_eq!(settings.rabbitmq.routing_key, "{type}");
+    }
+
+    #[test]
+    fn environment_overrides_with_double_underscores() {
+        let settings = Settings::load(
+            None,
+            env(&[
+                ("OPENIM_BRIDGE__SINK__KIND", "kafka"),
+                ("OPENIM_BRIDGE__KAFKA__BROKERS", "10.0.0.1:9092,10.0.0.2:9092"),
+                ("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:9999"),
+                ("OPENIM_BRIDGE__KAFKA__LINGER_MS", "20"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.sink.kind, SinkKind::Kafka);
+        assert_eq!(settings.kafka.brokers, "10.0.0.1:9092,10.0.0.2:9092");
+        assert_eq!(settings.http.listen.port(), 9999);
+        assert_eq!(settings.kafka.linger_ms, 20);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = std::env::temp_dir().join(format!("openim-bridge-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bridge.toml");
+        std::fs::write(
+            &path,
+            "[sink]\nkind = \"rabbitmq\"\n[rabbitmq]\nexchange = \"from-file\"\nrouting_key = \"chat.{command}\"\n[kafka.options]\n\"queue.buffering.max.kbytes\" = 2048\n",
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&path), env(&[("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", "from-env")])).unwrap();
+        assert_eq!(settings.sink.kind, SinkKind::Rabbitmq);
+        assert_eq!(settings.rabbitmq.exchange, "from-env");
+        assert_eq!(settings.rabbitmq.routing_key, "chat.{command}");
+        assert_eq!(settings.kafka.options["queue.buffering.max.kbytes"], "2048");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load_err(&[("OPENIM_BRIDGE__SINK__KIND", "kafak")]);
+        assert!(err.contains("kafak") && err.contains("sink.kind"), "{err}");
+        let err = load_err(&[("OPENIM_BRIDGE__HTTP__LISTEN", "localhost")]);
+        assert!(err.contains("http.listen"), "{err}");
+        let err = load_err(&[("OPENIM_BRIDGE__HTTP__LISTNE", "0.0.0.0:1")]);
+        assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn contradictory_values_are_rejected() {
+        let err = load_err(&[("OPENIM_BRIDGE__SINK__KIND", "kafka"), ("OPENIM_BRIDGE__KAFKA__TOPIC", "a topic")]);
+        assert!(err.contains("kafka.topic"), "{err}");
+        let err = load_err(&[("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"), ("OPENIM_BRIDGE__RABBITMQ__URL", "http://x")]);
+        assert!(err.contains("rabbitmq.url"), "{err}");
+        let err = load_err(&[
+            ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"),
+            ("OPENIM_BRIDGE__RABBITMQ__ROUTING_KEY", "{group}"),
+        ]);
+        assert!(err.contains("rabbitmq.routing_key"), "{err}");
+        let err = load_err(&[("OPENIM_BRIDGE__QUEUE__MAX_EVENTS", "0")]);
+        assert!(err.contains("queue.max_events"), "{err}");
+    }
+
+    #[test]
+    fn loss_enabling_kafka_options_are_rejected() {
+        let mut settings = Settings::default();
+        settings.sink.kind = SinkKind::Kafka;
+        settings.kafka.options.insert("acks".into(), "1".into());
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka.options") && err.contains("acks"), "{err}");
+        settings.kafka.options.insert("acks".into(), "all".into());
+        settings.validate().unwrap();
+    }
+}

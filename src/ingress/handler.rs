@@ -1,0 +1,210 @@
+//! One callback request: check it, normalize it, queue it, ack it.
+//!
+//! This is where a callback goes: [`Handler::handle`] reads the body,
+//! [`crate::normalize`] turns it into an event, [`crate::queue`] takes it,
+//! and the ack goes back without waiting for any broker.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use hyper::{Method, Request, StatusCode, Uri};
+use time::OffsetDateTime;
+use tracing::{debug, warn, Instrument};
+
+use super::reply::{self, Reply};
+use crate::normalize::{self, CallbackKind, NormalizeError};
+use crate::queue::{PushError, QueueSender};
+use crate::stats::Stats;
+
+/// Why a callback was not accepted. Each maps to one HTTP status, and its
+/// text becomes `errMsg`.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    /// Not a POST.
+    #[error("method {0} is not allowed: OpenIM callbacks are POST requests")]
+    MethodNotAllowed(Method),
+    /// Body over `http.max_body_bytes`.
+    #[error("request body is larger than http.max_body_bytes ({0} bytes)")]
+    TooLarge(usize),
+    /// A compressed body.
+    #[error("content-encoding `{0}` is not supported: send the body uncompressed")]
+    Encoding(String),
+    /// The connection failed while the body was read.
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    /// The body is not a callback.
+    #[error(transparent)]
+    Body(#[from] NormalizeError),
+    /// URL and body disagree on the command.
+    #[error("the URL names callback command `{url}` but the body's callbackCommand is `{body}`")]
+    CommandMismatch {
+        /// From the path or `?command=`.
+        url: String,
+        /// From the body.
+        body: String,
+    },
+    /// A command this bridge does not publish.
+    #[error("callback command `{0}` is not handled by openim-bridge (handled: {handled})", handled = handled_commands())]
+    UnknownCommand(String),
+    /// The queue refused the event.
+    #[error("{0}; this callback was NOT accepted")]
+    Unavailable(#[from] PushError),
+}
+
+fn handled_commands() -> String {
+    CallbackKind::ALL.map(CallbackKind::command).join(", ")
+}
+
+impl CallbackError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyRead(_) | Self::Body(_) | Self::CommandMismatch { .. } => StatusCode::BAD_REQUEST,
+            Self::UnknownCommand(_) => StatusCode::NOT_FOUND,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Shared by every connection.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    queue: QueueSender,
+    source: Arc<str>,
+    max_body_bytes: usize,
+    stats: Arc<Stats>,
+}
+
+impl Handler {
+    /// A handler queueing into `queue`.
+    pub fn new(queue: QueueSender, source: &str, max_body_bytes: usize, stats: Arc<Stats>) -> Self {
+        Self {
+            queue,
+            source: Arc::from(source),
+            max_body_bytes,
+            stats,
+        }
+    }
+
+    /// Answers one request. Never fails: every problem becomes an
+    /// OpenIM-shaped error reply.
+    pub async fn handle(&self, request: Request<Incoming>) -> Reply {
+        let operation_id = request
+            .headers()
+            .get("operationid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let span = tracing::info_span!("callback", operation_id = %operation_id, command = tracing::field::Empty);
+        let result = self.accept(request).instrument(span.clone()).await;
+        let _entered = span.enter();
+        match result {
+            Ok(()) => {
+                Stats::add(&self.stats.callbacks_acked, 1);
+                reply::ack()
+            }
+            Err(err) => {
+                let status = err.status();
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    Stats::add(&self.stats.callbacks_unavailable, 1);
+                } else {
+                    Stats::add(&self.stats.callbacks_invalid, 1);
+                }
+                warn!(status = status.as_u16(), reason = %err, "callback refused");
+                reply::error(status, &err.to_string())
+            }
+        }
+    }
+
+    async fn accept(&self, request: Request<Incoming>) -> Result<(), CallbackError> {
+        let received_at = OffsetDateTime::now_utc();
+        if request.method() != Method::POST {
+            return Err(CallbackError::MethodNotAllowed(request.method().clone()));
+        }
+        if let Some(encoding) = request.headers().get(CONTENT_ENCODING) {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes()).trim().to_ascii_lowercase();
+            if encoding != "identity" {
+                return Err(CallbackError::Encoding(encoding));
+            }
+        }
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            return Err(CallbackError::TooLarge(self.max_body_bytes));
+        }
+        let url_command = url_command(request.uri());
+        let body = self.read_body(request.into_body()).await?;
+
+        let command = normalize::peek_command(&body)?;
+        tracing::Span::current().record("command", command.as_str());
+        if let Some(url) = url_command.filter(|url| *url != command) {
+            return Err(CallbackError::CommandMismatch { url, body: command });
+        }
+        let kind = CallbackKind::from_command(&command).ok_or(CallbackError::UnknownCommand(command))?;
+        let event = normalize::normalize(kind, &body, received_at, &self.source)?;
+        debug!(event_id = %event.id, key = %event.key, "callback queued");
+        self.queue.try_push(event)?;
+        Ok(())
+    }
+
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, CallbackError> {
+        match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(CallbackError::TooLarge(self.max_body_bytes)),
+            Err(err) => Err(CallbackError::BodyRead(err.to_string())),
+        }
+    }
+}
+
+/// The callback command the URL names, if any: the last path segment when it
+/// looks like one (`/prefix/callbackAfterSendGroupMsgCommand`), else the
+/// `command` query parameter (OpenIM 3.0-3.4 posted to `{url}?command=...`).
+pub fn url_command(uri: &Uri) -> Option<String> {
+    let is_command = |s: &str| s.starts_with("callback") && s.ends_with("Command") && s.len() > "callbackCommand".len();
+    let last = uri.path().rsplit('/').find(|s| !s.is_empty());
+    if let Some(segment) = last.filter(|s| is_command(s)) {
+        return Some(segment.to_owned());
+    }
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "command")
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| is_command(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_command;
+
+    fn command(uri: &str) -> Option<String> {
+        url_command(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn command_from_path_or_query() {
+        assert_eq!(
+            command("/callbackExample/callbackAfterSendGroupMsgCommand?contenttype=json").as_deref(),
+            Some("callbackAfterSendGroupMsgCommand")
+        );
+        assert_eq!(
+            command("/openim/callbackAfterSendSingleMsgCommand/").as_deref(),
+            Some("callbackAfterSendSingleMsgCommand")
+        );
+        assert_eq!(
+            command("/hook?command=callbackAfterSendGroupMsgCommand").as_deref(),
+            Some("callbackAfterSendGroupMsgCommand")
+        );
+        assert_eq!(command("/callbackExample?key=abc%3D"), None);
+        assert_eq!(command("/"), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! Stage 1: the HTTP endpoint OpenIM posts callbacks to.
+//!
+//! [`server`] accepts connections; [`handler`] answers each request;
+//! [`reply`] holds the exact bodies OpenIM parses.
+
+pub mod handler;
+pub mod reply;
+pub mod server;
+
+pub use handler::{CallbackError, Handler};

@@ -1,0 +1,30 @@
+//! openim-bridge: OpenIM webhook callbacks in, CloudEvents out to Kafka or
+//! RabbitMQ.
+//!
+//! A callback travels one way through these stages:
+//!
+//! 1. [`ingress`]: hyper accepts `POST {prefix}/{callbackCommand}`
+//!    ([`ingress::handler`] is where a callback goes).
+//! 2. [`normalize`]: the OpenIM body ([`normalize::wire`]) becomes an
+//!    [`normalize::Event`] with a stable id and a partition key.
+//! 3. [`queue`]: the event is queued in a bounded buffer and OpenIM gets its
+//!    "continue" ack at once; a full queue answers 503.
+//! 4. [`sink`]: the [`sink::publisher`] sends queued events to the broker
+//!    ([`sink::kafka`], [`sink::rabbitmq`] or [`sink::stdout`]) and retries
+//!    what the broker did not confirm.
+//!
+//! Around them: [`config`] (one settings tree), [`telemetry`] (logs),
+//! [`stats`] (counters), [`shutdown`], and [`app`], which wires it all.
+
+pub mod app;
+pub mod config;
+pub mod ingress;
+pub mod normalize;
+pub mod queue;
+pub mod shutdown;
+pub mod sink;
+pub mod stats;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Settings;

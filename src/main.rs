@@ -1,0 +1,67 @@
+//! The `openim-bridge` binary: settings, logs, listener, run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use openim_bridge::config::LogFormat;
+use openim_bridge::{shutdown, telemetry, App, Settings};
+use tokio::net::TcpListener;
+
+/// Receives OpenIM Server webhook callbacks, acks them at once, and publishes
+/// each as a CloudEvent to Kafka, RabbitMQ or standard output.
+///
+/// Settings come from built-in defaults, then the TOML file given with
+/// --config, then environment variables OPENIM_BRIDGE__SECTION__KEY (for
+/// example OPENIM_BRIDGE__SINK__KIND=kafka). See
+/// deploy/openim-bridge.example.toml for every key.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines (same as log.format = "json").
+    #[arg(long)]
+    log_json: bool,
+    /// Check the configuration, print the effective settings, and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut settings = match Settings::load(args.config.as_deref(), None) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("openim-bridge: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.log_json {
+        settings.log.format = LogFormat::Json;
+    }
+    if args.check_config {
+        println!("{settings:#?}");
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(&settings.log, std::io::stderr);
+    let listener = match TcpListener::bind(settings.http.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(listen = %settings.http.listen, cause = %err, "cannot listen (change http.listen)");
+            return ExitCode::FAILURE;
+        }
+    };
+    match App::start(settings, listener).await {
+        Ok(app) => {
+            app.run(shutdown::signal()).await;
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(cause = %err, "openim-bridge could not start");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The event the bridge publishes: CloudEvents attributes plus a JSON `data`
+//! body whose shape is `schemas/event-v1.schema.json`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::CallbackKind;
+
+/// Version of the `data` body layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// CloudEvents spec version of every event.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// Media type of `data`.
+pub const DATA_CONTENT_TYPE: &str = "application/json";
+
+/// One normalized event, ready for any sink. `data` is serialized once, at
+/// ingress; sinks only copy bytes.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// CloudEvents `id`: OpenIM's `serverMsgID`, stable across replays, so
+    /// consumers deduplicate on (`source`, `id`).
+    pub id: String,
+    /// Which callback this came from; gives the CloudEvents `type`.
+    pub kind: CallbackKind,
+    /// CloudEvents `source` (`event.source` setting).
+    pub source: Arc<str>,
+    /// CloudEvents `time`: when the message was sent (RFC 3339).
+    pub time: String,
+    /// Partition / ordering key; also the CloudEvents `subject`.
+    pub key: String,
+    /// The JSON body (`schemas/event-v1.schema.json`).
+    pub data: Bytes,
+}
+
+impl Event {
+    /// CloudEvents `type`, e.g. `io.openim.group.message.sent`.
+    pub fn event_type(&self) -> &'static str {
+        self.kind.event_type()
+    }
+
+    /// Bytes this event holds in memory, for the queue's byte budget.
+    pub fn size(&self) -> usize {
+        self.id.len() + self.time.len() + self.key.len() + self.data.len() + std::mem::size_of::<Self>()
+    }
+
+    /// The CloudEvents attributes other than `datacontenttype`, as
+    /// (name, value) pairs: what binary-mode bindings turn into headers.
+    pub fn attributes(&self) -> [(&'static str, &str); 6] {
+        [
+            ("specversion", SPEC_VERSION),
+            ("id", &self.id),
+            ("source", &self.source),
+            ("type", self.event_type()),
+            ("time", &self.time),
+            ("subject", &self.key),
+        ]
+    }
+}
+
+/// The `data` body of a message event, in clear snake_case names.
+#[derive(Debug, Serialize)]
+pub(super) struct MessageEventData<'a> {
+    pub schema_version: u32,
+    pub event_id: &'a str,
+    pub event_type: &'static str,
+    pub callback_command: &'a str,
+    pub operation_id: Option<&'a str>,
+    pub received_at: &'a str,
+    pub conversation_id: &'a str,
+    pub message: MessageData<'a>,
+    /// Keys OpenIM sent that this version of the bridge does not know.
+    pub extra_fields: &'a Map<String, Value>,
+}
+
+/// The message, field for field from the callback body.
+#[derive(Debug, Serialize)]
+pub(super) struct MessageData<'a> {
+    pub server_msg_id: &'a str,
+    pub client_msg_id: Option<&'a str>,
+    pub sender_id: &'a str,
+    pub sender_platform_id: Option<i32>,
+    pub sender_nickname: Option<&'a str>,
+    pub sender_face_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recv_id: Option<&'a str>,
+    pub session_type: Option<i32>,
+    pub msg_from: Option<i32>,
+    pub content_type: Option<i32>,
+    pub status: Option<i32>,
+    pub send_time_ms: Option<i64>,
+    pub create_time_ms: Option<i64>,
+    pub content: Option<&'a str>,
+    pub seq: Option<u32>,
+    /// `atUserList`, with OpenIM's `null` for "nobody" turned into `[]`.
+    pub at_user_ids: &'a [String],
+    pub ex: Option<&'a str>,
+}
+
+/// RFC 3339 in UTC, e.g. `2024-07-01T02:13:20.123Z`.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    // Formatting a UTC OffsetDateTime with a year in 0..=9999 cannot fail;
+    // every value reaching here comes from `from_unix_ms` or the clock.
+    at.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// Milliseconds since the epoch as a UTC time, if representable in RFC 3339
+/// (years 0 to 9999).
+pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    (0..=9999).contains(&at.year()).then_some(at)
+}

@@ -1,0 +1,266 @@
+//! Stage 2: an OpenIM callback body becomes an [`Event`].
+//!
+//! [`peek_command`] reads the body's `callbackCommand` (authoritative over the
+//! URL), [`CallbackKind::from_command`] says whether this bridge handles it,
+//! and [`normalize`] parses the typed body ([`wire`]) into the published shape
+//! ([`event`]).
+
+pub mod event;
+pub mod wire;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+pub use event::Event;
+use event::{from_unix_ms, rfc3339, MessageData, MessageEventData, SCHEMA_VERSION};
+use wire::{CommandPeek, MsgCallback};
+
+/// The callbacks this bridge turns into events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallbackKind {
+    /// `callbackAfterSendGroupMsgCommand`.
+    GroupMessageSent,
+    /// `callbackAfterSendSingleMsgCommand`.
+    SingleMessageSent,
+}
+
+impl CallbackKind {
+    /// Every kind, for listings and docs.
+    pub const ALL: [CallbackKind; 2] = [Self::GroupMessageSent, Self::SingleMessageSent];
+
+    /// The kind for an OpenIM `callbackCommand`, if handled.
+    pub fn from_command(command: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.command() == command)
+    }
+
+    /// OpenIM's `callbackCommand`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Self::GroupMessageSent => "callbackAfterSendGroupMsgCommand",
+            Self::SingleMessageSent => "callbackAfterSendSingleMsgCommand",
+        }
+    }
+
+    /// CloudEvents `type`: `io.openim.<scope>.<entity>.<past-tense verb>`.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::GroupMessageSent => "io.openim.group.message.sent",
+            Self::SingleMessageSent => "io.openim.single.message.sent",
+        }
+    }
+}
+
+/// A body that cannot become an event. The text is sent back to OpenIM as
+/// `errMsg`, so it names the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    /// Not JSON, or not an object.
+    #[error("body is not a JSON object: {0}")]
+    NotJson(serde_json::Error),
+    /// A JSON object without `callbackCommand`.
+    #[error("body has no `callbackCommand`")]
+    NoCommand,
+    /// A key has the wrong type or is missing.
+    #[error("invalid {command} body: {detail}")]
+    Invalid {
+        /// The callback command being parsed.
+        command: &'static str,
+        /// Which key, and what is wrong with it.
+        detail: String,
+    },
+}
+
+/// The body's `callbackCommand`.
+pub fn peek_command(body: &[u8]) -> Result<String, NormalizeError> {
+    let peek: CommandPeek = serde_json::from_slice(body).map_err(NormalizeError::NotJson)?;
+    peek.callback_command.ok_or(NormalizeError::NoCommand)
+}
+
+/// Parses a callback body of the given kind into an event.
+pub fn normalize(
+    kind: CallbackKind,
+    body: &[u8],
+    received_at: OffsetDateTime,
+    source: &Arc<str>,
+) -> Result<Event, NormalizeError> {
+    let invalid = |detail: String| NormalizeError::Invalid {
+        command: kind.command(),
+        detail,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let msg: MsgCallback = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." {
+            invalid(inner.to_string())
+        } else {
+            invalid(format!("`{path}`: {inner}"))
+        }
+    })?;
+    deserializer.end().map_err(|err| invalid(err.to_string()))?;
+
+    let required = |key: &str, value: Option<&str>| match value {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => Err(invalid(format!("`{key}` is missing or empty"))),
+    };
+    if msg.server_msg_id.is_empty() {
+        return Err(invalid("`serverMsgID` is empty: it is the event id".to_owned()));
+    }
+    let sender = required("sendID", Some(&msg.send_id))?;
+    let (conversation_id, key) = match kind {
+        CallbackKind::GroupMessageSent => {
+            let group = required("groupID", msg.group_id.as_deref())?;
+            (format!("sg_{group}"), group)
+        }
+        CallbackKind::SingleMessageSent => {
+            let receiver = required("recvID", msg.recv_id.as_deref())?;
+            let id = single_conversation_id(&sender, &receiver);
+            (id.clone(), id)
+        }
+    };
+
+    let received = rfc3339(received_at);
+    let sent_at = msg.send_time.or(msg.create_time).and_then(from_unix_ms);
+    let data = MessageEventData {
+        schema_version: SCHEMA_VERSION,
+        event_id: &msg.server_msg_id,
+        event_type: kind.event_type(),
+        callback_command: &msg.callback_command,
+        operation_id: msg.operation_id.as_deref(),
+        received_at: &received,
+        conversation_id: &conversation_id,
+        message: MessageData {
+            server_msg_id: &msg.server_msg_id,
+            client_msg_id: msg.client_msg_id.as_deref(),
+            sender_id: &msg.send_id,
+            sender_platform_id: msg.sender_platform_id,
+            sender_nickname: msg.sender_nickname.as_deref(),
+            sender_face_url: msg.face_url.as_deref(),
+            group_id: msg.group_id.as_deref(),
+            recv_id: msg.recv_id.as_deref(),
+            session_type: msg.session_type,
+            msg_from: msg.msg_from,
+            content_type: msg.content_type,
+            status: msg.status,
+            send_time_ms: msg.send_time,
+            create_time_ms: msg.create_time,
+            content: msg.content.as_deref(),
+            seq: msg.seq,
+            at_user_ids: msg.at_user_list.as_deref().unwrap_or_default(),
+            ex: msg.ex.as_deref(),
+        },
+        extra_fields: &msg.extra,
+    };
+    // Serializing borrowed strings, integers and a serde_json Map cannot fail.
+    let data = serde_json::to_vec(&data).map_err(|err| invalid(err.to_string()))?;
+    Ok(Event {
+        time: sent_at.map_or_else(|| received.clone(), rfc3339),
+        id: msg.server_msg_id,
+        kind,
+        source: Arc::clone(source),
+        key,
+        data: data.into(),
+    })
+}
+
+/// OpenIM's own conversation ID for a 1:1 chat: `si_` + both user IDs, sorted,
+/// joined by `_`. The same for both directions, so one chat stays in order.
+pub fn single_conversation_id(a: &str, b: &str) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("si_{low}_{high}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const GROUP: &str = include_str!("../../tests/fixtures/after_send_group_msg_01_text_ios.json");
+
+    fn source() -> Arc<str> {
+        Arc::from("openim")
+    }
+
+    fn data(event: &Event) -> Value {
+        serde_json::from_slice(&event.data).unwrap()
+    }
+
+    fn parse(kind: CallbackKind, body: &str) -> Result<Event, NormalizeError> {
+        normalize(kind, body.as_bytes(), OffsetDateTime::UNIX_EPOCH, &source())
+    }
+
+    #[test]
+    fn group_message_maps_every_field() {
+        let event = parse(CallbackKind::GroupMessageSent, GROUP).unwrap();
+        assert_eq!(event.id, "9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91");
+        assert_eq!(event.key, "g_3001");
+        assert_eq!(event.time, "2024-07-01T02:13:20.123Z");
+        let data = data(&event);
+        let msg = &data["message"];
+        assert_eq!(msg["sender_id"], "u_1001");
+        assert_eq!(msg["sender_platform_id"], 1);
+        assert_eq!(msg["sender_face_url"], "https://cdn.example.com/avatar/u_1001.png");
+        assert_eq!(msg["content"], "{\"content\":\"hello team\"}");
+        assert_eq!(msg["at_user_ids"], serde_json::json!([]));
+        assert_eq!(msg["send_time_ms"], 1719800000123_i64);
+        assert!(msg.get("recv_id").is_none());
+        assert_eq!(data["conversation_id"], "sg_g_3001");
+        assert_eq!(data["received_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(data["extra_fields"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn unknown_keys_are_kept() {
+        let body = GROUP.replace("\"ex\":\"\"", "\"ex\":\"\",\"isReact\":true,\"newThing\":{\"a\":[1,2]}");
+        let event = parse(CallbackKind::GroupMessageSent, &body).unwrap();
+        assert_eq!(data(&event)["extra_fields"], serde_json::json!({"isReact": true, "newThing": {"a": [1, 2]}}));
+    }
+
+    #[test]
+    fn missing_send_time_falls_back_to_create_time() {
+        let body = GROUP.replace("\"sendTime\":1719800000123,", "");
+        let event = parse(CallbackKind::GroupMessageSent, &body).unwrap();
+        assert_eq!(event.time, "2024-07-01T02:13:20.001Z");
+        assert_eq!(data(&event)["message"]["send_time_ms"], Value::Null);
+    }
+
+    #[test]
+    fn single_chat_key_is_direction_independent() {
+        assert_eq!(single_conversation_id("u_2", "u_1"), single_conversation_id("u_1", "u_2"));
+        assert_eq!(single_conversation_id("u_2", "u_1"), "si_u_1_u_2");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (GROUP.replace("\"senderPlatformID\":1", "\"senderPlatformID\":\"1\""), "senderPlatformID"),
+            (GROUP.replace("\"seq\":0", "\"seq\":-1"), "seq"),
+            (GROUP.replace("\"contentType\":101", "\"contentType\":4294967296"), "contentType"),
+            (GROUP.replace("\"groupID\":\"g_3001\"", "\"groupID\":\"\""), "groupID"),
+            (GROUP.replace("\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\",", ""), "serverMsgID"),
+            (GROUP.replace("\"sendID\":\"u_1001\",", "\"sendID\":\"u_1001\",\"sendID\":\"u_1002\","), "sendID"),
+            (GROUP.trim_end().to_owned() + "{}", "trailing"),
+        ];
+        for (body, needle) in cases {
+            let err = parse(CallbackKind::GroupMessageSent, &body).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn peek_finds_the_command() {
+        assert_eq!(peek_command(GROUP.as_bytes()).unwrap(), "callbackAfterSendGroupMsgCommand");
+        assert!(matches!(peek_command(b"{}"), Err(NormalizeError::NoCommand)));
+        assert!(matches!(peek_command(b"[1]"), Err(NormalizeError::NotJson(_))));
+        assert!(matches!(peek_command(b"\xff"), Err(NormalizeError::NotJson(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = peek_command(&body);
+            let _ = normalize(CallbackKind::GroupMessageSent, &body, OffsetDateTime::UNIX_EPOCH, &source());
+        }
+    }
+}
