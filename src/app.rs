@@ -89,8 +89,9 @@ impl App {
     /// accepted event is confirmed by the broker, or the deadline passed.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let drain = Duration::from_millis(self.settings.shutdown.drain_timeout_ms);
-        let addr = self.listener.local_addr().ok();
-        info!(?addr, sink = ?self.settings.sink.kind, "openim-bridge listening");
+        if let Ok(addr) = self.listener.local_addr() {
+            info!(%addr, sink = ?self.settings.sink.kind, "openim-bridge listening on http://{addr}");
+        }
         let handler = Handler::new(
             self.queue.clone(),
             &self.settings.event.source,

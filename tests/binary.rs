@@ -1,0 +1,121 @@
+//! The real `openim-bridge` binary: flags, configuration from the
+//! environment, the default stdout sink, and SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_openim-bridge");
+
+/// Starts the binary on a free port with `env`; returns it and its address.
+fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("binary logs its address")
+        .parse()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    (child, addr, line_rx)
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("bridge did not exit within 15 s of SIGTERM");
+}
+
+#[test]
+fn help_documents_the_flags_and_the_environment() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for needle in ["--config", "--log-json", "--check-config", "OPENIM_BRIDGE__"] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn invalid_configuration_exits_2_naming_the_key() {
+    let output = Command::new(BIN)
+        .env_clear()
+        .env("OPENIM_BRIDGE__SINK__KIND", "kafak")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8(output.stderr).unwrap();
+    assert!(text.contains("sink.kind") && text.contains("kafak"), "{text}");
+
+    let output = Command::new(BIN).args(["--config", "/nonexistent/bridge.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("/nonexistent/bridge.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn default_stdout_sink_prints_cloudevents_and_sigterm_exits_0() {
+    let (child, addr, lines) = spawn(&[]);
+    let body = fixture("after_send_group_msg_02_attext_android.json");
+    assert_ack(&post(addr, "/callbackExample/callbackAfterSendGroupMsgCommand", &body).await);
+    let line = lines.recv_timeout(Duration::from_secs(10)).expect("a line on stdout");
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["id"], "4b1a0c9d8e7f6a5b4c3d2e1f0a9b8c7d");
+    assert_eq!(event["type"], "io.openim.group.message.sent");
+    assert_eq!(event["datacontenttype"], "application/json");
+    assert_data_carries_input(&event["data"], &serde_json::from_str(&body).unwrap());
+    assert!(terminate(child).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_sink_from_environment_variables_only() {
+    let brokers = kafka_brokers();
+    let topic = unique("openim-bin");
+    common::kafka::create_topic(&brokers, &topic, 3).await;
+    let (child, addr, _) = spawn(&[
+        ("OPENIM_BRIDGE__SINK__KIND", "kafka"),
+        ("OPENIM_BRIDGE__KAFKA__BROKERS", &brokers),
+        ("OPENIM_BRIDGE__KAFKA__TOPIC", &topic),
+    ]);
+    let body = fixture("after_send_single_msg_01_text.json");
+    assert_ack(&post(addr, "/callbackAfterSendSingleMsgCommand", &body).await);
+    assert!(terminate(child).success());
+    let records = common::kafka::read(&brokers, &topic, 3, 1, Duration::from_secs(20));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].key, "si_u_1001_u_1002");
+    assert_eq!(records[0].header("ce_id"), "0b2676769e9eceb4983cb12966586f48");
+}

@@ -1,0 +1,95 @@
+//! Kafka side of the tests: topics and a reader with explicit partition
+//! assignment (no consumer group needed).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Creates `topic` with `partitions` partitions.
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create_topics request");
+    for result in results {
+        result.unwrap_or_else(|(name, code)| panic!("creating topic {name}: {code:?}"));
+    }
+}
+
+/// One record as read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Partition it landed in.
+    pub partition: i32,
+    /// Record key.
+    pub key: String,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Value.
+    pub value: serde_json::Value,
+}
+
+impl Record {
+    /// The value of header `name` (panics if absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_else(|| panic!("record has no header {name}: {:?}", self.headers))
+    }
+}
+
+/// Reads records of `topic` (all `partitions`, from the start) until `count`
+/// were read or `timeout` passed.
+pub fn read(brokers: &str, topic: &str, partitions: i32, count: usize, timeout: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", super::unique("openim-bridge-test"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = std::time::Instant::now() + timeout;
+    let mut records = Vec::new();
+    while records.len() < count && std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("consume");
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_owned(), String::from_utf8(h.value.unwrap_or_default().to_vec()).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Record {
+            partition: message.partition(),
+            key: String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap(),
+            headers,
+            value: serde_json::from_slice(message.payload().unwrap_or_default()).expect("record value is JSON"),
+        });
+    }
+    records
+}

@@ -1,0 +1,172 @@
+//! The HTTP contract with OpenIM: exact acks, any URL prefix, and an
+//! OpenIM-shaped error for every way a request can be wrong.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use openim_bridge::config::SinkKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const GROUP: &str = "after_send_group_msg_01_text_ios.json";
+
+async fn stdout_bridge() -> TestBridge {
+    TestBridge::start(test_settings()).await
+}
+
+/// Asserts an OpenIM-shaped error reply with `status`, whose errMsg
+/// contains `needle`.
+fn assert_error(reply: &Reply, status: u16, needle: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.headers["content-type"], "application/json");
+    let body = reply.json();
+    assert_eq!(body["actionCode"], 1, "{body}");
+    assert_eq!(body["errCode"], status, "{body}");
+    assert_eq!(body["nextCode"], 0, "{body}");
+    let message = body["errMsg"].as_str().unwrap();
+    assert!(message.contains(needle), "errMsg {message:?} lacks {needle:?}");
+}
+
+#[tokio::test]
+async fn acks_are_exact_on_a_keep_alive_connection_under_any_prefix() {
+    let bridge = stdout_bridge().await;
+    let body = fixture(GROUP);
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    for path in [
+        "/callbackAfterSendGroupMsgCommand",
+        "/callbackExample/callbackAfterSendGroupMsgCommand?contenttype=json",
+        "/a/b/callbackAfterSendGroupMsgCommand?key=eyJzZW5kSUQiOiJ1XzEwMDEifQ%3D%3D",
+        "/openim/webhook?command=callbackAfterSendGroupMsgCommand",
+        "/",
+    ] {
+        assert_ack(&client.post(path, &body).await);
+    }
+    assert_eq!(bridge.stats.snapshot().callbacks_acked, 5);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_with_allow() {
+    let bridge = stdout_bridge().await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let request = hyper::Request::get("/callbackAfterSendGroupMsgCommand")
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = client.send(request).await;
+    assert_error(&reply, 405, "POST");
+    assert_eq!(reply.headers["allow"], "POST");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn url_and_body_command_must_agree() {
+    let bridge = stdout_bridge().await;
+    let reply = post(bridge.addr, "/hook/callbackAfterSendSingleMsgCommand", &fixture(GROUP)).await;
+    assert_error(&reply, 400, "callbackAfterSendSingleMsgCommand");
+    let reply = post(bridge.addr, "/hook?command=callbackAfterSendSingleMsgCommand", &fixture(GROUP)).await;
+    assert_error(&reply, 400, "callbackAfterSendGroupMsgCommand");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn commands_not_handled_are_404() {
+    let bridge = stdout_bridge().await;
+    let body = fixture("after_quit_group_01.json");
+    let reply = post(bridge.addr, "/callbackAfterQuitGroupCommand", &body).await;
+    assert_error(&reply, 404, "callbackAfterQuitGroupCommand");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bodies_are_400_naming_the_problem() {
+    let bridge = stdout_bridge().await;
+    let good = fixture(GROUP);
+    let cases = [
+        ("not json".to_owned(), "not a JSON object"),
+        (good[..good.len() / 2].to_owned(), "not a JSON object"),
+        ("[1,2]".to_owned(), "not a JSON object"),
+        ("{\"groupID\":\"g\"}".to_owned(), "callbackCommand"),
+        (good.replace("\"senderPlatformID\":1", "\"senderPlatformID\":\"1\""), "senderPlatformID"),
+        (good.replace("\"seq\":0", "\"seq\":-5"), "seq"),
+        (good.replace("\"sessionType\":3", "\"sessionType\":2147483648"), "sessionType"),
+        (good.replace("\"sendTime\":1719800000123", "\"sendTime\":\"now\""), "sendTime"),
+        (good.replace("\"groupID\":\"g_3001\"", "\"groupID\":null"), "groupID"),
+        (good.replace("\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\"", "\"serverMsgID\":\"\""), "serverMsgID"),
+        (format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)), "not a JSON object"),
+    ];
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    for (body, needle) in &cases {
+        let reply = client.post("/callbackAfterSendGroupMsgCommand", body).await;
+        assert_error(&reply, 400, needle);
+    }
+    let invalid_utf8 = hyper::Request::post("/callbackAfterSendGroupMsgCommand")
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::from_static(b"{\"callbackCommand\":\"\xff\"}")))
+        .unwrap();
+    assert_error(&client.send(invalid_utf8).await, 400, "JSON");
+    assert_eq!(bridge.stats.snapshot().callbacks_invalid, cases.len() as u64 + 1);
+    assert_eq!(bridge.stats.snapshot().callbacks_acked, 0);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn compressed_bodies_are_415() {
+    let bridge = stdout_bridge().await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let request = hyper::Request::post("/callbackAfterSendGroupMsgCommand")
+        .header("Host", "bridge")
+        .header("Content-Encoding", "gzip")
+        .body(Full::new(Bytes::from(fixture(GROUP))))
+        .unwrap();
+    assert_error(&client.send(request).await, 415, "gzip");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_declared_or_chunked() {
+    let mut settings = test_settings();
+    settings.http.max_body_bytes = 4096;
+    let bridge = TestBridge::start(settings).await;
+    let big = format!("{{\"callbackCommand\":\"callbackAfterSendGroupMsgCommand\",\"content\":\"{}\"}}", "x".repeat(10_000));
+    assert_error(&post(bridge.addr, "/callbackAfterSendGroupMsgCommand", &big).await, 413, "max_body_bytes");
+
+    // Chunked: no Content-Length, so the limit applies while reading.
+    let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    let mut request = b"POST /callbackAfterSendGroupMsgCommand HTTP/1.1\r\nHost: bridge\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..10 {
+        request.extend_from_slice(format!("400\r\n{}\r\n", "x".repeat(0x400)).as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&request).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("\"errCode\":413"), "{text}");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_and_counts_it() {
+    let mut settings = test_settings();
+    // Nothing listens on port 1: the publisher can deliver nothing, so the
+    // queue fills after two events.
+    settings.sink.kind = SinkKind::Rabbitmq;
+    settings.rabbitmq.url = "amqp://guest:guest@127.0.0.1:1/%2f".to_owned();
+    settings.queue.max_events = 2;
+    settings.shutdown.drain_timeout_ms = 200;
+    let bridge = TestBridge::start(settings).await;
+    let body = fixture(GROUP);
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &body).await);
+    assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &body).await);
+    let reply = client.post("/callbackAfterSendGroupMsgCommand", &body).await;
+    assert_error(&reply, 503, "queue is full");
+    let stats = bridge.stats.snapshot();
+    assert_eq!((stats.callbacks_acked, stats.callbacks_unavailable), (2, 1));
+    bridge.stop().await;
+}

@@ -1,0 +1,132 @@
+//! End to end against a real Kafka-protocol broker: OpenIM-shaped callbacks
+//! in, CloudEvents Kafka binary-mode records out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::kafka::{create_topic, read};
+use common::*;
+use openim_bridge::config::SinkKind;
+use serde_json::Value;
+
+const PARTITIONS: i32 = 3;
+
+async fn kafka_bridge(topic: &str) -> TestBridge {
+    let brokers = kafka_brokers();
+    create_topic(&brokers, topic, PARTITIONS).await;
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Kafka;
+    settings.kafka.brokers = brokers;
+    settings.kafka.topic = topic.to_owned();
+    TestBridge::start(settings).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_message_fixture_becomes_a_cloudevent_record() {
+    let topic = unique("openim-e2e");
+    let bridge = kafka_bridge(&topic).await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let mut sent = Vec::new();
+    for (name, body) in fixtures() {
+        let input: Value = serde_json::from_str(&body).unwrap();
+        let command = input["callbackCommand"].as_str().unwrap().to_owned();
+        let reply = client.post(&format!("/callbackExample/{command}"), &body).await;
+        if command.starts_with("callbackAfterSend") {
+            assert_ack(&reply);
+            sent.push(input);
+        } else {
+            assert_eq!(reply.status, 404, "{name}: {:?}", reply.body);
+        }
+    }
+    assert!(sent.len() >= 3, "fixtures with messages: {}", sent.len());
+
+    let records = read(&kafka_brokers(), &topic, PARTITIONS, sent.len(), Duration::from_secs(30));
+    assert_eq!(records.len(), sent.len(), "records read back");
+    for input in &sent {
+        let id = input["serverMsgID"].as_str().unwrap();
+        let record = records
+            .iter()
+            .find(|r| r.header("ce_id") == id)
+            .unwrap_or_else(|| panic!("no record with ce_id {id}"));
+        assert_eq!(record.key, expected_key(input));
+        assert_eq!(record.header("ce_specversion"), "1.0");
+        assert_eq!(record.header("ce_type"), expected_type(input));
+        assert_eq!(record.header("ce_source"), "openim");
+        assert_eq!(record.header("ce_subject"), expected_key(input));
+        assert_eq!(record.header("content-type"), "application/json");
+        let sent_ms = input["sendTime"].as_i64().unwrap();
+        let time = time::OffsetDateTime::parse(record.header("ce_time"), &time::format_description::well_known::Rfc3339).unwrap();
+        assert_eq!((time.unix_timestamp_nanos() / 1_000_000) as i64, sent_ms, "ce_time is sendTime");
+        assert_data_carries_input(&record.value, input);
+        assert_matches_schema(&record.value);
+    }
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_group_stays_in_one_partition_in_order() {
+    let topic = unique("openim-order");
+    let bridge = kafka_bridge(&topic).await;
+    let template: Value = serde_json::from_str(&fixture("after_send_group_msg_01_text_ios.json")).unwrap();
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let groups = ["g_a", "g_b", "g_c", "g_d"];
+    let per_group = 25;
+    for i in 0..per_group {
+        for group in groups {
+            let mut body = template.clone();
+            body["groupID"] = group.into();
+            body["serverMsgID"] = format!("{group}-{i:03}").into();
+            assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &body.to_string()).await);
+        }
+    }
+    let total = groups.len() * per_group;
+    let records = read(&kafka_brokers(), &topic, PARTITIONS, total, Duration::from_secs(30));
+    assert_eq!(records.len(), total);
+    for group in groups {
+        let mine: Vec<_> = records.iter().filter(|r| r.key == group).collect();
+        assert_eq!(mine.len(), per_group, "{group}");
+        assert!(mine.iter().all(|r| r.partition == mine[0].partition), "{group} spans partitions");
+        let ids: Vec<_> = mine.iter().map(|r| r.header("ce_id").to_owned()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "{group} out of order");
+    }
+    let stats = bridge.stats.snapshot();
+    assert_eq!(stats.callbacks_acked, total as u64);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_delivers_everything_acked() {
+    let topic = unique("openim-drain");
+    let bridge = kafka_bridge(&topic).await;
+    let template: Value = serde_json::from_str(&fixture("after_send_single_msg_01_text.json")).unwrap();
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let count = 300;
+    for i in 0..count {
+        let mut body = template.clone();
+        body["serverMsgID"] = format!("drain-{i}").into();
+        assert_ack(&client.post("/callbackAfterSendSingleMsgCommand", &body.to_string()).await);
+    }
+    let stats = bridge.stats.clone();
+    bridge.stop().await;
+    assert_eq!(stats.snapshot().events_published, count);
+    let records = read(&kafka_brokers(), &topic, PARTITIONS, count as usize, Duration::from_secs(30));
+    let mut ids: Vec<_> = records.iter().map(|r| r.header("ce_id").to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count as usize);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_topic_fails_startup_with_a_clear_error() {
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Kafka;
+    settings.kafka.brokers = kafka_brokers();
+    settings.kafka.topic = unique("openim-never-created");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = openim_bridge::App::start(settings.clone(), listener).await.err().expect("startup fails");
+    let text = err.to_string();
+    assert!(text.contains(&settings.kafka.topic) && text.contains("does not exist"), "{text}");
+}
