@@ -20,9 +20,9 @@ use crate::config::{Settings, SinkKind};
 use crate::ingress::{server, Handler};
 use crate::queue::{self, QueueSender};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
+use crate::sink::publisher;
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
 use crate::sink::stdout::StdoutSink;
-use crate::sink::publisher;
 use crate::stats::Stats;
 
 /// The bridge could not start.
@@ -60,14 +60,32 @@ impl App {
         let sink_settings = settings.sink.clone();
         let counters = Arc::clone(&stats);
         let publisher = match settings.sink.kind {
-            SinkKind::Stdout => tokio::spawn(publisher::run(StdoutSink::new(), receiver, sink_settings, counters, stop)),
+            SinkKind::Stdout => tokio::spawn(publisher::run(
+                StdoutSink::new(),
+                receiver,
+                sink_settings,
+                counters,
+                stop,
+            )),
             SinkKind::Kafka => {
                 let sink = KafkaSink::start(&settings.kafka).await?;
-                tokio::spawn(publisher::run(sink, receiver, sink_settings, counters, stop))
+                tokio::spawn(publisher::run(
+                    sink,
+                    receiver,
+                    sink_settings,
+                    counters,
+                    stop,
+                ))
             }
             SinkKind::Rabbitmq => {
                 let sink = RabbitMqSink::start(&settings.rabbitmq).await?;
-                tokio::spawn(publisher::run(sink, receiver, sink_settings, counters, stop))
+                tokio::spawn(publisher::run(
+                    sink,
+                    receiver,
+                    sink_settings,
+                    counters,
+                    stop,
+                ))
             }
         };
         Ok(Self {
@@ -90,7 +108,7 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let drain = Duration::from_millis(self.settings.shutdown.drain_timeout_ms);
         if let Ok(addr) = self.listener.local_addr() {
-            info!(%addr, sink = ?self.settings.sink.kind, "openim-bridge listening on http://{addr}");
+            info!(sink = ?self.settings.sink.kind, "openim-bridge listening on http://{addr}");
         }
         let handler = Handler::new(
             self.queue.clone(),
@@ -104,10 +122,16 @@ impl App {
             let _ = fired_tx.send(tokio::time::Instant::now());
         };
         server::serve(self.listener, handler, &self.settings.http, shutdown, drain).await;
-        let deadline = fired_rx.await.unwrap_or_else(|_| tokio::time::Instant::now()) + drain;
+        let deadline = fired_rx
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now())
+            + drain;
         let _ = self.stop_publisher.send(());
         let mut publisher = self.publisher;
-        if tokio::time::timeout_at(deadline, &mut publisher).await.is_err() {
+        if tokio::time::timeout_at(deadline, &mut publisher)
+            .await
+            .is_err()
+        {
             publisher.abort();
             error!(
                 lost_events = self.queue.held(),

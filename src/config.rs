@@ -169,7 +169,7 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// Topic every event is written to.
     pub topic: String,
-    /// `none` | `gzip` | `snappy` | `lz4` | `zstd` (librdkafka `compression.type`).
+    /// `none` | `gzip` | `snappy` | `lz4` (librdkafka `compression.type`; zstd is not compiled in).
     pub compression: String,
     /// How long the producer waits to fill a batch (librdkafka `linger.ms`).
     pub linger_ms: u64,
@@ -297,7 +297,10 @@ impl Settings {
     /// Loads defaults, then `file` if given, then the environment.
     ///
     /// `env` replaces the process environment when given (tests use it).
-    pub fn load(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
@@ -340,8 +343,20 @@ impl Settings {
                 "must be at least 1 and not above sink.retry_max_ms",
             );
         }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return invalid(
+                "log.level",
+                &format!(
+                    "{:?} is not a log filter ({err}); try `info` or `openim_bridge=debug,info`",
+                    self.log.level
+                ),
+            );
+        }
         if self.event.source.is_empty() {
-            return invalid("event.source", "must not be empty (CloudEvents requires a source)");
+            return invalid(
+                "event.source",
+                "must not be empty (CloudEvents requires a source)",
+            );
         }
         match self.sink.kind {
             SinkKind::Kafka => self.kafka.validate(),
@@ -365,7 +380,10 @@ impl KafkaSettings {
         })?;
         // The bridge promises no loss and per-group order: these two
         // librdkafka properties are what make that true.
-        for (name, allowed) in [("enable.idempotence", &["true"][..]), ("acks", &["all", "-1"][..])] {
+        for (name, allowed) in [
+            ("enable.idempotence", &["true"][..]),
+            ("acks", &["all", "-1"][..]),
+        ] {
             if let Some(value) = self.options.get(name) {
                 if !allowed.contains(&value.as_str()) {
                     return Err(ConfigError::Invalid {
@@ -385,9 +403,14 @@ impl KafkaSettings {
 /// Kafka's own rule for topic names.
 fn validate_topic_name(topic: &str) -> Result<(), String> {
     if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
-        return Err(format!("{topic:?} is not a valid Kafka topic name (1 to 249 characters, not `.` or `..`)"));
+        return Err(format!(
+            "{topic:?} is not a valid Kafka topic name (1 to 249 characters, not `.` or `..`)"
+        ));
     }
-    if let Some(bad) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(format!(
             "{topic:?} contains {bad:?}; Kafka topic names may only use ASCII letters, digits, `.`, `_` and `-`"
         ));
@@ -400,7 +423,9 @@ impl RabbitMqSettings {
         if let Err(problem) = self.url.parse::<lapin::uri::AMQPUri>() {
             return Err(ConfigError::Invalid {
                 key: "rabbitmq.url",
-                problem: format!("is not an AMQP URL ({problem}); expected amqp://user:pass@host:5672/%2f"),
+                problem: format!(
+                    "is not an AMQP URL ({problem}); expected amqp://user:pass@host:5672/%2f"
+                ),
             });
         }
         if self.url.starts_with("amqps:") {
@@ -412,7 +437,9 @@ impl RabbitMqSettings {
         if self.exchange.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "rabbitmq.exchange",
-                problem: "must not be empty: the default exchange cannot be declared; name an exchange".to_owned(),
+                problem:
+                    "must not be empty: the default exchange cannot be declared; name an exchange"
+                        .to_owned(),
             });
         }
         let mut rest = self.routing_key.clone();
@@ -438,7 +465,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     fn load_err(pairs: &[(&str, &str)]) -> String {
@@ -460,7 +492,10 @@ mod tests {
             None,
             env(&[
                 ("OPENIM_BRIDGE__SINK__KIND", "kafka"),
-                ("OPENIM_BRIDGE__KAFKA__BROKERS", "10.0.0.1:9092,10.0.0.2:9092"),
+                (
+                    "OPENIM_BRIDGE__KAFKA__BROKERS",
+                    "10.0.0.1:9092,10.0.0.2:9092",
+                ),
                 ("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:9999"),
                 ("OPENIM_BRIDGE__KAFKA__LINGER_MS", "20"),
             ]),
@@ -482,7 +517,11 @@ mod tests {
             "[sink]\nkind = \"rabbitmq\"\n[rabbitmq]\nexchange = \"from-file\"\nrouting_key = \"chat.{command}\"\n[kafka.options]\n\"queue.buffering.max.kbytes\" = 2048\n",
         )
         .unwrap();
-        let settings = Settings::load(Some(&path), env(&[("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", "from-env")])).unwrap();
+        let settings = Settings::load(
+            Some(&path),
+            env(&[("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", "from-env")]),
+        )
+        .unwrap();
         assert_eq!(settings.sink.kind, SinkKind::Rabbitmq);
         assert_eq!(settings.rabbitmq.exchange, "from-env");
         assert_eq!(settings.rabbitmq.routing_key, "chat.{command}");
@@ -502,9 +541,15 @@ mod tests {
 
     #[test]
     fn contradictory_values_are_rejected() {
-        let err = load_err(&[("OPENIM_BRIDGE__SINK__KIND", "kafka"), ("OPENIM_BRIDGE__KAFKA__TOPIC", "a topic")]);
+        let err = load_err(&[
+            ("OPENIM_BRIDGE__SINK__KIND", "kafka"),
+            ("OPENIM_BRIDGE__KAFKA__TOPIC", "a topic"),
+        ]);
         assert!(err.contains("kafka.topic"), "{err}");
-        let err = load_err(&[("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"), ("OPENIM_BRIDGE__RABBITMQ__URL", "http://x")]);
+        let err = load_err(&[
+            ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"),
+            ("OPENIM_BRIDGE__RABBITMQ__URL", "http://x"),
+        ]);
         assert!(err.contains("rabbitmq.url"), "{err}");
         let err = load_err(&[
             ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"),
@@ -516,12 +561,22 @@ mod tests {
     }
 
     #[test]
+    fn example_file_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/openim-bridge.example.toml");
+        let example = Settings::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(format!("{example:?}"), format!("{:?}", Settings::default()));
+    }
+
+    #[test]
     fn loss_enabling_kafka_options_are_rejected() {
         let mut settings = Settings::default();
         settings.sink.kind = SinkKind::Kafka;
         settings.kafka.options.insert("acks".into(), "1".into());
         let err = settings.validate().unwrap_err().to_string();
-        assert!(err.contains("kafka.options") && err.contains("acks"), "{err}");
+        assert!(
+            err.contains("kafka.options") && err.contains("acks"),
+            "{err}"
+        );
         settings.kafka.options.insert("acks".into(), "all".into());
         settings.validate().unwrap();
     }

@@ -16,6 +16,8 @@
 //! Around them: [`config`] (one settings tree), [`telemetry`] (logs),
 //! [`stats`] (counters), [`shutdown`], and [`app`], which wires it all.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod config;
 pub mod ingress;

@@ -1,5 +1,6 @@
 //! The `openim-bridge` binary: settings, logs, listener, run.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,7 +47,11 @@ async fn main() -> ExitCode {
         println!("{settings:#?}");
         return ExitCode::SUCCESS;
     }
-    telemetry::init(&settings.log, std::io::stderr);
+    telemetry::init(
+        &settings.log,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
     let listener = match TcpListener::bind(settings.http.listen).await {
         Ok(listener) => listener,
         Err(err) => {

@@ -90,7 +90,9 @@ impl QueueSender {
         // is clamped to it, so it can still pass when the queue is empty
         // (config validation keeps max_bytes >= max_body_bytes anyway).
         let size = u32::try_from(event.size().min(self.max_bytes)).unwrap_or(u32::MAX);
-        let slot = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| self.full())?;
+        let slot = Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .map_err(|_| self.full())?;
         let bytes = Arc::clone(&self.bytes)
             .try_acquire_many_owned(size)
             .map_err(|_| self.full())?;
@@ -176,10 +178,16 @@ mod tests {
         let (tx, mut rx) = bounded(100, one * 2);
         tx.try_push(event(1000)).unwrap();
         tx.try_push(event(1000)).unwrap();
-        assert!(matches!(tx.try_push(event(1000)), Err(PushError::Full { .. })));
+        assert!(matches!(
+            tx.try_push(event(1000)),
+            Err(PushError::Full { .. })
+        ));
         // Taken out but not yet confirmed: still counts.
         let in_flight = rx.recv().await.unwrap();
-        assert!(matches!(tx.try_push(event(1000)), Err(PushError::Full { .. })));
+        assert!(matches!(
+            tx.try_push(event(1000)),
+            Err(PushError::Full { .. })
+        ));
         drop(in_flight);
         tx.try_push(event(1000)).unwrap();
     }

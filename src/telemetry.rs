@@ -1,5 +1,9 @@
 //! Logging: a `tracing` subscriber writing to standard error (standard
-//! output belongs to the stdout sink), human-readable or JSON.
+//! output belongs to the stdout sink), human-readable or JSON, and a rate
+//! limit for log lines a client can trigger at will.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
@@ -7,17 +11,68 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides
-/// `log.level`. Does nothing if one is already installed (tests).
-pub fn init<W>(settings: &LogSettings, writer: W)
+/// `log.level` (validated at startup). Colours only on a terminal. Does
+/// nothing if one is already installed (tests).
+pub fn init<W>(settings: &LogSettings, writer: W, ansi: bool)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // lapin logs every returned (unroutable) message at warn, payload
+    // included: the publisher reports those itself, without the payload.
+    let quiet = "lapin::returned_messages=off";
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+        .or_else(|_| EnvFilter::try_new(format!("{},{quiet}", settings.level)))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{quiet}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
     let _already_set = match settings.format {
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Lets one log line through per second and counts the rest, so a flood of
+/// bad requests cannot flood the disk with logs.
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    /// The second (since the epoch) of the last line let through.
+    last_second: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimit {
+    /// `Some(n)` if a line may be logged now, `n` being how many were
+    /// suppressed since the last one; `None` if this one is suppressed.
+    pub fn allow(&self) -> Option<u64> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let last = self.last_second.load(Ordering::Relaxed);
+        if last != now
+            && self
+                .last_second
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+
+    #[test]
+    fn one_line_per_second_and_a_count_of_the_rest() {
+        let limit = RateLimit::default();
+        assert_eq!(limit.allow(), Some(0));
+        // Unless the second ticks over right here, the rest are counted.
+        let passed = (0..100).filter(|_| limit.allow().is_some()).count();
+        assert!(passed <= 1, "{passed}");
+    }
 }

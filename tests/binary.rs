@@ -28,7 +28,12 @@ fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                let _ = addr_tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
             }
         }
     });
@@ -49,7 +54,11 @@ fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     for _ in 0..300 {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
@@ -65,7 +74,12 @@ fn help_documents_the_flags_and_the_environment() {
     let output = Command::new(BIN).arg("--help").output().unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    for needle in ["--config", "--log-json", "--check-config", "OPENIM_BRIDGE__"] {
+    for needle in [
+        "--config",
+        "--log-json",
+        "--check-config",
+        "OPENIM_BRIDGE__",
+    ] {
         assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
     }
 }
@@ -79,19 +93,36 @@ fn invalid_configuration_exits_2_naming_the_key() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let text = String::from_utf8(output.stderr).unwrap();
-    assert!(text.contains("sink.kind") && text.contains("kafak"), "{text}");
+    assert!(
+        text.contains("sink.kind") && text.contains("kafak"),
+        "{text}"
+    );
 
-    let output = Command::new(BIN).args(["--config", "/nonexistent/bridge.toml"]).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["--config", "/nonexistent/bridge.toml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr).unwrap().contains("/nonexistent/bridge.toml"));
+    assert!(String::from_utf8(output.stderr)
+        .unwrap()
+        .contains("/nonexistent/bridge.toml"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn default_stdout_sink_prints_cloudevents_and_sigterm_exits_0() {
     let (child, addr, lines) = spawn(&[]);
     let body = fixture("after_send_group_msg_02_attext_android.json");
-    assert_ack(&post(addr, "/callbackExample/callbackAfterSendGroupMsgCommand", &body).await);
-    let line = lines.recv_timeout(Duration::from_secs(10)).expect("a line on stdout");
+    assert_ack(
+        &post(
+            addr,
+            "/callbackExample/callbackAfterSendGroupMsgCommand",
+            &body,
+        )
+        .await,
+    );
+    let line = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a line on stdout");
     let event: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["specversion"], "1.0");
     assert_eq!(event["id"], "4b1a0c9d8e7f6a5b4c3d2e1f0a9b8c7d");
@@ -117,5 +148,8 @@ async fn kafka_sink_from_environment_variables_only() {
     let records = common::kafka::read(&brokers, &topic, 3, 1, Duration::from_secs(20));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].key, "si_u_1001_u_1002");
-    assert_eq!(records[0].header("ce_id"), "0b2676769e9eceb4983cb12966586f48");
+    assert_eq!(
+        records[0].header("ce_id"),
+        "0b2676769e9eceb4983cb12966586f48"
+    );
 }

@@ -27,7 +27,10 @@ fn assert_error(reply: &Reply, status: u16, needle: &str) {
     assert_eq!(body["errCode"], status, "{body}");
     assert_eq!(body["nextCode"], 0, "{body}");
     let message = body["errMsg"].as_str().unwrap();
-    assert!(message.contains(needle), "errMsg {message:?} lacks {needle:?}");
+    assert!(
+        message.contains(needle),
+        "errMsg {message:?} lacks {needle:?}"
+    );
 }
 
 #[tokio::test]
@@ -65,9 +68,19 @@ async fn wrong_method_is_405_with_allow() {
 #[tokio::test]
 async fn url_and_body_command_must_agree() {
     let bridge = stdout_bridge().await;
-    let reply = post(bridge.addr, "/hook/callbackAfterSendSingleMsgCommand", &fixture(GROUP)).await;
+    let reply = post(
+        bridge.addr,
+        "/hook/callbackAfterSendSingleMsgCommand",
+        &fixture(GROUP),
+    )
+    .await;
     assert_error(&reply, 400, "callbackAfterSendSingleMsgCommand");
-    let reply = post(bridge.addr, "/hook?command=callbackAfterSendSingleMsgCommand", &fixture(GROUP)).await;
+    let reply = post(
+        bridge.addr,
+        "/hook?command=callbackAfterSendSingleMsgCommand",
+        &fixture(GROUP),
+    )
+    .await;
     assert_error(&reply, 400, "callbackAfterSendGroupMsgCommand");
     bridge.stop().await;
 }
@@ -90,13 +103,34 @@ async fn bad_bodies_are_400_naming_the_problem() {
         (good[..good.len() / 2].to_owned(), "not a JSON object"),
         ("[1,2]".to_owned(), "not a JSON object"),
         ("{\"groupID\":\"g\"}".to_owned(), "callbackCommand"),
-        (good.replace("\"senderPlatformID\":1", "\"senderPlatformID\":\"1\""), "senderPlatformID"),
+        (
+            good.replace("\"senderPlatformID\":1", "\"senderPlatformID\":\"1\""),
+            "senderPlatformID",
+        ),
         (good.replace("\"seq\":0", "\"seq\":-5"), "seq"),
-        (good.replace("\"sessionType\":3", "\"sessionType\":2147483648"), "sessionType"),
-        (good.replace("\"sendTime\":1719800000123", "\"sendTime\":\"now\""), "sendTime"),
-        (good.replace("\"groupID\":\"g_3001\"", "\"groupID\":null"), "groupID"),
-        (good.replace("\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\"", "\"serverMsgID\":\"\""), "serverMsgID"),
-        (format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)), "not a JSON object"),
+        (
+            good.replace("\"sessionType\":3", "\"sessionType\":2147483648"),
+            "sessionType",
+        ),
+        (
+            good.replace("\"sendTime\":1719800000123", "\"sendTime\":\"now\""),
+            "sendTime",
+        ),
+        (
+            good.replace("\"groupID\":\"g_3001\"", "\"groupID\":null"),
+            "groupID",
+        ),
+        (
+            good.replace(
+                "\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\"",
+                "\"serverMsgID\":\"\"",
+            ),
+            "serverMsgID",
+        ),
+        (
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)),
+            "not a JSON object",
+        ),
     ];
     let mut client = OpenImClient::connect(bridge.addr).await;
     for (body, needle) in &cases {
@@ -105,10 +139,15 @@ async fn bad_bodies_are_400_naming_the_problem() {
     }
     let invalid_utf8 = hyper::Request::post("/callbackAfterSendGroupMsgCommand")
         .header("Host", "bridge")
-        .body(Full::new(Bytes::from_static(b"{\"callbackCommand\":\"\xff\"}")))
+        .body(Full::new(Bytes::from_static(
+            b"{\"callbackCommand\":\"\xff\"}",
+        )))
         .unwrap();
     assert_error(&client.send(invalid_utf8).await, 400, "JSON");
-    assert_eq!(bridge.stats.snapshot().callbacks_invalid, cases.len() as u64 + 1);
+    assert_eq!(
+        bridge.stats.snapshot().callbacks_invalid,
+        cases.len() as u64 + 1
+    );
     assert_eq!(bridge.stats.snapshot().callbacks_acked, 0);
     bridge.stop().await;
 }
@@ -131,8 +170,15 @@ async fn oversized_bodies_are_413_declared_or_chunked() {
     let mut settings = test_settings();
     settings.http.max_body_bytes = 4096;
     let bridge = TestBridge::start(settings).await;
-    let big = format!("{{\"callbackCommand\":\"callbackAfterSendGroupMsgCommand\",\"content\":\"{}\"}}", "x".repeat(10_000));
-    assert_error(&post(bridge.addr, "/callbackAfterSendGroupMsgCommand", &big).await, 413, "max_body_bytes");
+    let big = format!(
+        "{{\"callbackCommand\":\"callbackAfterSendGroupMsgCommand\",\"content\":\"{}\"}}",
+        "x".repeat(10_000)
+    );
+    assert_error(
+        &post(bridge.addr, "/callbackAfterSendGroupMsgCommand", &big).await,
+        413,
+        "max_body_bytes",
+    );
 
     // Chunked: no Content-Length, so the limit applies while reading.
     let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
@@ -162,9 +208,19 @@ async fn a_full_queue_answers_503_and_counts_it() {
     let bridge = TestBridge::start(settings).await;
     let body = fixture(GROUP);
     let mut client = OpenImClient::connect(bridge.addr).await;
-    assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &body).await);
-    assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &body).await);
-    let reply = client.post("/callbackAfterSendGroupMsgCommand", &body).await;
+    assert_ack(
+        &client
+            .post("/callbackAfterSendGroupMsgCommand", &body)
+            .await,
+    );
+    assert_ack(
+        &client
+            .post("/callbackAfterSendGroupMsgCommand", &body)
+            .await,
+    );
+    let reply = client
+        .post("/callbackAfterSendGroupMsgCommand", &body)
+        .await;
     assert_error(&reply, 503, "queue is full");
     let stats = bridge.stats.snapshot();
     assert_eq!((stats.callbacks_acked, stats.callbacks_unavailable), (2, 1));

@@ -31,7 +31,9 @@ async fn every_message_fixture_becomes_a_cloudevent_record() {
     for (name, body) in fixtures() {
         let input: Value = serde_json::from_str(&body).unwrap();
         let command = input["callbackCommand"].as_str().unwrap().to_owned();
-        let reply = client.post(&format!("/callbackExample/{command}"), &body).await;
+        let reply = client
+            .post(&format!("/callbackExample/{command}"), &body)
+            .await;
         if command.starts_with("callbackAfterSend") {
             assert_ack(&reply);
             sent.push(input);
@@ -41,7 +43,13 @@ async fn every_message_fixture_becomes_a_cloudevent_record() {
     }
     assert!(sent.len() >= 3, "fixtures with messages: {}", sent.len());
 
-    let records = read(&kafka_brokers(), &topic, PARTITIONS, sent.len(), Duration::from_secs(30));
+    let records = read(
+        &kafka_brokers(),
+        &topic,
+        PARTITIONS,
+        sent.len(),
+        Duration::from_secs(30),
+    );
     assert_eq!(records.len(), sent.len(), "records read back");
     for input in &sent {
         let id = input["serverMsgID"].as_str().unwrap();
@@ -56,8 +64,16 @@ async fn every_message_fixture_becomes_a_cloudevent_record() {
         assert_eq!(record.header("ce_subject"), expected_key(input));
         assert_eq!(record.header("content-type"), "application/json");
         let sent_ms = input["sendTime"].as_i64().unwrap();
-        let time = time::OffsetDateTime::parse(record.header("ce_time"), &time::format_description::well_known::Rfc3339).unwrap();
-        assert_eq!((time.unix_timestamp_nanos() / 1_000_000) as i64, sent_ms, "ce_time is sendTime");
+        let time = time::OffsetDateTime::parse(
+            record.header("ce_time"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert_eq!(
+            (time.unix_timestamp_nanos() / 1_000_000) as i64,
+            sent_ms,
+            "ce_time is sendTime"
+        );
         assert_data_carries_input(&record.value, input);
         assert_matches_schema(&record.value);
     }
@@ -68,7 +84,8 @@ async fn every_message_fixture_becomes_a_cloudevent_record() {
 async fn one_group_stays_in_one_partition_in_order() {
     let topic = unique("openim-order");
     let bridge = kafka_bridge(&topic).await;
-    let template: Value = serde_json::from_str(&fixture("after_send_group_msg_01_text_ios.json")).unwrap();
+    let template: Value =
+        serde_json::from_str(&fixture("after_send_group_msg_01_text_ios.json")).unwrap();
     let mut client = OpenImClient::connect(bridge.addr).await;
     let groups = ["g_a", "g_b", "g_c", "g_d"];
     let per_group = 25;
@@ -77,16 +94,29 @@ async fn one_group_stays_in_one_partition_in_order() {
             let mut body = template.clone();
             body["groupID"] = group.into();
             body["serverMsgID"] = format!("{group}-{i:03}").into();
-            assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &body.to_string()).await);
+            assert_ack(
+                &client
+                    .post("/callbackAfterSendGroupMsgCommand", &body.to_string())
+                    .await,
+            );
         }
     }
     let total = groups.len() * per_group;
-    let records = read(&kafka_brokers(), &topic, PARTITIONS, total, Duration::from_secs(30));
+    let records = read(
+        &kafka_brokers(),
+        &topic,
+        PARTITIONS,
+        total,
+        Duration::from_secs(30),
+    );
     assert_eq!(records.len(), total);
     for group in groups {
         let mine: Vec<_> = records.iter().filter(|r| r.key == group).collect();
         assert_eq!(mine.len(), per_group, "{group}");
-        assert!(mine.iter().all(|r| r.partition == mine[0].partition), "{group} spans partitions");
+        assert!(
+            mine.iter().all(|r| r.partition == mine[0].partition),
+            "{group} spans partitions"
+        );
         let ids: Vec<_> = mine.iter().map(|r| r.header("ce_id").to_owned()).collect();
         let mut sorted = ids.clone();
         sorted.sort();
@@ -101,19 +131,33 @@ async fn one_group_stays_in_one_partition_in_order() {
 async fn shutdown_delivers_everything_acked() {
     let topic = unique("openim-drain");
     let bridge = kafka_bridge(&topic).await;
-    let template: Value = serde_json::from_str(&fixture("after_send_single_msg_01_text.json")).unwrap();
+    let template: Value =
+        serde_json::from_str(&fixture("after_send_single_msg_01_text.json")).unwrap();
     let mut client = OpenImClient::connect(bridge.addr).await;
     let count = 300;
     for i in 0..count {
         let mut body = template.clone();
         body["serverMsgID"] = format!("drain-{i}").into();
-        assert_ack(&client.post("/callbackAfterSendSingleMsgCommand", &body.to_string()).await);
+        assert_ack(
+            &client
+                .post("/callbackAfterSendSingleMsgCommand", &body.to_string())
+                .await,
+        );
     }
     let stats = bridge.stats.clone();
     bridge.stop().await;
     assert_eq!(stats.snapshot().events_published, count);
-    let records = read(&kafka_brokers(), &topic, PARTITIONS, count as usize, Duration::from_secs(30));
-    let mut ids: Vec<_> = records.iter().map(|r| r.header("ce_id").to_owned()).collect();
+    let records = read(
+        &kafka_brokers(),
+        &topic,
+        PARTITIONS,
+        count as usize,
+        Duration::from_secs(30),
+    );
+    let mut ids: Vec<_> = records
+        .iter()
+        .map(|r| r.header("ce_id").to_owned())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count as usize);
@@ -126,7 +170,13 @@ async fn a_missing_topic_fails_startup_with_a_clear_error() {
     settings.kafka.brokers = kafka_brokers();
     settings.kafka.topic = unique("openim-never-created");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = openim_bridge::App::start(settings.clone(), listener).await.err().expect("startup fails");
+    let err = openim_bridge::App::start(settings.clone(), listener)
+        .await
+        .err()
+        .expect("startup fails");
     let text = err.to_string();
-    assert!(text.contains(&settings.kafka.topic) && text.contains("does not exist"), "{text}");
+    assert!(
+        text.contains(&settings.kafka.topic) && text.contains("does not exist"),
+        "{text}"
+    );
 }

@@ -30,7 +30,11 @@ async fn every_message_fixture_becomes_a_cloudevent_message() {
         let input: Value = serde_json::from_str(&body).unwrap();
         let command = input["callbackCommand"].as_str().unwrap().to_owned();
         if command.starts_with("callbackAfterSend") {
-            assert_ack(&client.post(&format!("/openim/{command}?contenttype=json"), &body).await);
+            assert_ack(
+                &client
+                    .post(&format!("/openim/{command}?contenttype=json"), &body)
+                    .await,
+            );
             sent.push(input);
         }
     }
@@ -49,7 +53,10 @@ async fn every_message_fixture_becomes_a_cloudevent_message() {
         assert_eq!(header(delivery, "ce-source"), "openim");
         assert_eq!(header(delivery, "ce-subject"), expected_key(input));
         assert!(header(delivery, "ce-time").ends_with('Z'));
-        assert_eq!(props.content_type().as_ref().map(|s| s.as_str()), Some("application/json"));
+        assert_eq!(
+            props.content_type().as_ref().map(|s| s.as_str()),
+            Some("application/json")
+        );
         assert_eq!(props.message_id().as_ref().map(|s| s.as_str()), Some(id));
         assert_eq!(*props.delivery_mode(), Some(2));
         assert!(props.timestamp().is_some_and(|t| t > 1_700_000_000));
@@ -67,12 +74,20 @@ async fn routing_key_template_is_applied() {
     let mut settings = rabbit_settings(&exchange);
     settings.rabbitmq.routing_key = "chat.{command}.{key}".to_owned();
     let bridge = TestBridge::start(settings).await;
-    let mut binding = Binding::new(&amqp_url(), &exchange, "chat.callbackAfterSendGroupMsgCommand.g_3001").await;
+    let mut binding = Binding::new(
+        &amqp_url(),
+        &exchange,
+        "chat.callbackAfterSendGroupMsgCommand.g_3001",
+    )
+    .await;
     let body = fixture("after_send_group_msg_02_attext_android.json");
     assert_ack(&post(bridge.addr, "/callbackAfterSendGroupMsgCommand", &body).await);
     let deliveries = binding.read(1, Duration::from_secs(10)).await;
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(header(&deliveries[0], "ce-id"), "4b1a0c9d8e7f6a5b4c3d2e1f0a9b8c7d");
+    assert_eq!(
+        header(&deliveries[0], "ce-id"),
+        "4b1a0c9d8e7f6a5b4c3d2e1f0a9b8c7d"
+    );
     bridge.stop().await;
     binding.delete_exchange(&exchange).await;
 }
@@ -85,17 +100,25 @@ async fn unroutable_messages_are_counted_as_rejected() {
     let body = fixture("after_send_group_msg_01_text_ios.json");
     assert_ack(&post(bridge.addr, "/callbackAfterSendGroupMsgCommand", &body).await);
     let stats = bridge.stats.clone();
-    assert!(eventually(Duration::from_secs(10), || stats.snapshot().events_rejected == 1).await);
+    assert!(
+        eventually(Duration::from_secs(10), || stats.snapshot().events_rejected
+            == 1)
+        .await
+    );
     assert_eq!(stats.snapshot().events_published, 0);
     bridge.stop().await;
-    Binding::new(&amqp_url(), &exchange, "#").await.delete_exchange(&exchange).await;
+    Binding::new(&amqp_url(), &exchange, "#")
+        .await
+        .delete_exchange(&exchange)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_exchange_is_declared_again_and_nothing_is_lost() {
     let exchange = unique("openim-redeclare");
     let bridge = TestBridge::start(rabbit_settings(&exchange)).await;
-    let template: Value = serde_json::from_str(&fixture("after_send_group_msg_01_text_ios.json")).unwrap();
+    let template: Value =
+        serde_json::from_str(&fixture("after_send_group_msg_01_text_ios.json")).unwrap();
     let mut client = OpenImClient::connect(bridge.addr).await;
     let send = |i: usize| {
         let mut body = template.clone();
@@ -107,18 +130,31 @@ async fn a_deleted_exchange_is_declared_again_and_nothing_is_lost() {
     // with a channel error: the bridge must reconnect, declare again, and
     // send the event again.
     first.delete_exchange(&exchange).await;
-    assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &send(0)).await);
+    assert_ack(
+        &client
+            .post("/callbackAfterSendGroupMsgCommand", &send(0))
+            .await,
+    );
     let stats = bridge.stats.clone();
     assert!(
-        eventually(Duration::from_secs(15), || stats.snapshot().events_retried >= 1 || stats.snapshot().events_rejected >= 1).await,
+        eventually(Duration::from_secs(15), || stats.snapshot().events_retried
+            >= 1
+            || stats.snapshot().events_rejected >= 1)
+        .await,
         "{:?}",
         stats.snapshot()
     );
     // Now bound again: later events arrive.
     let mut binding = Binding::new(&amqp_url(), &exchange, "#").await;
-    assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &send(1)).await);
+    assert_ack(
+        &client
+            .post("/callbackAfterSendGroupMsgCommand", &send(1))
+            .await,
+    );
     let deliveries = binding.read(1, Duration::from_secs(15)).await;
-    assert!(deliveries.iter().any(|d| header(d, "ce-id") == "redeclare-1"));
+    assert!(deliveries
+        .iter()
+        .any(|d| header(d, "ce-id") == "redeclare-1"));
     bridge.stop().await;
     binding.delete_exchange(&exchange).await;
 }

@@ -18,6 +18,7 @@ use super::reply::{self, Reply};
 use crate::normalize::{self, CallbackKind, NormalizeError};
 use crate::queue::{PushError, QueueSender};
 use crate::stats::Stats;
+use crate::telemetry::RateLimit;
 
 /// Why a callback was not accepted. Each maps to one HTTP status, and its
 /// text becomes `errMsg`.
@@ -65,7 +66,9 @@ impl CallbackError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::BodyRead(_) | Self::Body(_) | Self::CommandMismatch { .. } => StatusCode::BAD_REQUEST,
+            Self::BodyRead(_) | Self::Body(_) | Self::CommandMismatch { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnknownCommand(_) => StatusCode::NOT_FOUND,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -79,6 +82,7 @@ pub struct Handler {
     source: Arc<str>,
     max_body_bytes: usize,
     stats: Arc<Stats>,
+    refusal_log: Arc<RateLimit>,
 }
 
 impl Handler {
@@ -89,6 +93,7 @@ impl Handler {
             source: Arc::from(source),
             max_body_bytes,
             stats,
+            refusal_log: Arc::default(),
         }
     }
 
@@ -116,7 +121,9 @@ impl Handler {
                 } else {
                     Stats::add(&self.stats.callbacks_invalid, 1);
                 }
-                warn!(status = status.as_u16(), reason = %err, "callback refused");
+                if let Some(suppressed) = self.refusal_log.allow() {
+                    warn!(status = status.as_u16(), reason = %err, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
+                }
                 reply::error(status, &err.to_string())
             }
         }
@@ -128,7 +135,9 @@ impl Handler {
             return Err(CallbackError::MethodNotAllowed(request.method().clone()));
         }
         if let Some(encoding) = request.headers().get(CONTENT_ENCODING) {
-            let encoding = String::from_utf8_lossy(encoding.as_bytes()).trim().to_ascii_lowercase();
+            let encoding = String::from_utf8_lossy(encoding.as_bytes())
+                .trim()
+                .to_ascii_lowercase();
             if encoding != "identity" {
                 return Err(CallbackError::Encoding(encoding));
             }
@@ -149,7 +158,8 @@ impl Handler {
         if let Some(url) = url_command.filter(|url| *url != command) {
             return Err(CallbackError::CommandMismatch { url, body: command });
         }
-        let kind = CallbackKind::from_command(&command).ok_or(CallbackError::UnknownCommand(command))?;
+        let kind =
+            CallbackKind::from_command(&command).ok_or(CallbackError::UnknownCommand(command))?;
         let event = normalize::normalize(kind, &body, received_at, &self.source)?;
         debug!(event_id = %event.id, key = %event.key, "callback queued");
         self.queue.try_push(event)?;
@@ -159,7 +169,9 @@ impl Handler {
     async fn read_body(&self, body: Incoming) -> Result<Bytes, CallbackError> {
         match Limited::new(body, self.max_body_bytes).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(CallbackError::TooLarge(self.max_body_bytes)),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                Err(CallbackError::TooLarge(self.max_body_bytes))
+            }
             Err(err) => Err(CallbackError::BodyRead(err.to_string())),
         }
     }
@@ -169,7 +181,9 @@ impl Handler {
 /// looks like one (`/prefix/callbackAfterSendGroupMsgCommand`), else the
 /// `command` query parameter (OpenIM 3.0-3.4 posted to `{url}?command=...`).
 pub fn url_command(uri: &Uri) -> Option<String> {
-    let is_command = |s: &str| s.starts_with("callback") && s.ends_with("Command") && s.len() > "callbackCommand".len();
+    let is_command = |s: &str| {
+        s.starts_with("callback") && s.ends_with("Command") && s.len() > "callbackCommand".len()
+    };
     let last = uri.path().rsplit('/').find(|s| !s.is_empty());
     if let Some(segment) = last.filter(|s| is_command(s)) {
         return Some(segment.to_owned());
@@ -193,7 +207,8 @@ mod tests {
     #[test]
     fn command_from_path_or_query() {
         assert_eq!(
-            command("/callbackExample/callbackAfterSendGroupMsgCommand?contenttype=json").as_deref(),
+            command("/callbackExample/callbackAfterSendGroupMsgCommand?contenttype=json")
+                .as_deref(),
             Some("callbackAfterSendGroupMsgCommand")
         );
         assert_eq!(

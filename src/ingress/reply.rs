@@ -46,7 +46,9 @@ pub fn error(status: StatusCode, message: &str) -> Reply {
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut reply = json(status, bytes.into());
     if status == StatusCode::METHOD_NOT_ALLOWED {
-        reply.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        reply
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
     }
     reply
 }

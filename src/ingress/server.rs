@@ -63,8 +63,14 @@ pub async fn serve(
         }
     }
     drop(listener);
-    info!(open_connections = graceful.count(), "stopped accepting; finishing open requests");
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    info!(
+        open_connections = graceful.count(),
+        "stopped accepting; finishing open requests"
+    );
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!("some connections were still busy at the shutdown deadline");
     }
 }

@@ -47,7 +47,11 @@ impl Event {
 
     /// Bytes this event holds in memory, for the queue's byte budget.
     pub fn size(&self) -> usize {
-        self.id.len() + self.time.len() + self.key.len() + self.data.len() + std::mem::size_of::<Self>()
+        self.id.len()
+            + self.time.len()
+            + self.key.len()
+            + self.data.len()
+            + std::mem::size_of::<Self>()
     }
 
     /// The CloudEvents attributes other than `datacontenttype`, as
@@ -109,7 +113,8 @@ pub(super) struct MessageData<'a> {
 pub fn rfc3339(at: OffsetDateTime) -> String {
     // Formatting a UTC OffsetDateTime with a year in 0..=9999 cannot fail;
     // every value reaching here comes from `from_unix_ms` or the clock.
-    at.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+    at.format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }
 
 /// Milliseconds since the epoch as a UTC time, if representable in RFC 3339

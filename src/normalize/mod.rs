@@ -105,7 +105,9 @@ pub fn normalize(
         _ => Err(invalid(format!("`{key}` is missing or empty"))),
     };
     if msg.server_msg_id.is_empty() {
-        return Err(invalid("`serverMsgID` is empty: it is the event id".to_owned()));
+        return Err(invalid(
+            "`serverMsgID` is empty: it is the event id".to_owned(),
+        ));
     }
     let sender = required("sendID", Some(&msg.send_id))?;
     let (conversation_id, key) = match kind {
@@ -200,7 +202,10 @@ mod tests {
         let msg = &data["message"];
         assert_eq!(msg["sender_id"], "u_1001");
         assert_eq!(msg["sender_platform_id"], 1);
-        assert_eq!(msg["sender_face_url"], "https://cdn.example.com/avatar/u_1001.png");
+        assert_eq!(
+            msg["sender_face_url"],
+            "https://cdn.example.com/avatar/u_1001.png"
+        );
         assert_eq!(msg["content"], "{\"content\":\"hello team\"}");
         assert_eq!(msg["at_user_ids"], serde_json::json!([]));
         assert_eq!(msg["send_time_ms"], 1719800000123_i64);
@@ -212,9 +217,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_kept() {
-        let body = GROUP.replace("\"ex\":\"\"", "\"ex\":\"\",\"isReact\":true,\"newThing\":{\"a\":[1,2]}");
+        let body = GROUP.replace(
+            "\"ex\":\"\"",
+            "\"ex\":\"\",\"isReact\":true,\"newThing\":{\"a\":[1,2]}",
+        );
         let event = parse(CallbackKind::GroupMessageSent, &body).unwrap();
-        assert_eq!(data(&event)["extra_fields"], serde_json::json!({"isReact": true, "newThing": {"a": [1, 2]}}));
+        assert_eq!(
+            data(&event)["extra_fields"],
+            serde_json::json!({"isReact": true, "newThing": {"a": [1, 2]}})
+        );
     }
 
     #[test]
@@ -227,33 +238,68 @@ mod tests {
 
     #[test]
     fn single_chat_key_is_direction_independent() {
-        assert_eq!(single_conversation_id("u_2", "u_1"), single_conversation_id("u_1", "u_2"));
+        assert_eq!(
+            single_conversation_id("u_2", "u_1"),
+            single_conversation_id("u_1", "u_2")
+        );
         assert_eq!(single_conversation_id("u_2", "u_1"), "si_u_1_u_2");
     }
 
     #[test]
     fn errors_name_the_key() {
         let cases = [
-            (GROUP.replace("\"senderPlatformID\":1", "\"senderPlatformID\":\"1\""), "senderPlatformID"),
+            (
+                GROUP.replace("\"senderPlatformID\":1", "\"senderPlatformID\":\"1\""),
+                "senderPlatformID",
+            ),
             (GROUP.replace("\"seq\":0", "\"seq\":-1"), "seq"),
-            (GROUP.replace("\"contentType\":101", "\"contentType\":4294967296"), "contentType"),
-            (GROUP.replace("\"groupID\":\"g_3001\"", "\"groupID\":\"\""), "groupID"),
-            (GROUP.replace("\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\",", ""), "serverMsgID"),
-            (GROUP.replace("\"sendID\":\"u_1001\",", "\"sendID\":\"u_1001\",\"sendID\":\"u_1002\","), "sendID"),
+            (
+                GROUP.replace("\"contentType\":101", "\"contentType\":4294967296"),
+                "contentType",
+            ),
+            (
+                GROUP.replace("\"groupID\":\"g_3001\"", "\"groupID\":\"\""),
+                "groupID",
+            ),
+            (
+                GROUP.replace("\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\",", ""),
+                "serverMsgID",
+            ),
+            (
+                GROUP.replace(
+                    "\"sendID\":\"u_1001\",",
+                    "\"sendID\":\"u_1001\",\"sendID\":\"u_1002\",",
+                ),
+                "sendID",
+            ),
             (GROUP.trim_end().to_owned() + "{}", "trailing"),
         ];
         for (body, needle) in cases {
-            let err = parse(CallbackKind::GroupMessageSent, &body).unwrap_err().to_string();
+            let err = parse(CallbackKind::GroupMessageSent, &body)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{needle}: {err}");
         }
     }
 
     #[test]
     fn peek_finds_the_command() {
-        assert_eq!(peek_command(GROUP.as_bytes()).unwrap(), "callbackAfterSendGroupMsgCommand");
-        assert!(matches!(peek_command(b"{}"), Err(NormalizeError::NoCommand)));
-        assert!(matches!(peek_command(b"[1]"), Err(NormalizeError::NotJson(_))));
-        assert!(matches!(peek_command(b"\xff"), Err(NormalizeError::NotJson(_))));
+        assert_eq!(
+            peek_command(GROUP.as_bytes()).unwrap(),
+            "callbackAfterSendGroupMsgCommand"
+        );
+        assert!(matches!(
+            peek_command(b"{}"),
+            Err(NormalizeError::NoCommand)
+        ));
+        assert!(matches!(
+            peek_command(b"[1]"),
+            Err(NormalizeError::NotJson(_))
+        ));
+        assert!(matches!(
+            peek_command(b"\xff"),
+            Err(NormalizeError::NotJson(_))
+        ));
     }
 
     proptest::proptest! {

@@ -58,9 +58,13 @@ impl KafkaSink {
         let producer = producer(settings).map_err(KafkaStartError::Config)?;
         let check = producer.clone();
         let topic = settings.topic.clone();
-        let metadata = tokio::task::spawn_blocking(move || check.client().fetch_metadata(Some(&topic), METADATA_TIMEOUT))
-            .await
-            .ok();
+        let metadata = tokio::task::spawn_blocking(move || {
+            check
+                .client()
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+        })
+        .await
+        .ok();
         match metadata {
             Some(Ok(metadata)) => {
                 let found = metadata
@@ -69,7 +73,9 @@ impl KafkaSink {
                     .find(|t| t.name() == settings.topic)
                     .filter(|t| t.error().is_none() && !t.partitions().is_empty());
                 match found {
-                    Some(t) => info!(topic = %settings.topic, partitions = t.partitions().len(), "kafka topic found"),
+                    Some(t) => {
+                        info!(topic = %settings.topic, partitions = t.partitions().len(), "kafka topic found")
+                    }
                     None => {
                         return Err(KafkaStartError::MissingTopic {
                             topic: settings.topic.clone(),
@@ -78,7 +84,9 @@ impl KafkaSink {
                     }
                 }
             }
-            Some(Err(err)) => warn!(brokers = %settings.brokers, cause = %err, "kafka is not reachable yet; events are queued until it is"),
+            Some(Err(err)) => {
+                warn!(brokers = %settings.brokers, cause = %err, "kafka is not reachable yet; events are queued until it is")
+            }
             None => warn!("kafka metadata check did not complete"),
         }
         Ok(Self {
@@ -99,7 +107,10 @@ fn producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
         .set("acks", "all")
         .set("compression.type", &settings.compression)
         .set("linger.ms", settings.linger_ms.to_string())
-        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout_ms.to_string(),
+        )
         // Same key -> same partition as the Java client, so other producers
         // of the same keys agree with us.
         .set("partitioner", "murmur2_random");
@@ -138,12 +149,16 @@ fn classify(err: KafkaError) -> SinkError {
 }
 
 fn headers(event: &Event) -> OwnedHeaders {
-    let headers = event.attributes().into_iter().fold(OwnedHeaders::new(), |headers, (name, value)| {
-        headers.insert(Header {
-            key: &format!("ce_{name}"),
-            value: Some(value),
-        })
-    });
+    let headers =
+        event
+            .attributes()
+            .into_iter()
+            .fold(OwnedHeaders::new(), |headers, (name, value)| {
+                headers.insert(Header {
+                    key: &format!("ce_{name}"),
+                    value: Some(value),
+                })
+            });
     headers.insert(Header {
         key: "content-type",
         value: Some(DATA_CONTENT_TYPE),
@@ -167,7 +182,9 @@ impl Sink for KafkaSink {
                         match delivery.await {
                             Ok(Ok(_)) => Ok(()),
                             Ok(Err((err, _message))) => Err(classify(err)),
-                            Err(_canceled) => Err(SinkError::Retryable("kafka producer was closed".to_owned())),
+                            Err(_canceled) => {
+                                Err(SinkError::Retryable("kafka producer was closed".to_owned()))
+                            }
                         }
                     }))
                 }
@@ -186,14 +203,16 @@ impl Sink for KafkaSink {
         // idempotent producer was fenced) needs a new producer.
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             warn!(?code, %reason, "kafka producer hit a fatal error; creating a new one");
-            self.producer = producer(&self.settings).map_err(|err| SinkError::Retryable(err.to_string()))?;
+            self.producer =
+                producer(&self.settings).map_err(|err| SinkError::Retryable(err.to_string()))?;
         }
         Ok(())
     }
 
     async fn close(self) {
         let producer = self.producer;
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(CLOSE_FLUSH_TIMEOUT)).await;
+        let flushed =
+            tokio::task::spawn_blocking(move || producer.flush(CLOSE_FLUSH_TIMEOUT)).await;
         if let Ok(Err(err)) = flushed {
             warn!(cause = %err, "kafka producer did not flush before shutdown");
         }

@@ -21,8 +21,10 @@ use super::{Delivery, Sink, SinkError};
 use crate::config::SinkSettings;
 use crate::queue::{QueueReceiver, Queued};
 use crate::stats::Stats;
+use crate::telemetry::RateLimit;
 
-type InFlight = FuturesOrdered<std::pin::Pin<Box<dyn Future<Output = (Queued, Result<(), SinkError>)> + Send>>>;
+type InFlight =
+    FuturesOrdered<std::pin::Pin<Box<dyn Future<Output = (Queued, Result<(), SinkError>)> + Send>>>;
 
 /// Runs until `stop` has fired and every queued event has been confirmed
 /// (or rejected). The caller bounds shutdown with a deadline.
@@ -40,6 +42,7 @@ pub async fn run<S: Sink>(
         in_flight: FuturesOrdered::new(),
         stats,
         sink_name: sink.name(),
+        reject_log: RateLimit::default(),
     };
     let mut backoff = Backoff::new(&settings);
     let mut stopping = false;
@@ -52,7 +55,9 @@ pub async fn run<S: Sink>(
                     state.resume();
                     backoff.reset();
                 }
-                Err(err) => warn!(sink = sink.name(), cause = %err, "broker still unavailable; will retry"),
+                Err(err) => {
+                    warn!(sink = sink.name(), cause = %err, "broker still unavailable; will retry")
+                }
             }
             continue;
         }
@@ -85,7 +90,10 @@ pub async fn run<S: Sink>(
         }
     }
     sink.close().await;
-    info!(sink = state.sink_name, "publisher stopped; every accepted event was handled");
+    info!(
+        sink = state.sink_name,
+        "publisher stopped; every accepted event was handled"
+    );
 }
 
 struct State {
@@ -96,6 +104,7 @@ struct State {
     in_flight: InFlight,
     stats: Arc<Stats>,
     sink_name: &'static str,
+    reject_log: RateLimit,
 }
 
 /// Events to send again once the sink has recovered.
@@ -144,7 +153,11 @@ impl State {
     fn resume(&mut self) {
         if let Some(failure) = self.failed.take() {
             Stats::add(&self.stats.events_retried, failure.resend.len() as u64);
-            info!(sink = self.sink_name, resending = failure.resend.len(), "broker is back; sending again");
+            info!(
+                sink = self.sink_name,
+                resending = failure.resend.len(),
+                "broker is back; sending again"
+            );
             for item in failure.resend.into_iter().rev() {
                 self.pending.push_front(item);
             }
@@ -153,14 +166,17 @@ impl State {
 
     fn reject(&self, item: Queued, cause: &str) {
         Stats::add(&self.stats.events_rejected, 1);
-        error!(
-            sink = self.sink_name,
-            event_id = %item.event.id,
-            key = %item.event.key,
-            event_type = item.event.event_type(),
-            %cause,
-            "broker refused the event for good; it is NOT published"
-        );
+        if let Some(suppressed) = self.reject_log.allow() {
+            error!(
+                sink = self.sink_name,
+                event_id = %item.event.id,
+                key = %item.event.key,
+                event_type = item.event.event_type(),
+                %cause,
+                suppressed,
+                "broker refused the event for good; it is NOT published (at most one such line per second; `suppressed` counts the others)"
+            );
+        }
     }
 }
 
@@ -218,14 +234,21 @@ mod tests {
         }
         async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
             if self.reject_id == Some(event.id.as_str()) {
-                return Ok(super::super::settled(Err(SinkError::Rejected("too large".into()))));
+                return Ok(super::super::settled(Err(SinkError::Rejected(
+                    "too large".into(),
+                ))));
             }
             let mut fail = self.fail_next.lock().unwrap();
             if *fail > 0 {
                 *fail -= 1;
-                return Ok(super::super::settled(Err(SinkError::Retryable("down".into()))));
+                return Ok(super::super::settled(Err(SinkError::Retryable(
+                    "down".into(),
+                ))));
             }
-            self.log.lock().unwrap().push(format!("{}:{}", event.key, event.id));
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{}:{}", event.key, event.id));
             Ok(super::super::settled(Ok(())))
         }
         async fn recover(&mut self) -> Result<(), SinkError> {
@@ -256,7 +279,14 @@ mod tests {
             retry_initial_ms: 1,
             ..SinkSettings::default()
         };
-        run(sink, rx, settings, Arc::clone(&stats), std::future::ready(())).await;
+        run(
+            sink,
+            rx,
+            settings,
+            Arc::clone(&stats),
+            std::future::ready(()),
+        )
+        .await;
         stats
     }
 
@@ -264,7 +294,9 @@ mod tests {
     async fn failed_events_are_resent_in_key_order() {
         let sink = Flaky::default();
         *sink.fail_next.lock().unwrap() = 2;
-        let events = (0..6).map(|i| event(if i % 2 == 0 { "a" } else { "b" }, i)).collect();
+        let events = (0..6)
+            .map(|i| event(if i % 2 == 0 { "a" } else { "b" }, i))
+            .collect();
         let stats = publish_all(sink.clone(), events).await;
         let log = sink.log.lock().unwrap().clone();
         for key in ["a", "b"] {

@@ -15,7 +15,10 @@
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
+    ExchangeKind,
+};
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
@@ -25,7 +28,9 @@ use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 
 /// A RabbitMQ sink could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("rabbitmq at {url}: {cause} (check rabbitmq.url, rabbitmq.exchange and rabbitmq.exchange_type)")]
+#[error(
+    "rabbitmq at {url}: {cause} (check rabbitmq.url, rabbitmq.exchange and rabbitmq.exchange_type)"
+)]
 pub struct RabbitMqStartError {
     url: String,
     cause: lapin::Error,
@@ -61,7 +66,9 @@ impl RabbitMqSink {
                     cause,
                 })
             }
-            Err(cause) => warn!(url = %redact(&settings.url), %cause, "rabbitmq is not reachable yet; events are queued until it is"),
+            Err(cause) => {
+                warn!(url = %redact(&settings.url), %cause, "rabbitmq is not reachable yet; events are queued until it is")
+            }
         }
         Ok(sink)
     }
@@ -79,7 +86,9 @@ async fn connect(settings: &RabbitMqSettings) -> Result<Link, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("openim-bridge".into());
     let connection = Connection::connect(&settings.url, properties).await?;
     let channel = connection.create_channel().await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let kind = match settings.exchange_type {
         ExchangeType::Topic => ExchangeKind::Topic,
         ExchangeType::Direct => ExchangeKind::Direct,
@@ -91,7 +100,12 @@ async fn connect(settings: &RabbitMqSettings) -> Result<Link, lapin::Error> {
         ..ExchangeDeclareOptions::default()
     };
     channel
-        .exchange_declare(settings.exchange.as_str().into(), kind, options, FieldTable::default())
+        .exchange_declare(
+            settings.exchange.as_str().into(),
+            kind,
+            options,
+            FieldTable::default(),
+        )
         .await?;
     info!(url = %redact(&settings.url), exchange = %settings.exchange, "rabbitmq connected, exchange declared");
     Ok(Link {
@@ -188,8 +202,14 @@ impl Sink for RabbitMqSink {
     async fn close(self) {
         if let Some(link) = self.link {
             // Best effort: every confirm was already awaited.
-            let _ = link.channel.close(200, "openim-bridge shutting down".into()).await;
-            let _ = link._connection.close(200, "openim-bridge shutting down".into()).await;
+            let _ = link
+                .channel
+                .close(200, "openim-bridge shutting down".into())
+                .await;
+            let _ = link
+                ._connection
+                .close(200, "openim-bridge shutting down".into())
+                .await;
         }
     }
 }
@@ -200,7 +220,10 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
         assert_eq!(redact("amqp://host:5672"), "amqp://host:5672");
     }
 }

@@ -1,24 +1,47 @@
 //! The default sink: one structured-mode CloudEvent (JSON) per line on
 //! standard output. Needs no broker; logs go to standard error, so stdout
 //! can be piped straight into `jq` or another program.
+//!
+//! A dedicated thread does the (blocking) writes through a buffer and
+//! flushes whenever it has nothing more to write, so a burst costs one
+//! write call, not one per event. An event counts as delivered once the
+//! flush that carried it succeeded.
+
+use std::io::Write;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{settled, Delivery, Sink, SinkError};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE, SPEC_VERSION};
 
-/// Writes JSON lines to any async writer (standard output in production).
-pub struct StdoutSink<W = tokio::io::Stdout> {
-    out: W,
-    line: Vec<u8>,
+/// Lines handed to the writer thread and not yet written, at most.
+const WRITER_QUEUE: usize = 4096;
+
+type Line = (Vec<u8>, oneshot::Sender<Result<(), SinkError>>);
+
+/// Writes JSON lines to standard output (or any writer, for tests).
+pub struct StdoutSink {
+    lines: mpsc::Sender<Line>,
+    writer: std::thread::JoinHandle<()>,
 }
 
 impl StdoutSink {
     /// A sink writing to the process's standard output.
     pub fn new() -> Self {
-        Self::with_writer(tokio::io::stdout())
+        Self::with_writer(std::io::stdout())
+    }
+
+    /// A sink writing to `out` from its own thread.
+    pub fn with_writer<W: Write + Send + 'static>(out: W) -> Self {
+        let (lines, receiver) = mpsc::channel(WRITER_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("stdout-sink".to_owned())
+            .spawn(move || write_lines(out, receiver))
+            // Only fails if the OS cannot create a thread at startup.
+            .expect("cannot start the stdout writer thread");
+        Self { lines, writer }
     }
 }
 
@@ -28,10 +51,27 @@ impl Default for StdoutSink {
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> StdoutSink<W> {
-    /// A sink writing to `out`.
-    pub fn with_writer(out: W) -> Self {
-        Self { out, line: Vec::with_capacity(2048) }
+/// The writer thread: write what is there, flush when idle, then settle
+/// the deliveries the flush covered.
+fn write_lines<W: Write>(out: W, mut receiver: mpsc::Receiver<Line>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let mut waiting = Vec::new();
+    while let Some(first) = receiver.blocking_recv() {
+        let mut next = Some(first);
+        let mut result = Ok(());
+        while let Some((line, done)) = next.take() {
+            if result.is_ok() {
+                result = out.write_all(&line);
+            }
+            waiting.push(done);
+            next = receiver.try_recv().ok();
+        }
+        let result = result.and_then(|()| out.flush()).map_err(|err| {
+            SinkError::Retryable(format!("writing to standard output failed: {err}"))
+        });
+        for done in waiting.drain(..) {
+            let _ = done.send(result.clone());
+        }
     }
 }
 
@@ -66,34 +106,34 @@ pub fn structured_json(event: &Event, out: &mut Vec<u8>) -> Result<(), SinkError
     serde_json::to_writer(out, &doc).map_err(|err| SinkError::Rejected(err.to_string()))
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> Sink for StdoutSink<W> {
+impl Sink for StdoutSink {
     fn name(&self) -> &'static str {
         "stdout"
     }
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
-        self.line.clear();
-        if let Err(err) = structured_json(event, &mut self.line) {
+        let mut line = Vec::with_capacity(event.data.len() + 256);
+        if let Err(err) = structured_json(event, &mut line) {
             return Ok(settled(Err(err)));
         }
-        self.line.push(b'\n');
-        let written = async {
-            self.out.write_all(&self.line).await?;
-            self.out.flush().await
-        };
-        written
-            .await
-            .map_err(|err| SinkError::Retryable(format!("writing to standard output failed: {err}")))?;
-        Ok(settled(Ok(())))
+        line.push(b'\n');
+        let (done, written) = oneshot::channel();
+        let gone = || SinkError::Retryable("the stdout writer thread stopped".to_owned());
+        self.lines.send((line, done)).await.map_err(|_| gone())?;
+        Ok(Box::pin(async move {
+            written.await.unwrap_or_else(|_| Err(gone()))
+        }))
     }
 
     async fn recover(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 
-    async fn close(mut self) {
-        // Nothing can be done about a failing stdout at exit.
-        let _ = self.out.flush().await;
+    async fn close(self) {
+        drop(self.lines);
+        // The thread ends once it has written what it holds.
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     }
 }
 
@@ -101,7 +141,20 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Sink for StdoutSink<W> {
 mod tests {
     use super::*;
     use crate::normalize::CallbackKind;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[tokio::test]
     async fn writes_one_cloudevent_per_line() {
@@ -113,10 +166,12 @@ mod tests {
             key: "g1".into(),
             data: br#"{"a":1}"#.to_vec().into(),
         };
-        let mut sink = StdoutSink::with_writer(Vec::new());
+        let out = SharedBuffer::default();
+        let mut sink = StdoutSink::with_writer(out.clone());
         sink.send(&event).await.unwrap().await.unwrap();
         sink.send(&event).await.unwrap().await.unwrap();
-        let text = String::from_utf8(sink.out.clone()).unwrap();
+        sink.close().await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();

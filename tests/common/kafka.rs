@@ -54,7 +54,13 @@ impl Record {
 
 /// Reads records of `topic` (all `partitions`, from the start) until `count`
 /// were read or `timeout` passed.
-pub fn read(brokers: &str, topic: &str, partitions: i32, count: usize, timeout: Duration) -> Vec<Record> {
+pub fn read(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", super::unique("openim-bridge-test"))
@@ -80,7 +86,12 @@ pub fn read(brokers: &str, topic: &str, partitions: i32, count: usize, timeout: 
             .map(|headers| {
                 headers
                     .iter()
-                    .map(|h| (h.key.to_owned(), String::from_utf8(h.value.unwrap_or_default().to_vec()).unwrap()))
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8(h.value.unwrap_or_default().to_vec()).unwrap(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -88,7 +99,8 @@ pub fn read(brokers: &str, topic: &str, partitions: i32, count: usize, timeout: 
             partition: message.partition(),
             key: String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap(),
             headers,
-            value: serde_json::from_slice(message.payload().unwrap_or_default()).expect("record value is JSON"),
+            value: serde_json::from_slice(message.payload().unwrap_or_default())
+                .expect("record value is JSON"),
         });
     }
     records

@@ -31,7 +31,8 @@ pub fn kafka_brokers() -> String {
 
 /// AMQP URL for tests (RabbitMQ runs on every dev and CI machine).
 pub fn amqp_url() -> String {
-    std::env::var("OPENIM_BRIDGE_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+    std::env::var("OPENIM_BRIDGE_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 /// A name no other test (or test run) uses.
@@ -41,7 +42,11 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{prefix}-{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The test fixtures: OpenIM bodies exactly as its encoder writes them.
@@ -135,7 +140,8 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|err| panic!("reply is not JSON ({err}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|err| panic!("reply is not JSON ({err}): {:?}", self.body))
     }
 }
 
@@ -148,7 +154,9 @@ impl OpenImClient {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
         tokio::spawn(connection);
         Self { sender }
     }
@@ -177,7 +185,11 @@ impl OpenImClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -236,7 +248,11 @@ pub fn assert_data_carries_input(data: &Value, input: &Value) {
         } else {
             value
         };
-        assert_eq!(found, Some(expected), "input key {key} in event data {data}");
+        assert_eq!(
+            found,
+            Some(expected),
+            "input key {key} in event data {data}"
+        );
     }
     assert_eq!(data["event_id"], input["serverMsgID"]);
     assert_eq!(data["schema_version"], 1);
@@ -250,8 +266,14 @@ pub fn assert_matches_schema(data: &Value) {
         .should_validate_formats(true)
         .build(&schema)
         .expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(data).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "event data violates the schema: {errors:?}\n{data}");
+    let errors: Vec<String> = validator
+        .iter_errors(data)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "event data violates the schema: {errors:?}\n{data}"
+    );
 }
 
 /// The Kafka record key / subject a callback body must produce.
@@ -259,7 +281,10 @@ pub fn expected_key(input: &Value) -> String {
     if let Some(group) = input["groupID"].as_str() {
         return group.to_owned();
     }
-    let (a, b) = (input["sendID"].as_str().unwrap(), input["recvID"].as_str().unwrap());
+    let (a, b) = (
+        input["sendID"].as_str().unwrap(),
+        input["recvID"].as_str().unwrap(),
+    );
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
     format!("si_{low}_{high}")
 }

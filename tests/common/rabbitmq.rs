@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 
@@ -19,7 +21,9 @@ pub struct Binding {
 impl Binding {
     /// Binds a fresh queue to `exchange` with `binding_key`.
     pub async fn new(url: &str, exchange: &str, binding_key: &str) -> Self {
-        let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("amqp connect");
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .expect("amqp connect");
         let channel = connection.create_channel().await.unwrap();
         let queue = channel
             .queue_declare(
@@ -86,7 +90,11 @@ impl Binding {
 
 /// A header's string value.
 pub fn header(delivery: &Delivery, name: &str) -> String {
-    let headers = delivery.properties.headers().as_ref().expect("message has headers");
+    let headers = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .expect("message has headers");
     match headers.inner().get(name) {
         Some(lapin::types::AMQPValue::LongString(value)) => value.to_string(),
         other => panic!("header {name}: {other:?}"),

@@ -1,0 +1,18 @@
+# Multi-stage build: compile with the full Rust toolchain, run on slim Debian
+# as a non-root user.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin openim-bridge
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home bridge
+COPY --from=build /src/target/release/openim-bridge /usr/local/bin/openim-bridge
+COPY deploy/openim-bridge.example.toml /etc/openim-bridge/openim-bridge.example.toml
+USER bridge
+EXPOSE 8080
+ENV OPENIM_BRIDGE__LOG__FORMAT=json
+ENTRYPOINT ["/usr/local/bin/openim-bridge"]
