@@ -18,11 +18,11 @@ use tracing::{error, info};
 
 use crate::config::{Settings, SinkKind};
 use crate::ingress::{server, Handler};
-use crate::queue::{self, QueueSender};
+use crate::queue::{self, QueueReceiver, QueueSender};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
-use crate::sink::publisher;
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
 use crate::sink::stdout::StdoutSink;
+use crate::sink::{publisher, Sink};
 use crate::stats::Stats;
 
 /// The bridge could not start.
@@ -57,35 +57,17 @@ impl App {
             // An error means the App was dropped: stop as well.
             let _ = stopped.await;
         };
-        let sink_settings = settings.sink.clone();
-        let counters = Arc::clone(&stats);
         let publisher = match settings.sink.kind {
-            SinkKind::Stdout => tokio::spawn(publisher::run(
-                StdoutSink::new(),
-                receiver,
-                sink_settings,
-                counters,
-                stop,
-            )),
+            SinkKind::Stdout => {
+                spawn_publisher(StdoutSink::new(), receiver, &settings, &stats, stop)
+            }
             SinkKind::Kafka => {
                 let sink = KafkaSink::start(&settings.kafka).await?;
-                tokio::spawn(publisher::run(
-                    sink,
-                    receiver,
-                    sink_settings,
-                    counters,
-                    stop,
-                ))
+                spawn_publisher(sink, receiver, &settings, &stats, stop)
             }
             SinkKind::Rabbitmq => {
                 let sink = RabbitMqSink::start(&settings.rabbitmq).await?;
-                tokio::spawn(publisher::run(
-                    sink,
-                    receiver,
-                    sink_settings,
-                    counters,
-                    stop,
-                ))
+                spawn_publisher(sink, receiver, &settings, &stats, stop)
             }
         };
         Ok(Self {
@@ -139,4 +121,21 @@ impl App {
             );
         }
     }
+}
+
+/// Runs the publisher for `sink` on its own task.
+fn spawn_publisher<S: Sink>(
+    sink: S,
+    queue: QueueReceiver,
+    settings: &Settings,
+    stats: &Arc<Stats>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(publisher::run(
+        sink,
+        queue,
+        settings.sink.clone(),
+        Arc::clone(stats),
+        stop,
+    ))
 }

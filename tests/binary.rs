@@ -153,3 +153,26 @@ async fn kafka_sink_from_environment_variables_only() {
         "0b2676769e9eceb4983cb12966586f48"
     );
 }
+
+#[test]
+fn startup_failure_is_logged_as_json_and_exits_nonzero() {
+    let topic = unique("openim-missing");
+    let output = Command::new(BIN)
+        .arg("--log-json")
+        .env_clear()
+        .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
+        .env("OPENIM_BRIDGE__SINK__KIND", "kafka")
+        .env("OPENIM_BRIDGE__KAFKA__BROKERS", kafka_brokers())
+        .env("OPENIM_BRIDGE__KAFKA__TOPIC", &topic)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let error = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no JSON error line in:\n{stderr}"));
+    let cause = error["fields"]["cause"].as_str().unwrap();
+    assert!(cause.contains(&topic) && cause.contains("does not exist"), "{cause}");
+}

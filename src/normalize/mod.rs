@@ -245,41 +245,28 @@ mod tests {
         assert_eq!(single_conversation_id("u_2", "u_1"), "si_u_1_u_2");
     }
 
+    /// Type errors per key are covered end to end in tests/ingress.rs; these
+    /// are the cases only the parser sees.
     #[test]
-    fn errors_name_the_key() {
-        let cases = [
-            (
-                GROUP.replace("\"senderPlatformID\":1", "\"senderPlatformID\":\"1\""),
-                "senderPlatformID",
-            ),
-            (GROUP.replace("\"seq\":0", "\"seq\":-1"), "seq"),
-            (
-                GROUP.replace("\"contentType\":101", "\"contentType\":4294967296"),
-                "contentType",
-            ),
-            (
-                GROUP.replace("\"groupID\":\"g_3001\"", "\"groupID\":\"\""),
-                "groupID",
-            ),
-            (
-                GROUP.replace("\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\",", ""),
-                "serverMsgID",
-            ),
-            (
-                GROUP.replace(
-                    "\"sendID\":\"u_1001\",",
-                    "\"sendID\":\"u_1001\",\"sendID\":\"u_1002\",",
-                ),
-                "sendID",
-            ),
-            (GROUP.trim_end().to_owned() + "{}", "trailing"),
-        ];
-        for (body, needle) in cases {
-            let err = parse(CallbackKind::GroupMessageSent, &body)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(needle), "{needle}: {err}");
-        }
+    fn malformed_bodies_are_refused_precisely() {
+        let duplicate = GROUP.replace(
+            "\"sendID\":\"u_1001\",",
+            "\"sendID\":\"u_1001\",\"sendID\":\"u_1002\",",
+        );
+        let err = parse(CallbackKind::GroupMessageSent, &duplicate)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate field `sendID`"), "{err}");
+        let trailing = GROUP.trim_end().to_owned() + "{}";
+        let err = parse(CallbackKind::GroupMessageSent, &trailing)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trailing"), "{err}");
+        let wide = GROUP.replace("\"contentType\":101", "\"contentType\":4294967296");
+        let err = parse(CallbackKind::GroupMessageSent, &wide)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`contentType`"), "{err}");
     }
 
     #[test]
