@@ -1,12 +1,13 @@
 //! Wires the stages together and owns shutdown.
 //!
 //! ```text
-//! ingress::server -> ingress::Handler -> normalize -> queue -> sink::publisher -> Sink
+//! ingress::server -> ingress::Handler -> normalize -> spool -> sink::publisher -> Sink
 //! ```
 //!
-//! Shutdown order: stop accepting, let open requests finish, then let the
-//! publisher deliver everything already acked, all within
-//! `shutdown.drain_timeout_ms`.
+//! Shutdown order: stop accepting, let open requests finish (the spool's
+//! writer stops when the last of them is done), then let the publisher
+//! deliver everything spooled, all within `shutdown.drain_timeout_ms`. What
+//! the broker has not confirmed by then stays in the spool for the next start.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,15 +15,16 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{info, warn};
 
 use crate::config::{Settings, SinkKind};
 use crate::ingress::{server, Handler};
-use crate::queue::{self, QueueReceiver, QueueSender};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
 use crate::sink::stdout::StdoutSink;
 use crate::sink::{publisher, Sink};
+use crate::spool::dead_letter::DeadLetter;
+use crate::spool::{self, OpenError, SpoolReader, SpoolWriter};
 use crate::stats::Stats;
 
 /// The bridge could not start.
@@ -34,49 +36,43 @@ pub enum StartError {
     /// The RabbitMQ sink could not start.
     #[error(transparent)]
     RabbitMq(#[from] RabbitMqStartError),
+    /// The spool could not be opened.
+    #[error(transparent)]
+    Spool(#[from] OpenError),
 }
 
 /// A started bridge: sink connected, publisher running, not yet serving.
 pub struct App {
     settings: Settings,
     listener: TcpListener,
-    queue: QueueSender,
+    spool: SpoolWriter,
     stats: Arc<Stats>,
     publisher: JoinHandle<()>,
-    stop_publisher: tokio::sync::oneshot::Sender<()>,
 }
 
 impl App {
-    /// Starts the configured sink and its publisher. `listener` is already
-    /// bound (tests bind port 0).
+    /// Opens the spool, starts the configured sink and its publisher.
+    /// `listener` is already bound (tests bind port 0).
     pub async fn start(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
         let stats = Arc::new(Stats::default());
-        let (queue, receiver) = queue::bounded(settings.queue.max_events, settings.queue.max_bytes);
-        let (stop_publisher, stopped) = tokio::sync::oneshot::channel::<()>();
-        let stop = async move {
-            // An error means the App was dropped: stop as well.
-            let _ = stopped.await;
-        };
+        let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
         let publisher = match settings.sink.kind {
-            SinkKind::Stdout => {
-                spawn_publisher(StdoutSink::new(), receiver, &settings, &stats, stop)
-            }
+            SinkKind::Stdout => spawn_publisher(StdoutSink::new(), receiver, &settings, &stats),
             SinkKind::Kafka => {
                 let sink = KafkaSink::start(&settings.kafka).await?;
-                spawn_publisher(sink, receiver, &settings, &stats, stop)
+                spawn_publisher(sink, receiver, &settings, &stats)
             }
             SinkKind::Rabbitmq => {
                 let sink = RabbitMqSink::start(&settings.rabbitmq).await?;
-                spawn_publisher(sink, receiver, &settings, &stats, stop)
+                spawn_publisher(sink, receiver, &settings, &stats)
             }
         };
         Ok(Self {
             settings,
             listener,
-            queue,
+            spool,
             stats,
             publisher,
-            stop_publisher,
         })
     }
 
@@ -93,7 +89,7 @@ impl App {
             info!(sink = ?self.settings.sink.kind, "openim-bridge listening on http://{addr}");
         }
         let handler = Handler::new(
-            self.queue.clone(),
+            self.spool,
             &self.settings.event.source,
             self.settings.http.max_body_bytes,
             Arc::clone(&self.stats),
@@ -108,17 +104,14 @@ impl App {
             .await
             .unwrap_or_else(|_| tokio::time::Instant::now())
             + drain;
-        let _ = self.stop_publisher.send(());
+        info!("draining the spool to the broker");
         let mut publisher = self.publisher;
         if tokio::time::timeout_at(deadline, &mut publisher)
             .await
             .is_err()
         {
             publisher.abort();
-            error!(
-                lost_events = self.queue.held(),
-                "shutdown deadline passed before the broker confirmed every accepted event; these events are lost (raise shutdown.drain_timeout_ms)"
-            );
+            warn!("shutdown deadline passed before the broker confirmed every spooled event; they stay in the spool and are published at the next start");
         }
     }
 }
@@ -126,16 +119,16 @@ impl App {
 /// Runs the publisher for `sink` on its own task.
 fn spawn_publisher<S: Sink>(
     sink: S,
-    queue: QueueReceiver,
+    spool: SpoolReader,
     settings: &Settings,
     stats: &Arc<Stats>,
-    stop: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
+    let dead_letter = DeadLetter::new(&settings.spool.dir);
     tokio::spawn(publisher::run(
         sink,
-        queue,
+        spool,
+        dead_letter,
         settings.sink.clone(),
         Arc::clone(stats),
-        stop,
     ))
 }

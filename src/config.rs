@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -39,8 +39,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Where events go.
     pub sink: SinkSettings,
-    /// The in-memory queue between the ack and the broker.
-    pub queue: QueueSettings,
+    /// The durable spool between the ack and the broker.
+    pub spool: SpoolSettings,
     /// CloudEvents attributes the bridge sets.
     pub event: EventSettings,
     /// Kafka sink (used when `sink.kind = "kafka"`).
@@ -85,7 +85,7 @@ impl Default for HttpSettings {
 
 /// Which broker receives events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum SinkKind {
     /// JSON lines (structured CloudEvents) on standard output. Needs no broker.
     #[default]
@@ -94,6 +94,20 @@ pub enum SinkKind {
     Kafka,
     /// RabbitMQ (AMQP 0-9-1).
     Rabbitmq,
+}
+
+impl TryFrom<String> for SinkKind {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        choose(
+            &value,
+            &[
+                ("stdout", Self::Stdout),
+                ("kafka", Self::Kafka),
+                ("rabbitmq", Self::Rabbitmq),
+            ],
+        )
+    }
 }
 
 /// `[sink]`
@@ -115,7 +129,7 @@ impl Default for SinkSettings {
         Self {
             kind: SinkKind::Stdout,
             // Enough to keep a broker busy over loopback or a LAN without
-            // holding a large share of the queue unconfirmed.
+            // holding many events unconfirmed.
             max_in_flight: 1024,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
@@ -123,23 +137,56 @@ impl Default for SinkSettings {
     }
 }
 
-/// `[queue]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QueueSettings {
-    /// Events accepted and not yet confirmed by the broker, at most.
-    pub max_events: usize,
-    /// Bytes of accepted, unconfirmed events, at most. When either bound is
-    /// reached, callbacks are answered 503.
-    pub max_bytes: usize,
+/// When a callback is acked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AckMode {
+    /// After its record is synced to disk (`fdatasync`): survives a crash.
+    #[default]
+    Durable,
+    /// As soon as the spool's writer has it: fastest; a crash loses events
+    /// not yet written (at most a few milliseconds' worth).
+    Memory,
 }
 
-impl Default for QueueSettings {
+impl TryFrom<String> for AckMode {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        choose(
+            &value,
+            &[("durable", Self::Durable), ("memory", Self::Memory)],
+        )
+    }
+}
+
+/// `[spool]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolSettings {
+    /// Directory of the spool's files (created if missing). One bridge
+    /// process per directory.
+    pub dir: PathBuf,
+    /// Disk space the spool may use; past it callbacks are answered 503
+    /// until the broker has confirmed enough events.
+    pub max_bytes: u64,
+    /// `durable` | `memory`: when a callback is acked.
+    pub ack: AckMode,
+    /// Size at which a new segment file is started; confirmed segments are
+    /// deleted whole.
+    pub segment_bytes: u64,
+}
+
+impl Default for SpoolSettings {
     fn default() -> Self {
         Self {
-            // About a minute of a busy OpenIM cluster; keeps RSS small.
-            max_events: 50_000,
-            max_bytes: 32 * 1024 * 1024,
+            // Relative, so `cargo run` works anywhere; the container image
+            // sets /var/lib/openim-bridge/spool.
+            dir: PathBuf::from("spool"),
+            // Hours of a busy cluster's events while a broker is down.
+            max_bytes: 1024 * 1024 * 1024,
+            ack: AckMode::Durable,
+            // Small enough to free space soon after the broker catches up.
+            segment_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -175,7 +222,7 @@ pub struct KafkaSettings {
     pub linger_ms: u64,
     /// How long librdkafka keeps retrying one record before it reports it
     /// failed; 0 = forever (the default: a broker outage is waited out, and
-    /// the bounded queue answers 503 when it fills).
+    /// events wait in the spool, which answers 503 when it fills).
     pub message_timeout_ms: u64,
     /// Extra librdkafka producer properties, passed through as they are
     /// (e.g. `"security.protocol" = "SASL_SSL"`).
@@ -199,7 +246,7 @@ impl Default for KafkaSettings {
 
 /// The AMQP exchange types.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum ExchangeType {
     /// Routing key patterns with `*` and `#`.
     #[default]
@@ -210,6 +257,21 @@ pub enum ExchangeType {
     Fanout,
     /// Match on message headers.
     Headers,
+}
+
+impl TryFrom<String> for ExchangeType {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        choose(
+            &value,
+            &[
+                ("topic", Self::Topic),
+                ("direct", Self::Direct),
+                ("fanout", Self::Fanout),
+                ("headers", Self::Headers),
+            ],
+        )
+    }
 }
 
 /// `[rabbitmq]`
@@ -243,13 +305,20 @@ impl Default for RabbitMqSettings {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        choose(&value, &[("text", Self::Text), ("json", Self::Json)])
+    }
 }
 
 /// `[log]`
@@ -277,7 +346,8 @@ impl Default for LogSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// After SIGTERM: how long in-flight requests may take to finish and
-    /// queued events to reach the broker before the bridge exits anyway.
+    /// spooled events to reach the broker before the bridge exits anyway
+    /// (what is left stays in the spool).
     pub drain_timeout_ms: u64,
 }
 
@@ -288,6 +358,23 @@ impl Default for ShutdownSettings {
             drain_timeout_ms: 20_000,
         }
     }
+}
+
+/// Parses one of a fixed set of words, or says which words are allowed.
+fn choose<T: Copy>(value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    let found = choices
+        .iter()
+        .find(|(word, _)| word.eq_ignore_ascii_case(value.trim()));
+    found.map(|(_, choice)| *choice).ok_or_else(|| {
+        let words: Vec<_> = choices
+            .iter()
+            .map(|(word, _)| format!("`{word}`"))
+            .collect();
+        format!(
+            "unknown value `{value}`, expected one of {}",
+            words.join(", ")
+        )
+    })
 }
 
 /// Routing key placeholders [`RabbitMqSettings::routing_key`] accepts.
@@ -325,13 +412,14 @@ impl Settings {
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes", "must be at least 1024 bytes");
         }
-        if self.queue.max_events == 0 {
-            return invalid("queue.max_events", "must be at least 1");
+        if self.spool.segment_bytes < 1024 * 1024 {
+            return invalid("spool.segment_bytes", "must be at least 1 MiB (1048576)");
         }
-        if self.queue.max_bytes < self.http.max_body_bytes {
+        if self.spool.max_bytes < 2 * self.spool.segment_bytes + 2 * self.http.max_body_bytes as u64
+        {
             return invalid(
-                "queue.max_bytes",
-                "must be at least http.max_body_bytes, or the largest accepted callback could never be queued",
+                "spool.max_bytes",
+                "must be at least twice spool.segment_bytes plus twice http.max_body_bytes, or the spool could fill before a segment can be freed",
             );
         }
         if self.sink.max_in_flight == 0 {
@@ -556,8 +644,13 @@ mod tests {
             ("OPENIM_BRIDGE__RABBITMQ__ROUTING_KEY", "{group}"),
         ]);
         assert!(err.contains("rabbitmq.routing_key"), "{err}");
-        let err = load_err(&[("OPENIM_BRIDGE__QUEUE__MAX_EVENTS", "0")]);
-        assert!(err.contains("queue.max_events"), "{err}");
+        let err = load_err(&[("OPENIM_BRIDGE__SPOOL__MAX_BYTES", "1000")]);
+        assert!(err.contains("spool.max_bytes"), "{err}");
+        let err = load_err(&[("OPENIM_BRIDGE__SPOOL__ACK", "fast")]);
+        assert!(
+            err.contains("spool.ack") && err.contains("durable"),
+            "{err}"
+        );
     }
 
     #[test]

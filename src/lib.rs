@@ -7,9 +7,9 @@
 //!    ([`ingress::handler`] is where a callback goes).
 //! 2. [`normalize`]: the OpenIM body ([`normalize::wire`]) becomes an
 //!    [`normalize::Event`] with a stable id and a partition key.
-//! 3. [`queue`]: the event is queued in a bounded buffer and OpenIM gets its
-//!    "continue" ack at once; a full queue answers 503.
-//! 4. [`sink`]: the [`sink::publisher`] sends queued events to the broker
+//! 3. [`spool`]: the event is appended to a durable on-disk log, and OpenIM
+//!    gets its "continue" ack as soon as it is synced; a full spool answers 503.
+//! 4. [`sink`]: the [`sink::publisher`] reads the spool and sends events to the broker
 //!    ([`sink::kafka`], [`sink::rabbitmq`] or [`sink::stdout`]) and retries
 //!    what the broker did not confirm.
 //!
@@ -22,9 +22,9 @@ pub mod app;
 pub mod config;
 pub mod ingress;
 pub mod normalize;
-pub mod queue;
 pub mod shutdown;
 pub mod sink;
+pub mod spool;
 pub mod stats;
 pub mod telemetry;
 

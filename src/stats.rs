@@ -11,14 +11,16 @@ pub struct Stats {
     pub callbacks_acked: AtomicU64,
     /// Callbacks refused as invalid (4xx).
     pub callbacks_invalid: AtomicU64,
-    /// Callbacks refused because the queue was full or closing (503).
+    /// Callbacks refused because the spool was full, failing or closing (503).
     pub callbacks_unavailable: AtomicU64,
     /// Events the broker confirmed.
     pub events_published: AtomicU64,
     /// Events sent again after a retryable broker error.
     pub events_retried: AtomicU64,
-    /// Events the broker refused for good.
+    /// Events the broker refused for good (written to the dead-letter file).
     pub events_rejected: AtomicU64,
+    /// `fdatasync` calls of the spool writer (one per group commit).
+    pub spool_syncs: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -36,6 +38,8 @@ pub struct Snapshot {
     pub events_retried: u64,
     /// See [`Stats::events_rejected`].
     pub events_rejected: u64,
+    /// See [`Stats::spool_syncs`].
+    pub spool_syncs: u64,
 }
 
 impl Stats {
@@ -54,6 +58,7 @@ impl Stats {
             events_published: get(&self.events_published),
             events_retried: get(&self.events_retried),
             events_rejected: get(&self.events_rejected),
+            spool_syncs: get(&self.spool_syncs),
         }
     }
 }

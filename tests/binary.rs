@@ -18,6 +18,7 @@ fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<
     let mut child = Command::new(BIN)
         .env_clear()
         .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
+        .env("OPENIM_BRIDGE__SPOOL__DIR", spool_dir())
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -161,6 +162,7 @@ fn startup_failure_is_logged_as_json_and_exits_nonzero() {
         .arg("--log-json")
         .env_clear()
         .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
+        .env("OPENIM_BRIDGE__SPOOL__DIR", spool_dir())
         .env("OPENIM_BRIDGE__SINK__KIND", "kafka")
         .env("OPENIM_BRIDGE__KAFKA__BROKERS", kafka_brokers())
         .env("OPENIM_BRIDGE__KAFKA__TOPIC", &topic)
@@ -174,5 +176,8 @@ fn startup_failure_is_logged_as_json_and_exits_nonzero() {
         .find(|line| line["level"] == "ERROR")
         .unwrap_or_else(|| panic!("no JSON error line in:\n{stderr}"));
     let cause = error["fields"]["cause"].as_str().unwrap();
-    assert!(cause.contains(&topic) && cause.contains("does not exist"), "{cause}");
+    assert!(
+        cause.contains(&topic) && cause.contains("does not exist"),
+        "{cause}"
+    );
 }

@@ -197,32 +197,35 @@ async fn oversized_bodies_are_413_declared_or_chunked() {
 }
 
 #[tokio::test]
-async fn a_full_queue_answers_503_and_counts_it() {
+async fn a_full_spool_answers_503_and_counts_it() {
     let mut settings = test_settings();
     // Nothing listens on port 1: the publisher can deliver nothing, so the
-    // queue fills after two events.
+    // spool only fills.
     settings.sink.kind = SinkKind::Rabbitmq;
     settings.rabbitmq.url = "amqp://guest:guest@127.0.0.1:1/%2f".to_owned();
-    settings.queue.max_events = 2;
+    settings.http.max_body_bytes = 4096;
+    settings.spool.segment_bytes = 1024 * 1024;
+    settings.spool.max_bytes = 2 * 1024 * 1024 + 8192;
     settings.shutdown.drain_timeout_ms = 200;
     let bridge = TestBridge::start(settings).await;
     let body = fixture(GROUP);
     let mut client = OpenImClient::connect(bridge.addr).await;
-    assert_ack(
-        &client
+    let mut acked = 0;
+    let refused = loop {
+        let reply = client
             .post("/callbackAfterSendGroupMsgCommand", &body)
-            .await,
-    );
-    assert_ack(
-        &client
-            .post("/callbackAfterSendGroupMsgCommand", &body)
-            .await,
-    );
-    let reply = client
-        .post("/callbackAfterSendGroupMsgCommand", &body)
-        .await;
-    assert_error(&reply, 503, "queue is full");
+            .await;
+        if reply.status != 200 || acked > 5000 {
+            break reply;
+        }
+        acked += 1;
+    };
+    assert_error(&refused, 503, "spool is full");
+    assert!(acked > 1000, "only {acked} callbacks fit in 2 MiB");
     let stats = bridge.stats.snapshot();
-    assert_eq!((stats.callbacks_acked, stats.callbacks_unavailable), (2, 1));
+    assert_eq!(
+        (stats.callbacks_acked, stats.callbacks_unavailable),
+        (acked, 1)
+    );
     bridge.stop().await;
 }

@@ -1,7 +1,7 @@
-//! One callback request: check it, normalize it, queue it, ack it.
+//! One callback request: check it, normalize it, spool it, ack it.
 //!
 //! This is where a callback goes: [`Handler::handle`] reads the body,
-//! [`crate::normalize`] turns it into an event, [`crate::queue`] takes it,
+//! [`crate::normalize`] turns it into an event, [`crate::spool`] stores it,
 //! and the ack goes back without waiting for any broker.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use tracing::{debug, warn, Instrument};
 
 use super::reply::{self, Reply};
 use crate::normalize::{self, CallbackKind, NormalizeError};
-use crate::queue::{PushError, QueueSender};
+use crate::spool::{AppendError, SpoolWriter};
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 
@@ -50,9 +50,9 @@ pub enum CallbackError {
     /// A command this bridge does not publish.
     #[error("callback command `{0}` is not handled by openim-bridge (handled: {handled})", handled = handled_commands())]
     UnknownCommand(String),
-    /// The queue refused the event.
+    /// The spool refused the event.
     #[error("{0}; this callback was NOT accepted")]
-    Unavailable(#[from] PushError),
+    Unavailable(#[from] AppendError),
 }
 
 fn handled_commands() -> String {
@@ -78,7 +78,7 @@ impl CallbackError {
 /// Shared by every connection.
 #[derive(Debug, Clone)]
 pub struct Handler {
-    queue: QueueSender,
+    spool: SpoolWriter,
     source: Arc<str>,
     max_body_bytes: usize,
     stats: Arc<Stats>,
@@ -86,10 +86,10 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// A handler queueing into `queue`.
-    pub fn new(queue: QueueSender, source: &str, max_body_bytes: usize, stats: Arc<Stats>) -> Self {
+    /// A handler appending to `spool`.
+    pub fn new(spool: SpoolWriter, source: &str, max_body_bytes: usize, stats: Arc<Stats>) -> Self {
         Self {
-            queue,
+            spool,
             source: Arc::from(source),
             max_body_bytes,
             stats,
@@ -161,8 +161,8 @@ impl Handler {
         let kind =
             CallbackKind::from_command(&command).ok_or(CallbackError::UnknownCommand(command))?;
         let event = normalize::normalize(kind, &body, received_at, &self.source)?;
-        debug!(event_id = %event.id, key = %event.key, "callback queued");
-        self.queue.try_push(event)?;
+        self.spool.append(&event).await?;
+        debug!(event_id = %event.id, key = %event.key, "callback spooled");
         Ok(())
     }
 

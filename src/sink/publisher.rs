@@ -1,5 +1,7 @@
-//! The loop that moves events from the queue to a [`Sink`], in order, with
+//! The loop that moves events from the spool to a [`Sink`], in order, with
 //! many deliveries in flight, and retries what the broker did not confirm.
+//! An event leaves the spool ([`SpoolReader::complete`]) only once the broker
+//! confirmed it or it was written to the dead-letter file.
 //!
 //! Ordering: events are sent in queue order and their confirmations are
 //! read in the same order. After a retryable error the publisher stops
@@ -19,23 +21,25 @@ use tracing::{error, info, warn};
 
 use super::{Delivery, Sink, SinkError};
 use crate::config::SinkSettings;
-use crate::queue::{QueueReceiver, Queued};
+use crate::spool::dead_letter::DeadLetter;
+use crate::spool::{SpoolReader, Spooled};
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 
-type InFlight =
-    FuturesOrdered<std::pin::Pin<Box<dyn Future<Output = (Queued, Result<(), SinkError>)> + Send>>>;
+type InFlight = FuturesOrdered<
+    std::pin::Pin<Box<dyn Future<Output = (Spooled, Result<(), SinkError>)> + Send>>,
+>;
 
-/// Runs until `stop` has fired and every queued event has been confirmed
-/// (or rejected). The caller bounds shutdown with a deadline.
+/// Runs until the spool's writer has stopped and every event in the spool
+/// was handled. The caller bounds shutdown with a deadline; what is not
+/// confirmed by then stays in the spool for the next start.
 pub async fn run<S: Sink>(
     mut sink: S,
-    mut queue: QueueReceiver,
+    mut queue: SpoolReader,
+    dead_letter: DeadLetter,
     settings: SinkSettings,
     stats: Arc<Stats>,
-    stop: impl Future<Output = ()>,
 ) {
-    let mut stop = std::pin::pin!(stop);
     let mut state = State {
         pending: VecDeque::new(),
         failed: None,
@@ -43,9 +47,9 @@ pub async fn run<S: Sink>(
         stats,
         sink_name: sink.name(),
         reject_log: RateLimit::default(),
+        dead_letter,
     };
     let mut backoff = Backoff::new(&settings);
-    let mut stopping = false;
     let mut queue_done = false;
     loop {
         if state.failed.is_some() && state.in_flight.is_empty() {
@@ -73,13 +77,7 @@ pub async fn run<S: Sink>(
         }
         tokio::select! {
             biased;
-            () = &mut stop, if !stopping => {
-                stopping = true;
-                // New callbacks are refused from now on; what is queued drains.
-                queue.close();
-                info!(sink = sink.name(), queued = queue.len(), in_flight = state.in_flight.len(), "draining events to the broker");
-            }
-            Some((item, result)) = state.in_flight.next() => state.settle(item, result),
+            Some((item, result)) = state.in_flight.next() => state.settle(&mut queue, item, result),
             item = queue.recv(), if can_send && !queue_done => match item {
                 Some(item) => state.send(&mut sink, item).await,
                 None => queue_done = true,
@@ -89,33 +87,35 @@ pub async fn run<S: Sink>(
             else => tokio::task::yield_now().await,
         }
     }
+    queue.persist();
     sink.close().await;
     info!(
         sink = state.sink_name,
-        "publisher stopped; every accepted event was handled"
+        "publisher stopped; every spooled event was handled"
     );
 }
 
 struct State {
-    /// Events to send before taking more from the queue, in order.
-    pending: VecDeque<Queued>,
+    /// Events to send before taking more from the spool, in order.
+    pending: VecDeque<Spooled>,
     /// Set between a retryable error and the sink's recovery.
     failed: Option<Failure>,
     in_flight: InFlight,
     stats: Arc<Stats>,
     sink_name: &'static str,
     reject_log: RateLimit,
+    dead_letter: DeadLetter,
 }
 
 /// Events to send again once the sink has recovered.
 #[derive(Default)]
 struct Failure {
-    resend: VecDeque<Queued>,
+    resend: VecDeque<Spooled>,
     keys: HashSet<String>,
 }
 
 impl State {
-    async fn send<S: Sink>(&mut self, sink: &mut S, item: Queued) {
+    async fn send<S: Sink>(&mut self, sink: &mut S, item: Spooled) {
         match sink.send(&item.event).await {
             Ok(delivery) => self.in_flight.push_back(Box::pin(confirm(item, delivery))),
             Err(SinkError::Retryable(cause)) => {
@@ -125,13 +125,20 @@ impl State {
                 self.failed.get_or_insert_with(Failure::default);
                 self.pending.push_front(item);
             }
-            Err(SinkError::Rejected(cause)) => self.reject(item, &cause),
+            // Settled in order with the rest, so it leaves the spool in order.
+            Err(rejected) => self
+                .in_flight
+                .push_back(Box::pin(std::future::ready((item, Err(rejected))))),
         }
     }
 
-    fn settle(&mut self, item: Queued, result: Result<(), SinkError>) {
+    fn settle(&mut self, queue: &mut SpoolReader, item: Spooled, result: Result<(), SinkError>) {
         match (result, &mut self.failed) {
-            (Err(SinkError::Rejected(cause)), _) => self.reject(item, &cause),
+            (Err(SinkError::Rejected(cause)), _) => {
+                if self.reject(&item, &cause) {
+                    queue.complete(item.position);
+                }
+            }
             (Err(SinkError::Retryable(cause)), failed) => {
                 if failed.is_none() {
                     warn!(sink = self.sink_name, %cause, "broker did not confirm an event; will send it again");
@@ -145,7 +152,10 @@ impl State {
                 // send it again after that one to keep the key's order.
                 failure.resend.push_back(item);
             }
-            (Ok(()), _) => Stats::add(&self.stats.events_published, 1),
+            (Ok(()), _) => {
+                Stats::add(&self.stats.events_published, 1);
+                queue.complete(item.position);
+            }
         }
     }
 
@@ -164,23 +174,34 @@ impl State {
         }
     }
 
-    fn reject(&self, item: Queued, cause: &str) {
+    /// Counts, logs and dead-letters a refused event. `false` if the
+    /// dead-letter write failed: the event then stays in the spool and is
+    /// tried again after a restart.
+    fn reject(&mut self, item: &Spooled, cause: &str) -> bool {
+        let event = &item.event;
         Stats::add(&self.stats.events_rejected, 1);
         if let Some(suppressed) = self.reject_log.allow() {
             error!(
                 sink = self.sink_name,
-                event_id = %item.event.id,
-                key = %item.event.key,
-                event_type = item.event.event_type(),
+                event_id = %event.id,
+                key = %event.key,
+                event_type = event.event_type(),
                 %cause,
                 suppressed,
-                "broker refused the event for good; it is NOT published (at most one such line per second; `suppressed` counts the others)"
+                "broker refused the event for good; it goes to the dead-letter file (at most one such line per second; `suppressed` counts the others)"
             );
+        }
+        match self.dead_letter.write(event, self.sink_name, cause) {
+            Ok(()) => true,
+            Err(err) => {
+                error!(event_id = %event.id, cause = %err, "cannot write the dead-letter file; the event stays in the spool");
+                false
+            }
         }
     }
 }
 
-async fn confirm(item: Queued, delivery: Delivery) -> (Queued, Result<(), SinkError>) {
+async fn confirm(item: Spooled, delivery: Delivery) -> (Spooled, Result<(), SinkError>) {
     let result = delivery.await;
     (item, result)
 }
@@ -216,8 +237,9 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SpoolSettings;
     use crate::normalize::{CallbackKind, Event};
-    use crate::queue;
+    use crate::spool;
     use std::sync::Mutex;
 
     /// A sink whose deliveries fail while `down` is set.
@@ -264,16 +286,23 @@ mod tests {
             source: Arc::from("s"),
             time: String::new(),
             key: key.into(),
-            data: Default::default(),
+            data: b"{}".to_vec().into(),
         }
     }
 
-    async fn publish_all(sink: Flaky, events: Vec<Event>) -> Arc<Stats> {
-        let (tx, rx) = queue::bounded(100, 1 << 20);
-        for e in events {
-            tx.try_push(e).unwrap();
-        }
+    /// Spools `events`, then publishes until the spool is drained.
+    async fn publish_all(sink: Flaky, events: Vec<Event>) -> (Arc<Stats>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
         let stats = Arc::new(Stats::default());
+        let spool_settings = SpoolSettings {
+            dir: dir.path().to_owned(),
+            ..SpoolSettings::default()
+        };
+        let (writer, reader) = spool::open(&spool_settings, Arc::clone(&stats)).unwrap();
+        for e in events {
+            writer.append(&e).await.unwrap();
+        }
+        drop(writer);
         let settings = SinkSettings {
             max_in_flight: 4,
             retry_initial_ms: 1,
@@ -281,13 +310,13 @@ mod tests {
         };
         run(
             sink,
-            rx,
+            reader,
+            DeadLetter::new(dir.path()),
             settings,
             Arc::clone(&stats),
-            std::future::ready(()),
         )
         .await;
-        stats
+        (stats, dir)
     }
 
     #[tokio::test(start_paused = true)]
@@ -297,7 +326,7 @@ mod tests {
         let events = (0..6)
             .map(|i| event(if i % 2 == 0 { "a" } else { "b" }, i))
             .collect();
-        let stats = publish_all(sink.clone(), events).await;
+        let (stats, _dir) = publish_all(sink.clone(), events).await;
         let log = sink.log.lock().unwrap().clone();
         for key in ["a", "b"] {
             let ids: Vec<_> = log.iter().filter(|l| l.starts_with(key)).collect();
@@ -313,15 +342,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn rejected_events_are_counted_not_retried() {
+    async fn rejected_events_are_dead_lettered_not_retried() {
         let sink = Flaky {
             reject_id: Some("1"),
             ..Flaky::default()
         };
-        let stats = publish_all(sink.clone(), (0..3).map(|i| event("a", i)).collect()).await;
+        let (stats, dir) = publish_all(sink.clone(), (0..3).map(|i| event("a", i)).collect()).await;
         assert_eq!(*sink.log.lock().unwrap(), ["a:0", "a:2"]);
         assert_eq!(stats.snapshot().events_rejected, 1);
         assert_eq!(stats.snapshot().events_published, 2);
+        let dead =
+            std::fs::read_to_string(dir.path().join(crate::spool::dead_letter::FILE_NAME)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
+        assert_eq!(line["event"]["id"], "1");
+        assert_eq!(line["reason"], "too large");
+        assert_eq!(dead.lines().count(), 1);
     }
 
     #[test]

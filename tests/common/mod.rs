@@ -76,9 +76,17 @@ pub fn fixture(name: &str) -> String {
         .1
 }
 
-/// Settings for a test bridge: quiet, fast retries, short drain.
+/// A fresh spool directory under the system's temp dir.
+pub fn spool_dir() -> PathBuf {
+    std::env::temp_dir()
+        .join("openim-bridge-tests")
+        .join(unique("spool"))
+}
+
+/// Settings for a test bridge: its own spool, fast retries, short drain.
 pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
+    settings.spool.dir = spool_dir();
     settings.sink.retry_initial_ms = 20;
     settings.sink.retry_max_ms = 200;
     settings.shutdown.drain_timeout_ms = 10_000;
@@ -91,6 +99,8 @@ pub struct TestBridge {
     pub addr: SocketAddr,
     /// Its counters.
     pub stats: Arc<Stats>,
+    /// Its spool directory.
+    pub spool: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -100,6 +110,7 @@ impl TestBridge {
     pub async fn start(settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let spool = settings.spool.dir.clone();
         let app = App::start(settings, listener).await.expect("bridge starts");
         let stats = app.stats();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -109,6 +120,7 @@ impl TestBridge {
         Self {
             addr,
             stats,
+            spool,
             stop: Some(stop),
             task,
         }
@@ -123,6 +135,7 @@ impl TestBridge {
             .await
             .expect("bridge stops within 30 s")
             .unwrap();
+        let _ = std::fs::remove_dir_all(&self.spool);
     }
 }
 

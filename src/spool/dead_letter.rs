@@ -1,0 +1,75 @@
+//! Events a broker refused for good (e.g. too large for the topic, or
+//! unroutable on RabbitMQ) go to `{spool.dir}/dead-letter.jsonl`, one JSON
+//! object per line, synced before the event leaves the spool:
+//!
+//! ```json
+//! {"dead_lettered_at":"...","sink":"kafka","reason":"...","event":{ structured CloudEvent }}
+//! ```
+//!
+//! Replay after fixing the cause: each `event` is a complete CloudEvent.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+use crate::normalize::event::rfc3339;
+use crate::normalize::Event;
+use crate::sink::stdout::structured_json;
+
+/// File name of the dead-letter log inside the spool directory.
+pub const FILE_NAME: &str = "dead-letter.jsonl";
+
+/// Appends refused events to the dead-letter file.
+#[derive(Debug)]
+pub struct DeadLetter {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    dead_lettered_at: String,
+    sink: &'a str,
+    reason: &'a str,
+    event: &'a RawValue,
+}
+
+impl DeadLetter {
+    /// The dead-letter file in `dir` (created on first use).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: dir.join(FILE_NAME),
+            file: None,
+        }
+    }
+
+    /// Records `event` with the reason; returns once it is synced.
+    pub fn write(&mut self, event: &Event, sink: &str, reason: &str) -> std::io::Result<()> {
+        let mut json = Vec::new();
+        structured_json(event, &mut json).map_err(std::io::Error::other)?;
+        let event_json: &RawValue = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
+        let line = Line {
+            dead_lettered_at: rfc3339(OffsetDateTime::now_utc()),
+            sink,
+            reason,
+            event: event_json,
+        };
+        let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            ),
+        };
+        file.write_all(&bytes)?;
+        file.sync_data()
+    }
+}
