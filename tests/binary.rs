@@ -3,72 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::process::{spawn, terminate, BIN};
 use common::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_openim-bridge");
-
-/// Starts the binary on a free port with `env`; returns it and its address.
-fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
-        .env("OPENIM_BRIDGE__SPOOL__DIR", spool_dir())
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = addr_tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("binary logs its address")
-        .parse()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (line_tx, line_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = line_tx.send(line);
-        }
-    });
-    (child, addr, line_rx)
-}
-
-fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    for _ in 0..300 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("bridge did not exit within 15 s of SIGTERM");
-}
 
 #[test]
 fn help_documents_the_flags_and_the_environment() {

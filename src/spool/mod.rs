@@ -204,3 +204,189 @@ fn cut_torn_tail(path: &Path) -> std::io::Result<()> {
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AckMode;
+    use crate::normalize::{CallbackKind, Event};
+
+    fn settings(dir: &Path) -> SpoolSettings {
+        SpoolSettings {
+            dir: dir.to_owned(),
+            max_bytes: 1 << 30,
+            ack: AckMode::Durable,
+            segment_bytes: 4096,
+        }
+    }
+
+    fn event(i: usize) -> Event {
+        Event {
+            id: format!("m{i:05}"),
+            kind: CallbackKind::GroupMessageSent,
+            source: Arc::from("openim"),
+            time: "2024-07-01T02:13:20.123Z".to_owned(),
+            key: format!("g{}", i % 3),
+            data: format!("{{\"n\":{i}}}").into_bytes().into(),
+        }
+    }
+
+    /// Appends `range`, then closes the writer.
+    async fn spool(settings: &SpoolSettings, range: std::ops::Range<usize>) -> SpoolReader {
+        let (writer, reader) = open(settings, Arc::default()).unwrap();
+        for i in range {
+            writer.append(&event(i)).await.unwrap();
+        }
+        drop(writer);
+        reader
+    }
+
+    async fn read_ids(reader: &mut SpoolReader, complete: bool) -> Vec<String> {
+        let mut ids = Vec::new();
+        while let Some(item) = reader.recv().await {
+            ids.push(item.event.id.clone());
+            if complete {
+                reader.complete(item.position);
+            }
+        }
+        ids
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| event(i).id).collect()
+    }
+
+    #[tokio::test]
+    async fn everything_appended_is_read_in_order_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reader = spool(&settings(dir.path()), 0..300).await;
+        assert!(
+            list_segments(dir.path()).unwrap().len() > 3,
+            "segments rolled"
+        );
+        assert_eq!(read_ids(&mut reader, true).await, ids(0..300));
+    }
+
+    #[tokio::test]
+    async fn confirmed_events_are_not_replayed_and_their_segments_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let mut reader = spool(&settings, 0..300).await;
+        read_ids(&mut reader, true).await;
+        reader.persist();
+        drop(reader);
+        // Only the writer's last (empty or partial) segments remain.
+        assert!(list_segments(dir.path()).unwrap().len() <= 2);
+        let mut reader = spool(&settings, 300..310).await;
+        assert_eq!(read_ids(&mut reader, true).await, ids(300..310));
+    }
+
+    #[tokio::test]
+    async fn unconfirmed_events_are_replayed_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let mut reader = spool(&settings, 0..100).await;
+        // Confirm the first 40 only, out of order inside the window.
+        let mut handed = Vec::new();
+        for _ in 0..50 {
+            handed.push(reader.recv().await.unwrap());
+        }
+        for item in handed.iter().take(40).rev() {
+            reader.complete(item.position);
+        }
+        reader.persist();
+        drop(reader); // a crash: nothing else is written
+        let mut reader = spool(&settings, 100..105).await;
+        assert_eq!(read_ids(&mut reader, true).await, ids(40..105));
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_and_the_intact_records_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SpoolSettings {
+            segment_bytes: 1 << 20,
+            ..settings(dir.path())
+        };
+        drop(spool(&settings, 0..10).await);
+        let last = segment_path(
+            dir.path(),
+            *list_segments(dir.path()).unwrap().last().unwrap(),
+        );
+        let intact = fs::metadata(&last).unwrap().len();
+        // A crash in the middle of writing record 10: half a frame.
+        let mut frame = Vec::new();
+        record::encode(&event(10), &mut frame);
+        let mut bytes = fs::read(&last).unwrap();
+        bytes.extend_from_slice(&frame[..frame.len() / 2]);
+        fs::write(&last, bytes).unwrap();
+
+        let mut reader = spool(&settings, 11..12).await;
+        assert_eq!(fs::metadata(&last).unwrap().len(), intact, "torn bytes cut");
+        let mut expected = ids(0..10);
+        expected.push(event(11).id);
+        assert_eq!(read_ids(&mut reader, true).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_in_the_tail_is_cut_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SpoolSettings {
+            segment_bytes: 1 << 20,
+            ..settings(dir.path())
+        };
+        drop(spool(&settings, 0..5).await);
+        let last = segment_path(
+            dir.path(),
+            *list_segments(dir.path()).unwrap().last().unwrap(),
+        );
+        let mut bytes = fs::read(&last).unwrap();
+        let end = bytes.len();
+        bytes[end - 3] ^= 0xff; // flip a bit in the last record
+        fs::write(&last, bytes).unwrap();
+        let mut reader = spool(&settings, 0..0).await;
+        assert_eq!(read_ids(&mut reader, true).await, ids(0..4));
+    }
+
+    #[tokio::test]
+    async fn a_full_spool_refuses_then_recovers_when_segments_are_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SpoolSettings {
+            max_bytes: 16 * 1024,
+            ..settings(dir.path())
+        };
+        let (writer, mut reader) = open(&settings, Arc::default()).unwrap();
+        let mut accepted = 0;
+        let err = loop {
+            match writer.append(&event(accepted)).await {
+                Ok(()) => accepted += 1,
+                Err(err) => break err,
+            }
+        };
+        assert!(matches!(err, AppendError::Full { .. }), "{err:?}");
+        assert!(accepted > 50, "{accepted}");
+        for _ in 0..accepted {
+            let item = reader.recv().await.unwrap();
+            reader.complete(item.position);
+        }
+        reader.persist();
+        writer.append(&event(accepted)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory_mode_acks_without_waiting_and_still_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SpoolSettings {
+            ack: AckMode::Memory,
+            ..settings(dir.path())
+        };
+        let mut reader = spool(&settings, 0..50).await;
+        assert_eq!(read_ids(&mut reader, true).await, ids(0..50));
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_a_clear_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = open(&settings(&file.path().join("sub")), Arc::default()).unwrap_err();
+        assert!(err.to_string().contains("spool.dir"), "{err}");
+    }
+}

@@ -61,6 +61,20 @@ pub fn read(
     count: usize,
     timeout: Duration,
 ) -> Vec<Record> {
+    read_until(brokers, topic, partitions, timeout, |records| {
+        records.len() >= count
+    })
+}
+
+/// Reads records of `topic` from the start until `done` says so or
+/// `timeout` passed.
+pub fn read_until(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+    mut done: impl FnMut(&[Record]) -> bool,
+) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", super::unique("openim-bridge-test"))
@@ -76,7 +90,7 @@ pub fn read(
     consumer.assign(&assignment).expect("assign");
     let deadline = std::time::Instant::now() + timeout;
     let mut records = Vec::new();
-    while records.len() < count && std::time::Instant::now() < deadline {
+    while !done(&records) && std::time::Instant::now() < deadline {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };

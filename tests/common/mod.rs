@@ -176,6 +176,11 @@ impl OpenImClient {
 
     /// POSTs `body` to `path` with OpenIM's headers.
     pub async fn post(&mut self, path: &str, body: &str) -> Reply {
+        self.try_post(path, body).await.expect("request failed")
+    }
+
+    /// Like [`Self::post`], but a broken connection is an `Err`, not a panic.
+    pub async fn try_post(&mut self, path: &str, body: &str) -> Result<Reply, hyper::Error> {
         let operation_id = serde_json::from_str::<Value>(body)
             .ok()
             .and_then(|v| v["operationID"].as_str().map(str::to_owned))
@@ -188,21 +193,28 @@ impl OpenImClient {
             .header("Accept-Encoding", "gzip")
             .body(Full::new(Bytes::from(body.to_owned())))
             .unwrap();
-        self.send(request).await
+        self.try_send(request).await
     }
 
     /// Sends any request.
     pub async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> Reply {
-        self.sender.ready().await.unwrap();
-        let response = self.sender.send_request(request).await.unwrap();
+        self.try_send(request).await.expect("request failed")
+    }
+
+    async fn try_send(
+        &mut self,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Result<Reply, hyper::Error> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Reply {
             status,
             headers,
             body,
-        }
+        })
     }
 }
 
@@ -213,6 +225,20 @@ pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
 
 /// The exact "continue" ack OpenIM expects.
 pub const ACK: &str = r#"{"actionCode":0,"errCode":0,"errMsg":"","errDlt":"","nextCode":0}"#;
+
+/// A group-message callback body with its own `serverMsgID` and group.
+pub fn group_message(id: &str, group: &str) -> String {
+    let mut body: Value =
+        serde_json::from_str(&fixture("after_send_group_msg_01_text_ios.json")).unwrap();
+    body["serverMsgID"] = id.into();
+    body["groupID"] = group.into();
+    body.to_string()
+}
+
+/// Whether `reply` is exactly the ack.
+pub fn is_ack(reply: &Reply) -> bool {
+    reply.status == 200 && reply.body.as_ref() == ACK.as_bytes()
+}
 
 /// Asserts `reply` is the ack, byte for byte, as JSON.
 pub fn assert_ack(reply: &Reply) {
@@ -324,4 +350,5 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
 }
 
 pub mod kafka;
+pub mod process;
 pub mod rabbitmq;

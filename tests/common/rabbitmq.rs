@@ -6,35 +6,73 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
-/// A consumer on a server-named, exclusive, auto-delete queue.
+/// A queue bound to the bridge's exchange; consuming starts at the first
+/// read (so messages wait in the queue until then).
 pub struct Binding {
     _connection: Connection,
     channel: Channel,
-    consumer: Consumer,
+    queue: lapin::types::ShortString,
+    consumer: Option<Consumer>,
 }
 
 impl Binding {
-    /// Binds a fresh queue to `exchange` with `binding_key`.
+    /// Binds a fresh exclusive, auto-delete queue to `exchange`.
     pub async fn new(url: &str, exchange: &str, binding_key: &str) -> Self {
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        Self::with_queue(url, exchange, binding_key, "", options).await
+    }
+
+    /// Declares `exchange` as the bridge does (durable topic) and binds a
+    /// durable queue named `queue` to it, which outlives a broker restart.
+    /// Delete both with [`Self::delete`].
+    pub async fn durable(url: &str, exchange: &str, queue: &str) -> Self {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .expect("amqp connect");
+        let channel = connection.create_channel().await.unwrap();
+        let options = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                exchange.into(),
+                ExchangeKind::Topic,
+                options,
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        Self::with_queue(url, exchange, "#", queue, options).await
+    }
+
+    async fn with_queue(
+        url: &str,
+        exchange: &str,
+        binding_key: &str,
+        queue: &str,
+        options: QueueDeclareOptions,
+    ) -> Self {
         let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("amqp connect");
         let channel = connection.create_channel().await.unwrap();
         let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+            .queue_declare(queue.into(), options, FieldTable::default())
             .await
             .unwrap();
         channel
@@ -47,22 +85,11 @@ impl Binding {
             )
             .await
             .expect("bind to the bridge's exchange");
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
         Self {
             _connection: connection,
             channel,
-            consumer,
+            queue: queue.name().clone(),
+            consumer: None,
         }
     }
 
@@ -71,12 +98,41 @@ impl Binding {
         let mut deliveries = Vec::new();
         let deadline = tokio::time::Instant::now() + timeout;
         while deliveries.len() < count {
-            match tokio::time::timeout_at(deadline, self.consumer.next()).await {
+            let consumer = match &mut self.consumer {
+                Some(consumer) => consumer,
+                None => {
+                    let options = BasicConsumeOptions {
+                        no_ack: true,
+                        ..BasicConsumeOptions::default()
+                    };
+                    let consumer = self
+                        .channel
+                        .basic_consume(
+                            self.queue.clone(),
+                            "".into(),
+                            options,
+                            FieldTable::default(),
+                        )
+                        .await
+                        .expect("basic_consume");
+                    self.consumer.insert(consumer)
+                }
+            };
+            match tokio::time::timeout_at(deadline, consumer.next()).await {
                 Ok(Some(delivery)) => deliveries.push(delivery.expect("delivery")),
                 Ok(None) | Err(_) => break,
             }
         }
         deliveries
+    }
+
+    /// Deletes the durable `queue` and `exchange`.
+    pub async fn delete(&self, exchange: &str, queue: &str) {
+        self.channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await
+            .expect("delete queue");
+        self.delete_exchange(exchange).await;
     }
 
     /// Deletes `exchange` (tests must not leave exchanges behind).

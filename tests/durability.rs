@@ -1,0 +1,336 @@
+//! Nothing acked is lost: `kill -9` mid-stream and broker outages, with the
+//! real binary and real brokers.
+//!
+//! Tests named `serial_*` stop the shared RabbitMQ; `scripts/test` runs them
+//! one at a time after everything else.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::kafka::{create_topic, read_until};
+use common::process::{signal, spawn, terminate};
+use common::rabbitmq::{header, Binding};
+use common::*;
+use openim_bridge::config::SinkKind;
+
+/// Sends group messages from `workers` keep-alive connections until
+/// `total` were sent or the bridge stops answering; SIGKILLs `pid` once
+/// `kill_after` were acked. Returns the acked ids.
+async fn send_until_killed(
+    addr: std::net::SocketAddr,
+    pid: u32,
+    run: &str,
+    kill_after: usize,
+) -> Vec<String> {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let (acked, count, run) = (Arc::clone(&acked), Arc::clone(&count), run.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut client = OpenImClient::connect(addr).await;
+            for i in 0..10_000 {
+                let id = format!("{run}-{worker}-{i:05}");
+                let body = group_message(&id, &format!("g_{}", i % 7));
+                match client
+                    .try_post("/callbackAfterSendGroupMsgCommand", &body)
+                    .await
+                {
+                    Ok(reply) if is_ack(&reply) => {
+                        acked.lock().unwrap().push(id);
+                        if count.fetch_add(1, Ordering::SeqCst) + 1 == kill_after {
+                            signal(pid, "KILL");
+                        }
+                    }
+                    // 503 while shutting down, or the connection died: stop.
+                    _ => break,
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= kill_after,
+        "killed after {kill_after} acks, saw {}",
+        acked.len()
+    );
+    acked
+}
+
+fn missing<'a>(acked: &'a [String], seen: &HashSet<String>) -> Vec<&'a String> {
+    acked.iter().filter(|id| !seen.contains(*id)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
+    let brokers = kafka_brokers();
+    let topic = unique("openim-crash");
+    create_topic(&brokers, &topic, 3).await;
+    let spool = spool_dir().to_string_lossy().into_owned();
+    let env = [
+        ("OPENIM_BRIDGE__SINK__KIND", "kafka"),
+        ("OPENIM_BRIDGE__KAFKA__BROKERS", brokers.as_str()),
+        ("OPENIM_BRIDGE__KAFKA__TOPIC", topic.as_str()),
+        ("OPENIM_BRIDGE__SPOOL__DIR", spool.as_str()),
+    ];
+    let (child, addr, _) = spawn(&env);
+    let acked = send_until_killed(addr, child.id(), &topic, 1500).await;
+    let (child, _, _) = spawn(&env);
+    let mut seen = HashSet::new();
+    read_until(&brokers, &topic, 3, Duration::from_secs(60), |records| {
+        seen = records
+            .iter()
+            .map(|r| r.header("ce_id").to_owned())
+            .collect();
+        missing(&acked, &seen).is_empty()
+    });
+    let lost = missing(&acked, &seen);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acked events missing, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
+    assert!(terminate(child).success());
+    let _ = std::fs::remove_dir_all(spool);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_stream_loses_no_acked_event_rabbitmq() {
+    let exchange = unique("openim-crash");
+    let binding = Binding::durable(&amqp_url(), &exchange, &exchange).await;
+    let spool = spool_dir().to_string_lossy().into_owned();
+    let url = amqp_url();
+    let env = [
+        ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"),
+        ("OPENIM_BRIDGE__RABBITMQ__URL", url.as_str()),
+        ("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", exchange.as_str()),
+        ("OPENIM_BRIDGE__SPOOL__DIR", spool.as_str()),
+    ];
+    let (child, addr, _) = spawn(&env);
+    let acked = send_until_killed(addr, child.id(), &exchange, 1000).await;
+    let (child, _, _) = spawn(&env);
+    let seen = read_ids(binding, &acked, Duration::from_secs(60)).await;
+    let lost = missing(&acked, &seen);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acked events missing, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
+    assert!(terminate(child).success());
+    Binding::new(&url, &exchange, "#")
+        .await
+        .delete(&exchange, &exchange)
+        .await;
+    let _ = std::fs::remove_dir_all(spool);
+}
+
+/// Consumes until every id in `wanted` was seen or `timeout` passed.
+async fn read_ids(mut binding: Binding, wanted: &[String], timeout: Duration) -> HashSet<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = HashSet::new();
+    while !missing(wanted, &seen).is_empty() && tokio::time::Instant::now() < deadline {
+        for delivery in binding.read(1000, Duration::from_millis(500)).await {
+            seen.insert(header(&delivery, "ce-id"));
+        }
+    }
+    seen
+}
+
+/// A Tansu broker of this test's own, so pausing it disturbs no other test.
+struct OwnTansu {
+    child: std::process::Child,
+    brokers: String,
+}
+
+impl OwnTansu {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the outage test runs its own Tansu: install it (scripts/test does)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for OwnTansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_outage_acks_keep_flowing_and_everything_arrives() {
+    let tansu = OwnTansu::start();
+    let topic = unique("openim-outage");
+    create_topic(&tansu.brokers, &topic, 3).await;
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Kafka;
+    settings.kafka.brokers = tansu.brokers.clone();
+    settings.kafka.topic = topic.clone();
+    let bridge = TestBridge::start(settings).await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let mut ids = Vec::new();
+    let mut send = async |ids: &mut Vec<String>, n: usize| {
+        for _ in 0..n {
+            let id = format!("outage-{}", ids.len());
+            assert_ack(
+                &client
+                    .post(
+                        "/callbackAfterSendGroupMsgCommand",
+                        &group_message(&id, "g_1"),
+                    )
+                    .await,
+            );
+            ids.push(id);
+        }
+    };
+    send(&mut ids, 100).await;
+    signal(tansu.child.id(), "STOP");
+    // The broker is frozen: callbacks are still acked at once, from the spool.
+    let started = std::time::Instant::now();
+    send(&mut ids, 300).await;
+    let during_outage = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(tansu.child.id(), "CONT");
+    let records = read_until(
+        &tansu.brokers,
+        &topic,
+        3,
+        Duration::from_secs(60),
+        |records| {
+            let seen: HashSet<_> = records.iter().map(|r| r.header("ce_id")).collect();
+            ids.iter().all(|id| seen.contains(id.as_str()))
+        },
+    );
+    let seen: HashSet<String> = records
+        .iter()
+        .map(|r| r.header("ce_id").to_owned())
+        .collect();
+    let lost = missing(&ids, &seen);
+    assert!(
+        lost.is_empty(),
+        "{} missing after the outage, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    assert!(
+        during_outage < Duration::from_secs(10),
+        "acks stalled during the outage: {during_outage:?}"
+    );
+    // Per-group order survives the outage.
+    let order: Vec<usize> = records
+        .iter()
+        .map(|r| {
+            r.header("ce_id")
+                .trim_start_matches("outage-")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let mut first_seen = Vec::new();
+    for n in order {
+        if !first_seen.contains(&n) {
+            first_seen.push(n);
+        }
+    }
+    let mut sorted = first_seen.clone();
+    sorted.sort_unstable();
+    assert_eq!(first_seen, sorted, "group g_1 out of order");
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_rabbitmq_outage_acks_keep_flowing_and_everything_arrives() {
+    let exchange = unique("openim-outage");
+    let url = amqp_url();
+    let binding = Binding::durable(&url, &exchange, &exchange).await;
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Rabbitmq;
+    settings.rabbitmq.url = url.clone();
+    settings.rabbitmq.exchange = exchange.clone();
+    let bridge = TestBridge::start(settings).await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let mut ids = Vec::new();
+    for i in 0..400 {
+        if i == 100 {
+            rabbitmqctl("stop_app");
+        }
+        let id = format!("outage-{i}");
+        assert_ack(
+            &client
+                .post(
+                    "/callbackAfterSendGroupMsgCommand",
+                    &group_message(&id, "g_1"),
+                )
+                .await,
+        );
+        ids.push(id);
+    }
+    rabbitmqctl("start_app");
+    drop(binding); // its connection died with the broker
+    let binding = Binding::durable(&url, &exchange, &exchange).await;
+    let seen = read_ids(binding, &ids, Duration::from_secs(60)).await;
+    let lost = missing(&ids, &seen);
+    assert!(
+        lost.is_empty(),
+        "{} missing after the outage, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    bridge.stop().await;
+    Binding::new(&url, &exchange, "#")
+        .await
+        .delete(&exchange, &exchange)
+        .await;
+}
+
+fn rabbitmqctl(command: &str) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .arg(command)
+        .status()
+        .expect("rabbitmqctl");
+    assert!(status.success(), "rabbitmqctl {command}");
+    if command == "start_app" {
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["await_startup"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
