@@ -9,10 +9,15 @@ RUN cargo build --release --locked --bin openim-bridge
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home bridge
+    && useradd --system --uid 10001 --no-create-home bridge \
+    && mkdir -p /var/lib/openim-bridge/spool && chown -R bridge /var/lib/openim-bridge
 COPY --from=build /src/target/release/openim-bridge /usr/local/bin/openim-bridge
 COPY deploy/openim-bridge.example.toml /etc/openim-bridge/openim-bridge.example.toml
 USER bridge
 EXPOSE 8080
-ENV OPENIM_BRIDGE__LOG__FORMAT=json
+ENV OPENIM_BRIDGE__LOG__FORMAT=json \
+    OPENIM_BRIDGE__SPOOL__DIR=/var/lib/openim-bridge/spool
+# The spool holds acked events until the broker confirms them: keep it on a
+# volume of its own, one per replica.
+VOLUME /var/lib/openim-bridge/spool
 ENTRYPOINT ["/usr/local/bin/openim-bridge"]

@@ -12,6 +12,19 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// `TryFrom<String>` for a settings enum spelled as lowercase words, with an
+/// error that lists the allowed words.
+macro_rules! words {
+    ($enum:ident: $($word:literal => $variant:ident),+) => {
+        impl TryFrom<String> for $enum {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                choose(&value, &[$(($word, Self::$variant)),+])
+            }
+        }
+    };
+}
+
 /// Prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "OPENIM_BRIDGE";
 
@@ -96,19 +109,7 @@ pub enum SinkKind {
     Rabbitmq,
 }
 
-impl TryFrom<String> for SinkKind {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        choose(
-            &value,
-            &[
-                ("stdout", Self::Stdout),
-                ("kafka", Self::Kafka),
-                ("rabbitmq", Self::Rabbitmq),
-            ],
-        )
-    }
-}
+words!(SinkKind: "stdout" => Stdout, "kafka" => Kafka, "rabbitmq" => Rabbitmq);
 
 /// `[sink]`
 #[derive(Debug, Clone, Deserialize)]
@@ -149,15 +150,7 @@ pub enum AckMode {
     Memory,
 }
 
-impl TryFrom<String> for AckMode {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        choose(
-            &value,
-            &[("durable", Self::Durable), ("memory", Self::Memory)],
-        )
-    }
-}
+words!(AckMode: "durable" => Durable, "memory" => Memory);
 
 /// `[spool]`
 #[derive(Debug, Clone, Deserialize)]
@@ -259,20 +252,7 @@ pub enum ExchangeType {
     Headers,
 }
 
-impl TryFrom<String> for ExchangeType {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        choose(
-            &value,
-            &[
-                ("topic", Self::Topic),
-                ("direct", Self::Direct),
-                ("fanout", Self::Fanout),
-                ("headers", Self::Headers),
-            ],
-        )
-    }
-}
+words!(ExchangeType: "topic" => Topic, "direct" => Direct, "fanout" => Fanout, "headers" => Headers);
 
 /// `[rabbitmq]`
 #[derive(Debug, Clone, Deserialize)]
@@ -314,12 +294,7 @@ pub enum LogFormat {
     Json,
 }
 
-impl TryFrom<String> for LogFormat {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        choose(&value, &[("text", Self::Text), ("json", Self::Json)])
-    }
-}
+words!(LogFormat: "text" => Text, "json" => Json);
 
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]

@@ -68,6 +68,31 @@ fn missing<'a>(acked: &'a [String], seen: &HashSet<String>) -> Vec<&'a String> {
     acked.iter().filter(|id| !seen.contains(*id)).collect()
 }
 
+/// Runs the binary with `env`, kills it with SIGKILL after `kill_after`
+/// acks, and starts it again on the same spool. Returns the acked ids and
+/// the restarted bridge.
+async fn crash_and_restart(
+    env: &[(&str, &str)],
+    run: &str,
+    kill_after: usize,
+) -> (Vec<String>, std::process::Child) {
+    let (child, addr, _) = spawn(env);
+    let acked = send_until_killed(addr, child.id(), run, kill_after).await;
+    let (child, _, _) = spawn(env);
+    (acked, child)
+}
+
+fn assert_none_lost(acked: &[String], seen: &HashSet<String>) {
+    let lost = missing(acked, seen);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acked events missing, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
     let brokers = kafka_brokers();
@@ -80,9 +105,7 @@ async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
         ("OPENIM_BRIDGE__KAFKA__TOPIC", topic.as_str()),
         ("OPENIM_BRIDGE__SPOOL__DIR", spool.as_str()),
     ];
-    let (child, addr, _) = spawn(&env);
-    let acked = send_until_killed(addr, child.id(), &topic, 1500).await;
-    let (child, _, _) = spawn(&env);
+    let (acked, child) = crash_and_restart(&env, &topic, 1500).await;
     let mut seen = HashSet::new();
     read_until(&brokers, &topic, 3, Duration::from_secs(60), |records| {
         seen = records
@@ -91,14 +114,7 @@ async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
             .collect();
         missing(&acked, &seen).is_empty()
     });
-    let lost = missing(&acked, &seen);
-    assert!(
-        lost.is_empty(),
-        "{} of {} acked events missing, e.g. {:?}",
-        lost.len(),
-        acked.len(),
-        lost.first()
-    );
+    assert_none_lost(&acked, &seen);
     assert!(terminate(child).success());
     let _ = std::fs::remove_dir_all(spool);
 }
@@ -115,18 +131,9 @@ async fn kill_9_mid_stream_loses_no_acked_event_rabbitmq() {
         ("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", exchange.as_str()),
         ("OPENIM_BRIDGE__SPOOL__DIR", spool.as_str()),
     ];
-    let (child, addr, _) = spawn(&env);
-    let acked = send_until_killed(addr, child.id(), &exchange, 1000).await;
-    let (child, _, _) = spawn(&env);
+    let (acked, child) = crash_and_restart(&env, &exchange, 1000).await;
     let seen = read_ids(binding, &acked, Duration::from_secs(60)).await;
-    let lost = missing(&acked, &seen);
-    assert!(
-        lost.is_empty(),
-        "{} of {} acked events missing, e.g. {:?}",
-        lost.len(),
-        acked.len(),
-        lost.first()
-    );
+    assert_none_lost(&acked, &seen);
     assert!(terminate(child).success());
     Binding::new(&url, &exchange, "#")
         .await
@@ -145,6 +152,22 @@ async fn read_ids(mut binding: Binding, wanted: &[String], timeout: Duration) ->
         }
     }
     seen
+}
+
+/// Sends `n` more group messages to group `g_1`, ids `outage-<n>`, each of
+/// which must be acked.
+async fn send_acked(client: &mut OpenImClient, ids: &mut Vec<String>, n: usize) {
+    for _ in 0..n {
+        let id = format!("outage-{}", ids.len());
+        let reply = client
+            .post(
+                "/callbackAfterSendGroupMsgCommand",
+                &group_message(&id, "g_1"),
+            )
+            .await;
+        assert_ack(&reply);
+        ids.push(id);
+    }
 }
 
 /// A Tansu broker of this test's own, so pausing it disturbs no other test.
@@ -206,25 +229,11 @@ async fn kafka_outage_acks_keep_flowing_and_everything_arrives() {
     let bridge = TestBridge::start(settings).await;
     let mut client = OpenImClient::connect(bridge.addr).await;
     let mut ids = Vec::new();
-    let mut send = async |ids: &mut Vec<String>, n: usize| {
-        for _ in 0..n {
-            let id = format!("outage-{}", ids.len());
-            assert_ack(
-                &client
-                    .post(
-                        "/callbackAfterSendGroupMsgCommand",
-                        &group_message(&id, "g_1"),
-                    )
-                    .await,
-            );
-            ids.push(id);
-        }
-    };
-    send(&mut ids, 100).await;
+    send_acked(&mut client, &mut ids, 100).await;
     signal(tansu.child.id(), "STOP");
     // The broker is frozen: callbacks are still acked at once, from the spool.
     let started = std::time::Instant::now();
-    send(&mut ids, 300).await;
+    send_acked(&mut client, &mut ids, 300).await;
     let during_outage = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     signal(tansu.child.id(), "CONT");
@@ -242,13 +251,7 @@ async fn kafka_outage_acks_keep_flowing_and_everything_arrives() {
         .iter()
         .map(|r| r.header("ce_id").to_owned())
         .collect();
-    let lost = missing(&ids, &seen);
-    assert!(
-        lost.is_empty(),
-        "{} missing after the outage, e.g. {:?}",
-        lost.len(),
-        lost.first()
-    );
+    assert_none_lost(&ids, &seen);
     assert!(
         during_outage < Duration::from_secs(10),
         "acks stalled during the outage: {during_outage:?}"
@@ -287,32 +290,14 @@ async fn serial_rabbitmq_outage_acks_keep_flowing_and_everything_arrives() {
     let bridge = TestBridge::start(settings).await;
     let mut client = OpenImClient::connect(bridge.addr).await;
     let mut ids = Vec::new();
-    for i in 0..400 {
-        if i == 100 {
-            rabbitmqctl("stop_app");
-        }
-        let id = format!("outage-{i}");
-        assert_ack(
-            &client
-                .post(
-                    "/callbackAfterSendGroupMsgCommand",
-                    &group_message(&id, "g_1"),
-                )
-                .await,
-        );
-        ids.push(id);
-    }
+    send_acked(&mut client, &mut ids, 100).await;
+    rabbitmqctl("stop_app");
+    send_acked(&mut client, &mut ids, 300).await;
     rabbitmqctl("start_app");
     drop(binding); // its connection died with the broker
     let binding = Binding::durable(&url, &exchange, &exchange).await;
     let seen = read_ids(binding, &ids, Duration::from_secs(60)).await;
-    let lost = missing(&ids, &seen);
-    assert!(
-        lost.is_empty(),
-        "{} missing after the outage, e.g. {:?}",
-        lost.len(),
-        lost.first()
-    );
+    assert_none_lost(&ids, &seen);
     bridge.stop().await;
     Binding::new(&url, &exchange, "#")
         .await
