@@ -21,6 +21,8 @@ pub struct Stats {
     pub events_rejected: AtomicU64,
     /// `fdatasync` calls of the spool writer (one per group commit).
     pub spool_syncs: AtomicU64,
+    /// Bytes of torn or corrupt records cut from the spool at startup.
+    pub spool_torn_bytes: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -40,6 +42,8 @@ pub struct Snapshot {
     pub events_rejected: u64,
     /// See [`Stats::spool_syncs`].
     pub spool_syncs: u64,
+    /// See [`Stats::spool_torn_bytes`].
+    pub spool_torn_bytes: u64,
 }
 
 impl Stats {
@@ -59,6 +63,7 @@ impl Stats {
             events_retried: get(&self.events_retried),
             events_rejected: get(&self.events_rejected),
             spool_syncs: get(&self.spool_syncs),
+            spool_torn_bytes: get(&self.spool_torn_bytes),
         }
     }
 }

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 use super::{Delivery, Sink, SinkError};
 use crate::config::SinkSettings;
 use crate::spool::dead_letter::DeadLetter;
-use crate::spool::{SpoolReader, Spooled};
+use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 
@@ -51,6 +51,8 @@ pub async fn run<S: Sink>(
     };
     let mut backoff = Backoff::new(&settings);
     let mut queue_done = false;
+    let mut persist = tokio::time::interval(ACK_PERSIST_INTERVAL);
+    persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if state.failed.is_some() && state.in_flight.is_empty() {
             tokio::time::sleep(backoff.next_delay()).await;
@@ -82,6 +84,7 @@ pub async fn run<S: Sink>(
                 Some(item) => state.send(&mut sink, item).await,
                 None => queue_done = true,
             },
+            _ = persist.tick() => queue.persist_if_moved(),
             // Unreachable by construction (some branch is always enabled);
             // present so an oversight can never panic the publisher.
             else => tokio::task::yield_now().await,

@@ -34,7 +34,10 @@
 //!    every [`ACK_PERSIST_INTERVAL`] and at close. A lost update only means
 //!    re-delivery: **at-least-once**, deduplicate on the event id.
 //! 5. **A segment is deleted only when every frame in it is confirmed**:
-//!    i.e. when the acked position is in a later segment.
+//!    i.e. when the acked position is in a later segment. Segments are
+//!    deleted *before* the new position is written, so space comes back even
+//!    on a full disk; a stale `acked` file pointing at a deleted segment makes
+//!    the next start replay from the oldest segment left (never skip).
 //! 6. **Bounded**: appends that would take the spool's files over
 //!    `spool.max_bytes` are refused at once (the callback gets 503); space
 //!    comes back when fully confirmed segments are deleted. Disk errors
@@ -101,7 +104,8 @@ pub fn open(
     }
     segments.retain(|id| *id >= acked.segment);
     if let Some(&last) = segments.last() {
-        cut_torn_tail(&segment_path(&dir, last)).map_err(wrap)?;
+        let torn = cut_torn_tail(&segment_path(&dir, last)).map_err(wrap)?;
+        Stats::add(&stats.spool_torn_bytes, torn);
     }
     let mut used = 0;
     for id in &segments {
@@ -178,8 +182,9 @@ fn write_acked(dir: &Path, position: Position) -> std::io::Result<()> {
     fs::rename(tmp, dir.join(ACKED_FILE))
 }
 
-/// Truncates `path` after its last intact frame (invariant 3).
-fn cut_torn_tail(path: &Path) -> std::io::Result<()> {
+/// Truncates `path` after its last intact frame (invariant 3); returns how
+/// many bytes were cut.
+fn cut_torn_tail(path: &Path) -> std::io::Result<u64> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut good = 0;
@@ -197,7 +202,7 @@ fn cut_torn_tail(path: &Path) -> std::io::Result<()> {
         file.set_len(good as u64)?;
         file.sync_all()?;
     }
-    Ok(())
+    Ok((bytes.len() - good) as u64)
 }
 
 /// Makes a new directory entry durable (after creating a segment).
@@ -320,8 +325,12 @@ mod tests {
         bytes.extend_from_slice(&frame[..frame.len() / 2]);
         fs::write(&last, bytes).unwrap();
 
-        let mut reader = spool(&settings, 11..12).await;
+        let stats = Arc::new(Stats::default());
+        let (writer, mut reader) = open(&settings, Arc::clone(&stats)).unwrap();
         assert_eq!(fs::metadata(&last).unwrap().len(), intact, "torn bytes cut");
+        assert_eq!(stats.snapshot().spool_torn_bytes, (frame.len() / 2) as u64, "torn bytes reported");
+        writer.append(&event(11)).await.unwrap();
+        drop(writer);
         let mut expected = ids(0..10);
         expected.push(event(11).id);
         assert_eq!(read_ids(&mut reader, true).await, expected);

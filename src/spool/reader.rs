@@ -43,6 +43,8 @@ pub struct SpoolReader {
     /// No new writes are awaited (shutdown): drain to the watermark, then end.
     closed: bool,
     acked: Position,
+    /// The acked position last written to disk.
+    persisted: Position,
     persisted_at: Instant,
     file: Option<(u64, Arc<File>)>,
     used: Arc<AtomicU64>,
@@ -63,6 +65,7 @@ impl SpoolReader {
             watermark,
             closed: false,
             acked: start,
+            persisted: start,
             persisted_at: Instant::now(),
             file: None,
             used,
@@ -115,13 +118,22 @@ impl SpoolReader {
         self.ready.len() + self.outstanding.len()
     }
 
-    /// Writes the acked position and deletes fully confirmed segments.
+    /// Persists the acked position if it moved since the last time (the
+    /// publisher calls this when idle, so a quiet bridge does not keep an
+    /// old position on disk).
+    pub fn persist_if_moved(&mut self) {
+        if self.acked != self.persisted {
+            self.persist();
+        }
+    }
+
+    /// Deletes fully confirmed segments, then writes the acked position.
+    ///
+    /// Deleting first frees space even when the disk is full (when writing
+    /// the position could fail); a position left behind on disk only means
+    /// re-delivery after a restart, never loss.
     pub fn persist(&mut self) {
         self.persisted_at = Instant::now();
-        if let Err(err) = write_acked(&self.dir, self.acked) {
-            warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart");
-            return;
-        }
         let mut id = self.acked.segment;
         while id > 0 {
             id -= 1;
@@ -133,6 +145,10 @@ impl SpoolReader {
             if matches!(&self.file, Some((open, _)) if *open == id) {
                 self.file = None;
             }
+        }
+        match write_acked(&self.dir, self.acked) {
+            Ok(()) => self.persisted = self.acked,
+            Err(err) => warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart"),
         }
     }
 
