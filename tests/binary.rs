@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{spawn, terminate, BIN};
+use common::process::{spawn, terminate, Running, BIN};
 use common::*;
 use serde_json::Value;
 
@@ -51,7 +51,12 @@ fn invalid_configuration_exits_2_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn default_stdout_sink_prints_cloudevents_and_sigterm_exits_0() {
-    let (child, addr, lines) = spawn(&[]);
+    let Running {
+        child,
+        addr,
+        stdout: lines,
+        ..
+    } = spawn(&[]);
     let body = fixture("after_send_group_msg_02_attext_android.json");
     assert_ack(
         &post(
@@ -78,7 +83,7 @@ async fn kafka_sink_from_environment_variables_only() {
     let brokers = kafka_brokers();
     let topic = unique("openim-bin");
     common::kafka::create_topic(&brokers, &topic, 3).await;
-    let (child, addr, _) = spawn(&[
+    let Running { child, addr, .. } = spawn(&[
         ("OPENIM_BRIDGE__SINK__KIND", "kafka"),
         ("OPENIM_BRIDGE__KAFKA__BROKERS", &brokers),
         ("OPENIM_BRIDGE__KAFKA__TOPIC", &topic),

@@ -76,10 +76,9 @@ async fn crash_and_restart(
     run: &str,
     kill_after: usize,
 ) -> (Vec<String>, std::process::Child) {
-    let (child, addr, _) = spawn(env);
-    let acked = send_until_killed(addr, child.id(), run, kill_after).await;
-    let (child, _, _) = spawn(env);
-    (acked, child)
+    let first = spawn(env);
+    let acked = send_until_killed(first.addr, first.child.id(), run, kill_after).await;
+    (acked, spawn(env).child)
 }
 
 fn assert_none_lost(acked: &[String], seen: &HashSet<String>) {
@@ -322,10 +321,19 @@ fn rabbitmqctl(command: &str) {
 
 /// Sends group messages until one is refused; returns the acked ids and the
 /// refusal.
-async fn send_until_refused(client: &mut OpenImClient, ids: &mut Vec<String>, limit: usize) -> Reply {
+async fn send_until_refused(
+    client: &mut OpenImClient,
+    ids: &mut Vec<String>,
+    limit: usize,
+) -> Reply {
     for _ in 0..limit {
         let id = format!("fill-{}", ids.len());
-        let reply = client.post("/callbackAfterSendGroupMsgCommand", &group_message(&id, "g_1")).await;
+        let reply = client
+            .post(
+                "/callbackAfterSendGroupMsgCommand",
+                &group_message(&id, "g_1"),
+            )
+            .await;
         if !is_ack(&reply) {
             return reply;
         }
@@ -357,7 +365,12 @@ async fn fill_then_recover(mut settings: openim_bridge::Settings, expected: &str
     let mut recovered = false;
     for _ in 0..300 {
         let id = format!("fill-{}", ids.len());
-        let reply = client.post("/callbackAfterSendGroupMsgCommand", &group_message(&id, "g_1")).await;
+        let reply = client
+            .post(
+                "/callbackAfterSendGroupMsgCommand",
+                &group_message(&id, "g_1"),
+            )
+            .await;
         if is_ack(&reply) {
             ids.push(id);
             recovered = true;
@@ -366,11 +379,20 @@ async fn fill_then_recover(mut settings: openim_bridge::Settings, expected: &str
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "still refusing 30 s after the broker came back");
-    let records = read_until(&tansu.brokers, &topic, 3, Duration::from_secs(60), |records| {
-        let seen: HashSet<_> = records.iter().map(|r| r.header("ce_id")).collect();
-        ids.iter().all(|id| seen.contains(id.as_str()))
-    });
-    let seen: HashSet<String> = records.iter().map(|r| r.header("ce_id").to_owned()).collect();
+    let records = read_until(
+        &tansu.brokers,
+        &topic,
+        3,
+        Duration::from_secs(60),
+        |records| {
+            let seen: HashSet<_> = records.iter().map(|r| r.header("ce_id")).collect();
+            ids.iter().all(|id| seen.contains(id.as_str()))
+        },
+    );
+    let seen: HashSet<String> = records
+        .iter()
+        .map(|r| r.header("ce_id").to_owned())
+        .collect();
     assert_none_lost(&ids, &seen);
     bridge.stop().await;
 }
@@ -404,7 +426,10 @@ impl SmallDisk {
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         // Lazy: a bridge that panicked mid-test may still hold files open.
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -422,4 +447,56 @@ async fn a_full_disk_answers_503_then_recovers() {
     // Far above the disk's 3 MiB: the disk fills first.
     settings.spool.max_bytes = 1 << 30;
     fill_then_recover(settings, "could not write to disk").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_torn_tail_is_reported_cut_and_the_intact_events_delivered() {
+    let exchange = unique("openim-torn");
+    let url = amqp_url();
+    let binding = Binding::durable(&url, &exchange, &exchange).await;
+    let spool = spool_dir();
+    let spool_env = spool.to_string_lossy().into_owned();
+    // 1. Spool callbacks while no broker is reachable, then crash.
+    let offline = spawn(&[
+        ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"),
+        (
+            "OPENIM_BRIDGE__RABBITMQ__URL",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+        ),
+        ("OPENIM_BRIDGE__SPOOL__DIR", &spool_env),
+    ]);
+    let mut client = OpenImClient::connect(offline.addr).await;
+    let mut ids = Vec::new();
+    send_acked(&mut client, &mut ids, 50).await;
+    signal(offline.child.id(), "KILL");
+    // 2. A write cut short: half a record at the end of the newest segment.
+    let newest = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, b'{', b'"']);
+    std::fs::write(&newest, bytes).unwrap();
+    // 3. Restart with the broker: starts, reports the tear, delivers the rest.
+    let online = spawn(&[
+        ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"),
+        ("OPENIM_BRIDGE__RABBITMQ__URL", &url),
+        ("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", &exchange),
+        ("OPENIM_BRIDGE__SPOOL__DIR", &spool_env),
+    ]);
+    let seen = read_ids(binding, &ids, Duration::from_secs(30)).await;
+    assert_none_lost(&ids, &seen);
+    let log = online.stderr.lock().unwrap().join("\n");
+    assert!(
+        log.contains("torn") && log.contains("torn_bytes=10"),
+        "tear not reported:\n{log}"
+    );
+    assert!(terminate(online.child).success());
+    Binding::new(&url, &exchange, "#")
+        .await
+        .delete(&exchange, &exchange)
+        .await;
+    let _ = std::fs::remove_dir_all(spool);
 }

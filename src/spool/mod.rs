@@ -11,6 +11,7 @@
 //! {spool.dir}/00000000000000000008.seg   (the writer appends to the newest)
 //! {spool.dir}/acked                      "segment offset": all before it is confirmed
 //! {spool.dir}/dead-letter.jsonl          events the broker refused for good
+//! {spool.dir}/lock                       held (flock) by the one process using the spool
 //! ```
 //!
 //! Each segment is a sequence of frames (see [`record`]): `len | crc32c |
@@ -96,6 +97,7 @@ pub fn open(
         cause,
     };
     fs::create_dir_all(&dir).map_err(wrap)?;
+    let lock = lock(&dir).map_err(wrap)?;
     let acked = read_acked(&dir);
     let mut segments = list_segments(&dir).map_err(wrap)?;
     // Fully confirmed segments a crash left behind (invariant 5).
@@ -133,9 +135,26 @@ pub fn open(
         info!(dir = %dir.display(), segments = segments.len(), from = ?start, "spool recovered; unconfirmed events will be published again");
     }
     let (writer, watermark) =
-        writer::start(settings, next, Arc::clone(&used), Arc::clone(&stats)).map_err(wrap)?;
+        writer::start(settings, next, Arc::clone(&used), Arc::clone(&stats), lock).map_err(wrap)?;
     let reader = SpoolReader::new(dir, start, watermark, used);
     Ok((writer, reader))
+}
+
+/// Takes the spool's lock file, so two processes never share a spool (two
+/// replicas on one volume would corrupt it). Released when the writer stops.
+fn lock(dir: &Path) -> std::io::Result<File> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(std::io::Error::other(
+            "another openim-bridge process is using this spool; give every replica its own spool.dir",
+        )),
+        Err(fs::TryLockError::Error(err)) => Err(err),
+    }
 }
 
 /// The file of segment `id`.
@@ -328,7 +347,11 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let (writer, mut reader) = open(&settings, Arc::clone(&stats)).unwrap();
         assert_eq!(fs::metadata(&last).unwrap().len(), intact, "torn bytes cut");
-        assert_eq!(stats.snapshot().spool_torn_bytes, (frame.len() / 2) as u64, "torn bytes reported");
+        assert_eq!(
+            stats.snapshot().spool_torn_bytes,
+            (frame.len() / 2) as u64,
+            "torn bytes reported"
+        );
         writer.append(&event(11)).await.unwrap();
         drop(writer);
         let mut expected = ids(0..10);
@@ -390,6 +413,28 @@ mod tests {
         };
         let mut reader = spool(&settings, 0..50).await;
         assert_eq!(read_ids(&mut reader, true).await, ids(0..50));
+    }
+
+    #[tokio::test]
+    async fn one_spool_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, _reader) = open(&settings(dir.path()), Arc::default()).unwrap();
+        let err = open(&settings(dir.path()), Arc::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("another openim-bridge process"),
+            "{err}"
+        );
+        drop(writer);
+        // The lock goes with the writer thread; give it a moment to exit.
+        let mut reopened = false;
+        for _ in 0..100 {
+            if open(&settings(dir.path()), Arc::default()).is_ok() {
+                reopened = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(reopened, "lock not released after the writer stopped");
     }
 
     #[test]

@@ -148,7 +148,9 @@ impl SpoolReader {
         }
         match write_acked(&self.dir, self.acked) {
             Ok(()) => self.persisted = self.acked,
-            Err(err) => warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart"),
+            Err(err) => {
+                warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart")
+            }
         }
     }
 
@@ -189,12 +191,18 @@ impl SpoolReader {
         loop {
             match record::frame(&buf[at..]) {
                 Frame::Record(payload, used) => {
-                    let event = record::decode(payload)?;
                     let position = Position {
                         segment,
                         offset: self.cursor.offset + at as u64,
                     };
-                    self.ready.push_back(Spooled { event, position });
+                    match record::decode(payload) {
+                        Ok(event) => self.ready.push_back(Spooled { event, position }),
+                        // An intact frame this version cannot read (written by a
+                        // newer bridge?): only this record is skipped.
+                        Err(problem) => {
+                            error!(?position, %problem, "spool record cannot be decoded; skipping it")
+                        }
+                    }
                     at += used;
                 }
                 Frame::Incomplete if at == 0 => {

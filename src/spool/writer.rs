@@ -103,6 +103,7 @@ pub(super) fn start(
     first_segment: u64,
     used: Arc<AtomicU64>,
     stats: Arc<Stats>,
+    lock: File,
 ) -> std::io::Result<(SpoolWriter, watch::Receiver<Position>)> {
     let dir = settings.dir.clone();
     let file = create_segment(&dir, first_segment)?;
@@ -121,6 +122,7 @@ pub(super) fn start(
         watermark: watermark_tx,
         stats,
         error_log: RateLimit::default(),
+        _lock: lock,
     };
     std::thread::Builder::new()
         .name("spool-writer".to_owned())
@@ -153,6 +155,8 @@ struct WriterThread {
     watermark: watch::Sender<Position>,
     stats: Arc<Stats>,
     error_log: RateLimit,
+    /// The spool's lock: held while this thread runs.
+    _lock: File,
 }
 
 impl WriterThread {

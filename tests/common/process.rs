@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::spool_dir;
@@ -11,9 +12,21 @@ use super::spool_dir;
 /// Path of the built binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_openim-bridge");
 
+/// A running bridge process.
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its standard output, line by line.
+    pub stdout: std::sync::mpsc::Receiver<String>,
+    /// Every line it wrote to standard error so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
 /// Starts the binary on a free port (and a fresh spool unless `env` names
-/// one) with `env`; returns it, its address and its stdout lines.
-pub fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
+/// one) with `env`.
+pub fn spawn(env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(BIN)
         .env_clear()
         .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
@@ -25,8 +38,11 @@ pub fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Recei
         .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&lines);
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
+            log.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let _ = addr_tx.send(
                     rest.split_whitespace()
@@ -49,7 +65,12 @@ pub fn spawn(env: &[(&str, &str)]) -> (Child, SocketAddr, std::sync::mpsc::Recei
             let _ = line_tx.send(line);
         }
     });
-    (child, addr, line_rx)
+    Running {
+        child,
+        addr,
+        stdout: line_rx,
+        stderr: lines,
+    }
 }
 
 /// Sends SIGTERM and waits for the exit status.
