@@ -35,6 +35,9 @@ pub enum AppendError {
         /// `spool.max_bytes`.
         max: u64,
     },
+    /// Too many appends are waiting for the writer thread.
+    #[error("the spool's writer is behind ({0} appends waiting): the disk is slower than the incoming callbacks")]
+    Busy(usize),
     /// Writing or syncing failed (disk full, I/O error).
     #[error("the spool could not write to disk: {0}")]
     Io(String),
@@ -82,10 +85,7 @@ impl SpoolWriter {
         if let Err(err) = self.appends.try_send(Append { frame, done }) {
             self.used.fetch_sub(size, Ordering::AcqRel);
             return Err(match err {
-                mpsc::error::TrySendError::Full(_) => AppendError::Full {
-                    used,
-                    max: self.max_bytes,
-                },
+                mpsc::error::TrySendError::Full(_) => AppendError::Busy(MAX_WAITING),
                 mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
             });
         }
