@@ -463,6 +463,8 @@ struct Result_ {
     fixed: Phase,
     lag: Option<Histogram<u64>>,
     lag_in_bridge: Option<Histogram<u64>>,
+    /// RSS (MiB) at the start, at the end and at most during a broker outage.
+    outage: Option<(f64, f64, f64)>,
     missing: usize,
     duplicates: u64,
     peak_rss: f64,
@@ -515,7 +517,15 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
         &format!("{label} max"),
     )
     .await;
-    let missing = missing_fixed + wait_for(&seen, &max.acked).await;
+    let mut missing = missing_fixed + wait_for(&seen, &max.acked).await;
+    let outage = match (config.sink, std::env::var("OPENIM_BRIDGE_TANSU_PID")) {
+        (Sink::Kafka, Ok(tansu)) if config.ack == "durable" => {
+            let (acked, rss) = outage(bridge.addr, pid, &tansu, &run, &label).await;
+            missing += wait_for(&seen, &acked).await;
+            Some(rss)
+        }
+        _ => None,
+    };
     let (peak_rss, _) = memory_mib(pid);
     let cpu = cpu_seconds(pid);
     let _ = Command::new("kill")
@@ -548,12 +558,54 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
         fixed,
         lag: seen.lag_fixed,
         lag_in_bridge: seen.lag_in_bridge,
+        outage,
         missing,
         duplicates,
         peak_rss,
         steady_rss,
         cpu_per_100k: cpu / total * 100_000.0,
     }
+}
+
+/// Pauses the Kafka broker (SIGSTOP) while callbacks keep coming at `RATE`,
+/// sampling the bridge's RSS; resumes it. Returns the acked ids and the RSS
+/// (start, end, max) in MiB.
+async fn outage(
+    addr: SocketAddr,
+    pid: u32,
+    tansu: &str,
+    run: &str,
+    label: &str,
+) -> (Vec<String>, (f64, f64, f64)) {
+    let signal = |name: &str| {
+        let _ = Command::new("kill").args([name, tansu]).status();
+    };
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sampler = {
+        let samples = Arc::clone(&samples);
+        tokio::spawn(async move {
+            loop {
+                samples.lock().unwrap().push(memory_mib(pid).1);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    signal("-STOP");
+    let phase = drive(
+        addr,
+        &format!("{run}-outage"),
+        Some(RATE),
+        &format!("{label} broker paused"),
+    )
+    .await;
+    signal("-CONT");
+    sampler.abort();
+    let samples = samples.lock().unwrap().clone();
+    let first = samples.first().copied().unwrap_or_default();
+    let last = samples.last().copied().unwrap_or_default();
+    let max = samples.iter().copied().fold(0.0, f64::max);
+    assert_eq!(phase.refused, 0, "callbacks refused during the outage");
+    (phase.acked, (first, last, max))
 }
 
 /// Waits (at most 90 s) until the consumer has seen every id in `acked`;
@@ -701,7 +753,14 @@ fn report(results: &[Result_]) -> String {
         format!("bridge RSS at steady load: at most {rss:.1} MiB (target <= 64 MiB)"),
         rss <= 64.0,
     );
-    out += "\nNot measured here: RSS while the broker is down (see tests/durability.rs for outage behaviour).\n\n![ack latency](latency.svg)\n";
+    match results.iter().find_map(|r| r.outage.map(|rss| (r.name, rss))) {
+        Some((name, (first, last, max))) => check(
+            format!("{name}: RSS while the broker was paused for {SECONDS} s at {RATE}/s: {first:.1} -> {last:.1} MiB, at most {max:.1} MiB (target: flat, <= 64 MiB)"),
+            max <= 64.0 && last - first <= 8.0,
+        ),
+        None => out += "- NOT MEASURED RSS while the broker is down (needs the Tansu started by scripts/bench)\n",
+    }
+    out += "\n![ack latency](latency.svg)\n";
     out
 }
 

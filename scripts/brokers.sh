@@ -50,6 +50,8 @@ if [ -z "${OPENIM_BRIDGE_TEST_KAFKA:-}" ]; then
   tansu_pid=$!
   wait_for_port 127.0.0.1 "$port" 30 "tansu (log: $tansu_log)"
   export OPENIM_BRIDGE_TEST_KAFKA="127.0.0.1:$port"
+  # The benchmark pauses this broker (SIGSTOP) to measure an outage.
+  export OPENIM_BRIDGE_TANSU_PID="$tansu_pid"
   log "tansu $TANSU_VERSION on $OPENIM_BRIDGE_TEST_KAFKA (log: $tansu_log)"
 fi
 
