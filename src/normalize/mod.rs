@@ -289,6 +289,33 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+        // An unknown key (kept verbatim) and known keys of other types.
+        for key in ["isReact", "content", "atUserList"] {
+            let body = GROUP.replacen('{', &format!("{{\"{key}\":{deep},"), 1);
+            let err = parse(CallbackKind::GroupMessageSent, &body)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(key) || err.contains("recursion limit"),
+                "{key}: {err}"
+            );
+        }
+        let body = GROUP.replacen('{', &format!("{{\"isReact\":{deep},"), 1);
+        let err = parse(CallbackKind::GroupMessageSent, &body)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("recursion limit"), "{err}");
+        // The command peek skips the value without recursing: it returns
+        // (a stack overflow would abort this test process).
+        assert_eq!(
+            peek_command(body.as_bytes()).unwrap(),
+            "callbackAfterSendGroupMsgCommand"
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
