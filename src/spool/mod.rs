@@ -140,6 +140,10 @@ pub fn open(
     Ok((writer, reader))
 }
 
+/// How long `open` waits for the spool's lock (a previous process may still
+/// be exiting, e.g. during a container restart).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Takes the spool's lock file, so two processes never share a spool (two
 /// replicas on one volume would corrupt it). Released when the writer stops.
 fn lock(dir: &Path) -> std::io::Result<File> {
@@ -148,12 +152,20 @@ fn lock(dir: &Path) -> std::io::Result<File> {
         .truncate(false)
         .write(true)
         .open(dir.join("lock"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(std::io::Error::other(
-            "another openim-bridge process is using this spool; give every replica its own spool.dir",
-        )),
-        Err(fs::TryLockError::Error(err)) => Err(err),
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(
+                    "another openim-bridge process is using this spool; give every replica its own spool.dir",
+                ))
+            }
+            Err(fs::TryLockError::Error(err)) => return Err(err),
+        }
     }
 }
 
@@ -425,16 +437,9 @@ mod tests {
             "{err}"
         );
         drop(writer);
-        // The lock goes with the writer thread; give it a moment to exit.
-        let mut reopened = false;
-        for _ in 0..100 {
-            if open(&settings(dir.path()), Arc::default()).is_ok() {
-                reopened = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert!(reopened, "lock not released after the writer stopped");
+        // The lock goes with the writer thread; open waits for it.
+        open(&settings(dir.path()), Arc::default())
+            .expect("lock released after the writer stopped");
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub(super) fn start(
     let (watermark_tx, watermark) = watch::channel(start);
     let (appends, requests) = mpsc::channel(MAX_WAITING);
     let mut thread = WriterThread {
+        _lock: lock,
         dir,
         file,
         at: start,
@@ -122,7 +123,6 @@ pub(super) fn start(
         watermark: watermark_tx,
         stats,
         error_log: RateLimit::default(),
-        _lock: lock,
     };
     std::thread::Builder::new()
         .name("spool-writer".to_owned())
@@ -146,6 +146,9 @@ fn create_segment(dir: &std::path::Path, id: u64) -> std::io::Result<File> {
 }
 
 struct WriterThread {
+    /// The spool's lock: held while this thread runs. First, so it is
+    /// released before `watermark` tells the reader the writer is gone.
+    _lock: File,
     dir: PathBuf,
     file: File,
     /// End of the last synced batch.
@@ -155,8 +158,6 @@ struct WriterThread {
     watermark: watch::Sender<Position>,
     stats: Arc<Stats>,
     error_log: RateLimit,
-    /// The spool's lock: held while this thread runs.
-    _lock: File,
 }
 
 impl WriterThread {
