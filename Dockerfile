@@ -15,6 +15,7 @@ COPY --from=build /src/target/release/openim-bridge /usr/local/bin/openim-bridge
 COPY deploy/openim-bridge.example.toml /etc/openim-bridge/openim-bridge.example.toml
 USER bridge
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=2s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
 ENV OPENIM_BRIDGE__LOG__FORMAT=json \
     OPENIM_BRIDGE__SPOOL__DIR=/var/lib/openim-bridge/spool
 # The spool holds acked events until the broker confirms them: keep it on a

@@ -91,7 +91,7 @@ impl App {
         let handler = Handler::new(
             self.spool,
             &self.settings.event.source,
-            self.settings.http.max_body_bytes,
+            &self.settings.http,
             Arc::clone(&self.stats),
         );
         let (fired_tx, fired_rx) = tokio::sync::oneshot::channel();

@@ -78,6 +78,13 @@ pub struct HttpSettings {
     /// from when the connection is idle; otherwise it is closed. This is
     /// also the keep-alive idle timeout.
     pub header_read_timeout_ms: u64,
+    /// Once the headers are in, the body must arrive within this time, or
+    /// the request is answered 408 (protects against slow-body clients).
+    pub body_read_timeout_ms: u64,
+    /// Open connections at most; past it the bridge stops accepting until
+    /// one closes (new ones wait in the kernel's backlog), so a flood of
+    /// idle connections cannot exhaust file descriptors.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -92,6 +99,11 @@ impl Default for HttpSettings {
             // client always closes an idle connection first: a server-side
             // close racing a new POST would make OpenIM drop that callback.
             header_read_timeout_ms: 120_000,
+            // OpenIM's own callback timeout is 5 s by default.
+            body_read_timeout_ms: 10_000,
+            // OpenIM opens at most 100 per process; well below the usual
+            // 20k+ file descriptor limit.
+            max_connections: 10_000,
         }
     }
 }
@@ -384,6 +396,9 @@ impl Settings {
                 problem: problem.to_owned(),
             })
         };
+        if self.http.max_connections == 0 {
+            return invalid("http.max_connections", "must be at least 1");
+        }
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes", "must be at least 1024 bytes");
         }

@@ -229,3 +229,104 @@ async fn a_full_spool_answers_503_and_counts_it() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_is_408() {
+    let mut settings = test_settings();
+    settings.http.body_read_timeout_ms = 300;
+    let bridge = TestBridge::start(settings).await;
+    let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    // Headers promise 100 bytes; only 10 come.
+    let head = b"POST /callbackAfterSendGroupMsgCommand HTTP/1.1\r\nHost: bridge\r\nContent-Length: 100\r\n\r\n{\"callback";
+    stream.write_all(head).await.unwrap();
+    let mut response = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response)).await;
+    let n = read.expect("a reply, not a hang").unwrap();
+    let text = String::from_utf8_lossy(&response[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("\"errCode\":408") && text.contains("body_read_timeout_ms"),
+        "{text}"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_free_slot() {
+    let mut settings = test_settings();
+    settings.http.max_connections = 2;
+    let bridge = TestBridge::start(settings).await;
+    let body = fixture(GROUP);
+    let mut first = OpenImClient::connect(bridge.addr).await;
+    let mut second = OpenImClient::connect(bridge.addr).await;
+    assert_ack(&first.post("/callbackAfterSendGroupMsgCommand", &body).await);
+    assert_ack(
+        &second
+            .post("/callbackAfterSendGroupMsgCommand", &body)
+            .await,
+    );
+    // The third connection is not accepted while both others are open...
+    let mut third = OpenImClient::connect(bridge.addr).await;
+    let third_body = body.clone();
+    let waiting = tokio::spawn(async move {
+        third
+            .post("/callbackAfterSendGroupMsgCommand", &third_body)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "served past the connection limit");
+    // ...and is served as soon as one closes.
+    drop(first);
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a slot freed")
+        .unwrap();
+    assert_ack(&reply);
+    assert_ack(
+        &second
+            .post("/callbackAfterSendGroupMsgCommand", &body)
+            .await,
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let mut settings = test_settings();
+    // Unreachable broker, small spool: it fills, and readiness says so.
+    settings.sink.kind = SinkKind::Rabbitmq;
+    settings.rabbitmq.url = "amqp://guest:guest@127.0.0.1:1/%2f".to_owned();
+    settings.http.max_body_bytes = 4096;
+    settings.spool.segment_bytes = 1024 * 1024;
+    settings.spool.max_bytes = 2 * 1024 * 1024 + 8192;
+    settings.shutdown.drain_timeout_ms = 200;
+    let bridge = TestBridge::start(settings).await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let get = |path: &str| {
+        hyper::Request::get(path)
+            .header("Host", "bridge")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let live = client.send(get("/healthz")).await;
+    assert_eq!(
+        (live.status, live.json()["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let ready = client.send(get("/readyz")).await;
+    assert_eq!(ready.status, 200, "{:?}", ready.body);
+    assert_eq!(ready.json()["spool_max_bytes"], 2 * 1024 * 1024 + 8192);
+    let body = fixture(GROUP);
+    while is_ack(
+        &client
+            .post("/callbackAfterSendGroupMsgCommand", &body)
+            .await,
+    ) {}
+    let full = client.send(get("/readyz")).await;
+    assert_eq!(
+        (full.status, full.json()["status"].as_str()),
+        (503, Some("spool full"))
+    );
+    assert_eq!(client.send(get("/healthz")).await.status, 200);
+    bridge.stop().await;
+}

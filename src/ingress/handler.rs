@@ -5,6 +5,7 @@
 //! and the ack goes back without waiting for any broker.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 use tracing::{debug, warn, Instrument};
 
 use super::reply::{self, Reply};
+use crate::config::HttpSettings;
 use crate::normalize::{self, CallbackKind, NormalizeError};
 use crate::spool::{AppendError, SpoolWriter};
 use crate::stats::Stats;
@@ -36,6 +38,9 @@ pub enum CallbackError {
     /// The connection failed while the body was read.
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within http.body_read_timeout_ms ({0} ms)")]
+    BodyTimeout(u64),
     /// The body is not a callback.
     #[error(transparent)]
     Body(#[from] NormalizeError),
@@ -70,6 +75,7 @@ impl CallbackError {
                 StatusCode::BAD_REQUEST
             }
             Self::UnknownCommand(_) => StatusCode::NOT_FOUND,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -81,17 +87,19 @@ pub struct Handler {
     spool: SpoolWriter,
     source: Arc<str>,
     max_body_bytes: usize,
+    body_timeout: Duration,
     stats: Arc<Stats>,
     refusal_log: Arc<RateLimit>,
 }
 
 impl Handler {
     /// A handler appending to `spool`.
-    pub fn new(spool: SpoolWriter, source: &str, max_body_bytes: usize, stats: Arc<Stats>) -> Self {
+    pub fn new(spool: SpoolWriter, source: &str, http: &HttpSettings, stats: Arc<Stats>) -> Self {
         Self {
             spool,
             source: Arc::from(source),
-            max_body_bytes,
+            max_body_bytes: http.max_body_bytes,
+            body_timeout: Duration::from_millis(http.body_read_timeout_ms),
             stats,
             refusal_log: Arc::default(),
         }
@@ -100,6 +108,9 @@ impl Handler {
     /// Answers one request. Never fails: every problem becomes an
     /// OpenIM-shaped error reply.
     pub async fn handle(&self, request: Request<Incoming>) -> Reply {
+        if let Some(reply) = self.health(&request) {
+            return reply;
+        }
         let operation_id = request
             .headers()
             .get("operationid")
@@ -126,6 +137,37 @@ impl Handler {
                 }
                 reply::error(status, &err.to_string())
             }
+        }
+    }
+
+    /// `GET /healthz`: the process serves requests. `GET /readyz`: it can
+    /// take a callback now (the spool has room for the largest one). Both
+    /// answer JSON; any other request is a callback.
+    fn health(&self, request: &Request<Incoming>) -> Option<Reply> {
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return None;
+        }
+        match request.uri().path() {
+            "/healthz" => Some(reply::json_value(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ok"}),
+            )),
+            "/readyz" => {
+                let (used, max) = self.spool.usage();
+                let ready = used + self.max_body_bytes as u64 <= max;
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                let body = serde_json::json!({
+                    "status": if ready { "ready" } else { "spool full" },
+                    "spool_used_bytes": used,
+                    "spool_max_bytes": max,
+                });
+                Some(reply::json_value(status, &body))
+            }
+            _ => None,
         }
     }
 
@@ -167,7 +209,16 @@ impl Handler {
     }
 
     async fn read_body(&self, body: Incoming) -> Result<Bytes, CallbackError> {
-        match Limited::new(body, self.max_body_bytes).collect().await {
+        let read = tokio::time::timeout(
+            self.body_timeout,
+            Limited::new(body, self.max_body_bytes).collect(),
+        );
+        let Ok(collected) = read.await else {
+            return Err(CallbackError::BodyTimeout(
+                self.body_timeout.as_millis() as u64
+            ));
+        };
+        match collected {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                 Err(CallbackError::TooLarge(self.max_body_bytes))

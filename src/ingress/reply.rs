@@ -53,6 +53,11 @@ pub fn error(status: StatusCode, message: &str) -> Reply {
     reply
 }
 
+/// Any JSON value as the body (health endpoints).
+pub fn json_value(status: StatusCode, value: &serde_json::Value) -> Reply {
+    json(status, serde_json::to_vec(value).unwrap_or_default().into())
+}
+
 fn json(status: StatusCode, body: Bytes) -> Reply {
     let mut reply = Response::new(Full::new(body));
     *reply.status_mut() = status;

@@ -32,8 +32,18 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms))
         .keep_alive(true);
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // At the connection limit, stop accepting until one closes.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // The semaphore is never closed.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -51,6 +61,7 @@ pub async fn serve(
                         if let Err(err) = connection.await {
                             debug!(%peer, cause = %err, "connection ended with an error");
                         }
+                        drop(slot);
                     });
                 }
                 Err(err) => {

@@ -61,6 +61,12 @@ pub struct SpoolWriter {
 }
 
 impl SpoolWriter {
+    /// Bytes the spool holds (or has promised to appends in progress), and
+    /// its limit.
+    pub fn usage(&self) -> (u64, u64) {
+        (self.used.load(Ordering::Acquire), self.max_bytes)
+    }
+
     /// Spools `event`. In `durable` mode resolves once it is on disk and
     /// synced; in `memory` mode once the writer thread has it.
     pub async fn append(&self, event: &Event) -> Result<(), AppendError> {
