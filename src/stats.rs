@@ -1,31 +1,191 @@
-//! Counters of what the bridge did, shared by every stage.
+//! What the bridge did, as Prometheus metrics (served at `GET /metrics`)
+//! and as plain numbers for tests ([`Stats::snapshot`]).
 //!
-//! Plain atomics for now; a later version exports them as Prometheus metrics.
+//! Names follow Prometheus conventions: `openim_bridge_` prefix, `_total`
+//! counters, `_seconds` and `_bytes` base units. Label values are bounded
+//! (callback outcomes, sink names), never user input.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-/// Running totals since start.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Callbacks answered with the "continue" ack (accepted).
-    pub callbacks_acked: AtomicU64,
-    /// Callbacks refused as invalid (4xx).
-    pub callbacks_invalid: AtomicU64,
-    /// Callbacks refused because the spool was full, failing or closing (503).
-    pub callbacks_unavailable: AtomicU64,
-    /// Events the broker confirmed.
-    pub events_published: AtomicU64,
-    /// Events sent again after a retryable broker error.
-    pub events_retried: AtomicU64,
-    /// Events the broker refused for good (written to the dead-letter file).
-    pub events_rejected: AtomicU64,
-    /// `fdatasync` calls of the spool writer (one per group commit).
-    pub spool_syncs: AtomicU64,
-    /// Bytes of torn or corrupt records cut from the spool at startup.
-    pub spool_torn_bytes: AtomicU64,
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// How a callback was answered.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Outcome {
+    /// "continue" ack: spooled.
+    Acked,
+    /// Refused as invalid (4xx).
+    Invalid,
+    /// Refused because the spool was full, failing or closing (503).
+    Unavailable,
 }
 
-/// A copy of [`Stats`] at one moment.
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(match self {
+            Self::Acked => "acked",
+            Self::Invalid => "invalid",
+            Self::Unavailable => "unavailable",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: Outcome,
+}
+
+/// Running totals since start, and latency histograms.
+#[derive(Debug)]
+pub struct Stats {
+    callbacks: Family<OutcomeLabel, Counter>,
+    /// Callbacks answered with the "continue" ack (accepted).
+    pub callbacks_acked: Counter,
+    /// Callbacks refused as invalid (4xx).
+    pub callbacks_invalid: Counter,
+    /// Callbacks refused because the spool was full, failing or closing (503).
+    pub callbacks_unavailable: Counter,
+    /// Seconds from a request's arrival to its reply.
+    pub ack_seconds: Histogram,
+    /// Events the broker confirmed.
+    pub events_published: Counter,
+    /// Events sent again after a retryable broker error.
+    pub events_retried: Counter,
+    /// Events the broker refused for good (written to the dead-letter file).
+    pub events_rejected: Counter,
+    /// Seconds from handing an event to the broker client to its confirmation.
+    pub publish_seconds: Histogram,
+    /// 1 while the broker confirms deliveries, 0 after a retryable error
+    /// until the sink has recovered.
+    pub broker_up: Gauge,
+    /// `fdatasync` calls of the spool writer (one per group commit).
+    pub spool_syncs: Counter,
+    /// Bytes of torn or corrupt records cut from the spool at startup.
+    pub spool_torn_bytes: Counter,
+    /// Bytes the spool's files hold.
+    pub spool_bytes: Gauge<u64, AtomicU64>,
+    registry: Registry,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        // 100 us .. ~3.3 s by powers of 2: acks are sub-millisecond, publish
+        // confirmations up to seconds during broker trouble.
+        let buckets = || exponential_buckets(0.0001, 2.0, 16);
+        let callbacks = Family::<OutcomeLabel, Counter>::default();
+        let outcome = |outcome| callbacks.get_or_create(&OutcomeLabel { outcome }).clone();
+        let stats = Self {
+            callbacks_acked: outcome(Outcome::Acked),
+            callbacks_invalid: outcome(Outcome::Invalid),
+            callbacks_unavailable: outcome(Outcome::Unavailable),
+            callbacks: callbacks.clone(),
+            ack_seconds: Histogram::new(buckets()),
+            events_published: Counter::default(),
+            events_retried: Counter::default(),
+            events_rejected: Counter::default(),
+            publish_seconds: Histogram::new(buckets()),
+            broker_up: Gauge::default(),
+            spool_syncs: Counter::default(),
+            spool_torn_bytes: Counter::default(),
+            spool_bytes: Gauge::default(),
+            registry: Registry::with_prefix("openim_bridge"),
+        };
+        stats.broker_up.set(1);
+        stats.register()
+    }
+}
+
+impl Stats {
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "callbacks",
+            "OpenIM callbacks answered, by outcome",
+            self.callbacks.clone(),
+        );
+        r.register(
+            "ack_duration_seconds",
+            "Time from a callback's arrival to its reply",
+            self.ack_seconds.clone(),
+        );
+        r.register(
+            "events_published",
+            "Events the broker confirmed",
+            self.events_published.clone(),
+        );
+        r.register(
+            "events_retried",
+            "Events sent again after a retryable broker error",
+            self.events_retried.clone(),
+        );
+        r.register(
+            "events_dead_lettered",
+            "Events the broker refused for good, written to the dead-letter file",
+            self.events_rejected.clone(),
+        );
+        r.register(
+            "publish_duration_seconds",
+            "Time from handing an event to the broker client to its confirmation",
+            self.publish_seconds.clone(),
+        );
+        r.register(
+            "broker_up",
+            "1 while the broker confirms deliveries, 0 while it fails",
+            self.broker_up.clone(),
+        );
+        r.register(
+            "spool_syncs",
+            "fdatasync calls of the spool (one per group commit)",
+            self.spool_syncs.clone(),
+        );
+        r.register(
+            "spool_torn",
+            "Bytes of torn records cut from the spool at startup",
+            self.spool_torn_bytes.clone(),
+        );
+        r.register(
+            "spool_size_bytes",
+            "Bytes held by the spool's files",
+            self.spool_bytes.clone(),
+        );
+        self
+    }
+
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &Counter, n: u64) {
+        counter.inc_by(n);
+    }
+
+    /// The metrics in the Prometheus / OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Current values of the counters.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            callbacks_acked: self.callbacks_acked.get(),
+            callbacks_invalid: self.callbacks_invalid.get(),
+            callbacks_unavailable: self.callbacks_unavailable.get(),
+            events_published: self.events_published.get(),
+            events_retried: self.events_retried.get(),
+            events_rejected: self.events_rejected.get(),
+            spool_syncs: self.spool_syncs.get(),
+            spool_torn_bytes: self.spool_torn_bytes.get(),
+        }
+    }
+}
+
+/// The counters of [`Stats`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// See [`Stats::callbacks_acked`].
@@ -46,24 +206,25 @@ pub struct Snapshot {
     pub spool_torn_bytes: u64,
 }
 
-impl Stats {
-    /// Adds `n` to `counter` (relaxed: these are statistics, not synchronization).
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Current values.
-    pub fn snapshot(&self) -> Snapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Snapshot {
-            callbacks_acked: get(&self.callbacks_acked),
-            callbacks_invalid: get(&self.callbacks_invalid),
-            callbacks_unavailable: get(&self.callbacks_unavailable),
-            events_published: get(&self.events_published),
-            events_retried: get(&self.events_retried),
-            events_rejected: get(&self.events_rejected),
-            spool_syncs: get(&self.spool_syncs),
-            spool_torn_bytes: get(&self.spool_torn_bytes),
+    #[test]
+    fn renders_prometheus_names_and_values() {
+        let stats = Stats::default();
+        Stats::add(&stats.callbacks_acked, 3);
+        Stats::add(&stats.events_published, 2);
+        stats.ack_seconds.observe(0.0004);
+        let text = stats.render();
+        for line in [
+            "openim_bridge_callbacks_total{outcome=\"acked\"} 3",
+            "openim_bridge_events_published_total 2",
+            "openim_bridge_ack_duration_seconds_count 1",
+            "openim_bridge_broker_up 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
     }
 }

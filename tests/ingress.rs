@@ -330,3 +330,59 @@ async fn health_and_readiness() {
     assert_eq!(client.send(get("/healthz")).await.status, 200);
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let bridge = stdout_bridge().await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let body = fixture(GROUP);
+    for _ in 0..3 {
+        assert_ack(
+            &client
+                .post("/callbackAfterSendGroupMsgCommand", &body)
+                .await,
+        );
+    }
+    assert_eq!(
+        client
+            .post("/callbackAfterSendGroupMsgCommand", "{")
+            .await
+            .status,
+        400
+    );
+    let stats = bridge.stats.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || stats.snapshot().events_published
+            == 3)
+        .await
+    );
+    let request = hyper::Request::get("/metrics")
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = client.send(request).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    for line in [
+        "openim_bridge_callbacks_total{outcome=\"acked\"} 3",
+        "openim_bridge_callbacks_total{outcome=\"invalid\"} 1",
+        "openim_bridge_ack_duration_seconds_count 4",
+        "openim_bridge_events_published_total 3",
+        "openim_bridge_publish_duration_seconds_count 3",
+        "openim_bridge_broker_up 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    let spool_bytes: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("openim_bridge_spool_size_bytes "))
+        .expect("spool size reported")
+        .parse()
+        .unwrap();
+    assert!(spool_bytes > 0);
+    bridge.stop().await;
+}

@@ -111,6 +111,7 @@ impl Handler {
         if let Some(reply) = self.health(&request) {
             return reply;
         }
+        let started = std::time::Instant::now();
         let operation_id = request
             .headers()
             .get("operationid")
@@ -119,6 +120,9 @@ impl Handler {
             .to_owned();
         let span = tracing::info_span!("callback", operation_id = %operation_id, command = tracing::field::Empty);
         let result = self.accept(request).instrument(span.clone()).await;
+        self.stats
+            .ack_seconds
+            .observe(started.elapsed().as_secs_f64());
         let _entered = span.enter();
         match result {
             Ok(()) => {
@@ -141,8 +145,8 @@ impl Handler {
     }
 
     /// `GET /healthz`: the process serves requests. `GET /readyz`: it can
-    /// take a callback now (the spool has room for the largest one). Both
-    /// answer JSON; any other request is a callback.
+    /// take a callback now (the spool has room for the largest one).
+    /// `GET /metrics`: Prometheus metrics. Any other request is a callback.
     fn health(&self, request: &Request<Incoming>) -> Option<Reply> {
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
             return None;
@@ -152,6 +156,10 @@ impl Handler {
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok"}),
             )),
+            "/metrics" => {
+                self.stats.spool_bytes.set(self.spool.usage().0);
+                Some(reply::metrics(self.stats.render()))
+            }
             "/readyz" => {
                 let (used, max) = self.spool.usage();
                 let ready = used + self.max_body_bytes as u64 <= max;

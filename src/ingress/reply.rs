@@ -53,6 +53,16 @@ pub fn error(status: StatusCode, message: &str) -> Reply {
     reply
 }
 
+/// Prometheus metrics in the OpenMetrics text format.
+pub fn metrics(text: String) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(text)));
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    reply
+}
+
 /// Any JSON value as the body (health endpoints).
 pub fn json_value(status: StatusCode, value: &serde_json::Value) -> Reply {
     json(status, serde_json::to_vec(value).unwrap_or_default().into())

@@ -14,7 +14,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tracing::{error, info, warn};
@@ -26,9 +26,10 @@ use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 
-type InFlight = FuturesOrdered<
-    std::pin::Pin<Box<dyn Future<Output = (Spooled, Result<(), SinkError>)> + Send>>,
->;
+type InFlight = FuturesOrdered<std::pin::Pin<Box<dyn Future<Output = Settled> + Send>>>;
+
+/// A delivery's outcome, with the event and when it was handed to the sink.
+type Settled = (Spooled, Result<(), SinkError>, Instant);
 
 /// Runs until the spool's writer has stopped and every event in the spool
 /// was handled. The caller bounds shutdown with a deadline; what is not
@@ -79,7 +80,7 @@ pub async fn run<S: Sink>(
         }
         tokio::select! {
             biased;
-            Some((item, result)) = state.in_flight.next() => state.settle(&mut queue, item, result),
+            Some(settled) = state.in_flight.next() => state.settle(&mut queue, settled),
             item = queue.recv(), if can_send && !queue_done => match item {
                 Some(item) => state.send(&mut sink, item).await,
                 None => queue_done = true,
@@ -120,22 +121,33 @@ struct Failure {
 impl State {
     async fn send<S: Sink>(&mut self, sink: &mut S, item: Spooled) {
         match sink.send(&item.event).await {
-            Ok(delivery) => self.in_flight.push_back(Box::pin(confirm(item, delivery))),
+            Ok(delivery) => {
+                self.in_flight
+                    .push_back(Box::pin(confirm(item, delivery, Instant::now())))
+            }
             Err(SinkError::Retryable(cause)) => {
                 warn!(sink = self.sink_name, %cause, "broker unavailable; holding events until it is back");
+                self.stats.broker_up.set(0);
                 // Everything in flight was sent before this event; it goes
                 // back to the head of what is still to send.
                 self.failed.get_or_insert_with(Failure::default);
                 self.pending.push_front(item);
             }
             // Settled in order with the rest, so it leaves the spool in order.
-            Err(rejected) => self
-                .in_flight
-                .push_back(Box::pin(std::future::ready((item, Err(rejected))))),
+            Err(rejected) => self.in_flight.push_back(Box::pin(std::future::ready((
+                item,
+                Err(rejected),
+                Instant::now(),
+            )))),
         }
     }
 
-    fn settle(&mut self, queue: &mut SpoolReader, item: Spooled, result: Result<(), SinkError>) {
+    fn settle(&mut self, queue: &mut SpoolReader, (item, result, sent): Settled) {
+        if result.is_ok() {
+            self.stats
+                .publish_seconds
+                .observe(sent.elapsed().as_secs_f64());
+        }
         match (result, &mut self.failed) {
             (Err(SinkError::Rejected(cause)), _) => {
                 if self.reject(&item, &cause) {
@@ -145,6 +157,7 @@ impl State {
             (Err(SinkError::Retryable(cause)), failed) => {
                 if failed.is_none() {
                     warn!(sink = self.sink_name, %cause, "broker did not confirm an event; will send it again");
+                    self.stats.broker_up.set(0);
                 }
                 let failure = failed.get_or_insert_with(Failure::default);
                 failure.keys.insert(item.event.key.clone());
@@ -165,6 +178,7 @@ impl State {
     /// The sink has recovered: what failed goes first, then the rest.
     fn resume(&mut self) {
         if let Some(failure) = self.failed.take() {
+            self.stats.broker_up.set(1);
             Stats::add(&self.stats.events_retried, failure.resend.len() as u64);
             info!(
                 sink = self.sink_name,
@@ -204,9 +218,9 @@ impl State {
     }
 }
 
-async fn confirm(item: Spooled, delivery: Delivery) -> (Spooled, Result<(), SinkError>) {
+async fn confirm(item: Spooled, delivery: Delivery, sent: Instant) -> Settled {
     let result = delivery.await;
-    (item, result)
+    (item, result, sent)
 }
 
 /// Exponential backoff with full jitter, so replicas do not retry in step.
