@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::normalize::CallbackKind;
+
 /// How a callback was answered.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Outcome {
@@ -37,28 +39,43 @@ impl EncodeLabelValue for Outcome {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
+struct CallbackLabels {
+    /// A command this bridge handles, or `unknown`.
+    command: &'static str,
     outcome: Outcome,
 }
+
+/// What became of an event at the broker.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Delivery {
+    /// The broker confirmed it.
+    Published,
+    /// Sent again after a retryable error.
+    Retried,
+    /// Refused for good; written to the dead-letter file.
+    DeadLettered,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
+}
+
+/// Label value for callbacks whose command is not one this bridge handles
+/// (or could not be read).
+pub const UNKNOWN_COMMAND: &str = "unknown";
 
 /// Running totals since start, and latency histograms.
 #[derive(Debug)]
 pub struct Stats {
-    callbacks: Family<OutcomeLabel, Counter>,
-    /// Callbacks answered with the "continue" ack (accepted).
-    pub callbacks_acked: Counter,
-    /// Callbacks refused as invalid (4xx).
-    pub callbacks_invalid: Counter,
-    /// Callbacks refused because the spool was full, failing or closing (503).
-    pub callbacks_unavailable: Counter,
+    callbacks: Family<CallbackLabels, Counter>,
     /// Seconds from a request's arrival to its reply.
     pub ack_seconds: Histogram,
-    /// Events the broker confirmed.
-    pub events_published: Counter,
-    /// Events sent again after a retryable broker error.
-    pub events_retried: Counter,
-    /// Events the broker refused for good (written to the dead-letter file).
-    pub events_rejected: Counter,
+    /// The sink events were counted for (one per process).
+    sink: std::sync::OnceLock<&'static str>,
+    published: Family<SinkLabel, Counter>,
+    retried: Family<SinkLabel, Counter>,
+    dead_lettered: Family<SinkLabel, Counter>,
     /// Seconds from handing an event to the broker client to its confirmation.
     pub publish_seconds: Histogram,
     /// 1 while the broker confirms deliveries, 0 after a retryable error
@@ -78,17 +95,13 @@ impl Default for Stats {
         // 100 us .. ~3.3 s by powers of 2: acks are sub-millisecond, publish
         // confirmations up to seconds during broker trouble.
         let buckets = || exponential_buckets(0.0001, 2.0, 16);
-        let callbacks = Family::<OutcomeLabel, Counter>::default();
-        let outcome = |outcome| callbacks.get_or_create(&OutcomeLabel { outcome }).clone();
         let stats = Self {
-            callbacks_acked: outcome(Outcome::Acked),
-            callbacks_invalid: outcome(Outcome::Invalid),
-            callbacks_unavailable: outcome(Outcome::Unavailable),
-            callbacks: callbacks.clone(),
+            callbacks: Family::default(),
             ack_seconds: Histogram::new(buckets()),
-            events_published: Counter::default(),
-            events_retried: Counter::default(),
-            events_rejected: Counter::default(),
+            sink: std::sync::OnceLock::new(),
+            published: Family::default(),
+            retried: Family::default(),
+            dead_lettered: Family::default(),
             publish_seconds: Histogram::new(buckets()),
             broker_up: Gauge::default(),
             spool_syncs: Counter::default(),
@@ -117,17 +130,17 @@ impl Stats {
         r.register(
             "events_published",
             "Events the broker confirmed",
-            self.events_published.clone(),
+            self.published.clone(),
         );
         r.register(
             "events_retried",
             "Events sent again after a retryable broker error",
-            self.events_retried.clone(),
+            self.retried.clone(),
         );
         r.register(
             "events_dead_lettered",
             "Events the broker refused for good, written to the dead-letter file",
-            self.events_rejected.clone(),
+            self.dead_lettered.clone(),
         );
         r.register(
             "publish_duration_seconds",
@@ -162,6 +175,44 @@ impl Stats {
         counter.inc_by(n);
     }
 
+    /// Counts one callback answered. `command` must be a handled command's
+    /// name (a `'static` one from the catalog) or [`UNKNOWN_COMMAND`].
+    pub fn callback(&self, command: &'static str, outcome: Outcome) {
+        self.callbacks
+            .get_or_create(&CallbackLabels { command, outcome })
+            .inc();
+    }
+
+    /// Counts `n` events of `sink` with this delivery outcome.
+    pub fn events(&self, sink: &'static str, delivery: Delivery, n: u64) {
+        let family = match delivery {
+            Delivery::Published => &self.published,
+            Delivery::Retried => &self.retried,
+            Delivery::DeadLettered => &self.dead_lettered,
+        };
+        self.sink.get_or_init(|| sink);
+        family.get_or_create(&SinkLabel { sink }).inc_by(n);
+    }
+
+    fn callbacks_with(&self, outcome: Outcome) -> u64 {
+        let commands = CallbackKind::ALL.map(CallbackKind::command);
+        commands
+            .iter()
+            .chain([&UNKNOWN_COMMAND])
+            .map(|command| {
+                self.callbacks
+                    .get_or_create(&CallbackLabels { command, outcome })
+                    .get()
+            })
+            .sum()
+    }
+
+    fn events_with(&self, family: &Family<SinkLabel, Counter>) -> u64 {
+        self.sink
+            .get()
+            .map_or(0, |sink| family.get_or_create(&SinkLabel { sink }).get())
+    }
+
     /// The metrics in the Prometheus / OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -173,12 +224,12 @@ impl Stats {
     /// Current values of the counters.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            callbacks_acked: self.callbacks_acked.get(),
-            callbacks_invalid: self.callbacks_invalid.get(),
-            callbacks_unavailable: self.callbacks_unavailable.get(),
-            events_published: self.events_published.get(),
-            events_retried: self.events_retried.get(),
-            events_rejected: self.events_rejected.get(),
+            callbacks_acked: self.callbacks_with(Outcome::Acked),
+            callbacks_invalid: self.callbacks_with(Outcome::Invalid),
+            callbacks_unavailable: self.callbacks_with(Outcome::Unavailable),
+            events_published: self.events_with(&self.published),
+            events_retried: self.events_with(&self.retried),
+            events_rejected: self.events_with(&self.dead_lettered),
             spool_syncs: self.spool_syncs.get(),
             spool_torn_bytes: self.spool_torn_bytes.get(),
         }
@@ -188,17 +239,17 @@ impl Stats {
 /// The counters of [`Stats`] at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// See [`Stats::callbacks_acked`].
+    /// Callbacks acked.
     pub callbacks_acked: u64,
-    /// See [`Stats::callbacks_invalid`].
+    /// Callbacks refused as invalid (4xx).
     pub callbacks_invalid: u64,
-    /// See [`Stats::callbacks_unavailable`].
+    /// Callbacks refused with 503.
     pub callbacks_unavailable: u64,
-    /// See [`Stats::events_published`].
+    /// Events the broker confirmed.
     pub events_published: u64,
-    /// See [`Stats::events_retried`].
+    /// Events sent again after a broker error.
     pub events_retried: u64,
-    /// See [`Stats::events_rejected`].
+    /// Events dead-lettered.
     pub events_rejected: u64,
     /// See [`Stats::spool_syncs`].
     pub spool_syncs: u64,
@@ -213,13 +264,15 @@ mod tests {
     #[test]
     fn renders_prometheus_names_and_values() {
         let stats = Stats::default();
-        Stats::add(&stats.callbacks_acked, 3);
-        Stats::add(&stats.events_published, 2);
+        for _ in 0..3 {
+            stats.callback("callbackAfterSendGroupMsgCommand", Outcome::Acked);
+        }
+        stats.events("kafka", Delivery::Published, 2);
         stats.ack_seconds.observe(0.0004);
         let text = stats.render();
         for line in [
-            "openim_bridge_callbacks_total{outcome=\"acked\"} 3",
-            "openim_bridge_events_published_total 2",
+            "openim_bridge_callbacks_total{command=\"callbackAfterSendGroupMsgCommand\",outcome=\"acked\"} 3",
+            "openim_bridge_events_published_total{sink=\"kafka\"} 2",
             "openim_bridge_ack_duration_seconds_count 1",
             "openim_bridge_broker_up 1",
             "# EOF",

@@ -368,10 +368,10 @@ async fn metrics_count_what_happened() {
         .starts_with("application/openmetrics-text"));
     let text = String::from_utf8(reply.body.to_vec()).unwrap();
     for line in [
-        "openim_bridge_callbacks_total{outcome=\"acked\"} 3",
-        "openim_bridge_callbacks_total{outcome=\"invalid\"} 1",
+        "openim_bridge_callbacks_total{command=\"callbackAfterSendGroupMsgCommand\",outcome=\"acked\"} 3",
+        "openim_bridge_callbacks_total{command=\"unknown\",outcome=\"invalid\"} 1",
         "openim_bridge_ack_duration_seconds_count 4",
-        "openim_bridge_events_published_total 3",
+        "openim_bridge_events_published_total{sink=\"stdout\"} 3",
         "openim_bridge_publish_duration_seconds_count 3",
         "openim_bridge_broker_up 1",
     ] {

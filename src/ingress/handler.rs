@@ -19,7 +19,7 @@ use super::reply::{self, Reply};
 use crate::config::HttpSettings;
 use crate::normalize::{self, CallbackKind, NormalizeError};
 use crate::spool::{AppendError, SpoolWriter};
-use crate::stats::Stats;
+use crate::stats::{Outcome, Stats, UNKNOWN_COMMAND};
 use crate::telemetry::RateLimit;
 
 /// Why a callback was not accepted. Each maps to one HTTP status, and its
@@ -119,23 +119,28 @@ impl Handler {
             .unwrap_or_default()
             .to_owned();
         let span = tracing::info_span!("callback", operation_id = %operation_id, command = tracing::field::Empty);
-        let result = self.accept(request).instrument(span.clone()).await;
+        let mut command = UNKNOWN_COMMAND;
+        let result = self
+            .accept(request, &mut command)
+            .instrument(span.clone())
+            .await;
         self.stats
             .ack_seconds
             .observe(started.elapsed().as_secs_f64());
         let _entered = span.enter();
         match result {
             Ok(()) => {
-                Stats::add(&self.stats.callbacks_acked, 1);
+                self.stats.callback(command, Outcome::Acked);
                 reply::ack()
             }
             Err(err) => {
                 let status = err.status();
-                if status == StatusCode::SERVICE_UNAVAILABLE {
-                    Stats::add(&self.stats.callbacks_unavailable, 1);
+                let outcome = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    Outcome::Unavailable
                 } else {
-                    Stats::add(&self.stats.callbacks_invalid, 1);
-                }
+                    Outcome::Invalid
+                };
+                self.stats.callback(command, outcome);
                 if let Some(suppressed) = self.refusal_log.allow() {
                     warn!(status = status.as_u16(), reason = %err, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
                 }
@@ -179,7 +184,13 @@ impl Handler {
         }
     }
 
-    async fn accept(&self, request: Request<Incoming>) -> Result<(), CallbackError> {
+    /// Checks, normalizes and spools one callback; sets `command` once the
+    /// body names a command this bridge handles (for the metrics label).
+    async fn accept(
+        &self,
+        request: Request<Incoming>,
+        command: &mut &'static str,
+    ) -> Result<(), CallbackError> {
         let received_at = OffsetDateTime::now_utc();
         if request.method() != Method::POST {
             return Err(CallbackError::MethodNotAllowed(request.method().clone()));
@@ -203,13 +214,14 @@ impl Handler {
         let url_command = url_command(request.uri());
         let body = self.read_body(request.into_body()).await?;
 
-        let command = normalize::peek_command(&body)?;
-        tracing::Span::current().record("command", command.as_str());
-        if let Some(url) = url_command.filter(|url| *url != command) {
-            return Err(CallbackError::CommandMismatch { url, body: command });
+        let named = normalize::peek_command(&body)?;
+        tracing::Span::current().record("command", named.as_str());
+        if let Some(url) = url_command.filter(|url| *url != named) {
+            return Err(CallbackError::CommandMismatch { url, body: named });
         }
         let kind =
-            CallbackKind::from_command(&command).ok_or(CallbackError::UnknownCommand(command))?;
+            CallbackKind::from_command(&named).ok_or(CallbackError::UnknownCommand(named))?;
+        *command = kind.command();
         let event = normalize::normalize(kind, &body, received_at, &self.source)?;
         self.spool.append(&event).await?;
         debug!(event_id = %event.id, key = %event.key, "callback spooled");

@@ -23,7 +23,7 @@ use super::{Delivery, Sink, SinkError};
 use crate::config::SinkSettings;
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
-use crate::stats::Stats;
+use crate::stats::{Delivery as Outcome, Stats};
 use crate::telemetry::RateLimit;
 
 type InFlight = FuturesOrdered<std::pin::Pin<Box<dyn Future<Output = Settled> + Send>>>;
@@ -169,7 +169,7 @@ impl State {
                 failure.resend.push_back(item);
             }
             (Ok(()), _) => {
-                Stats::add(&self.stats.events_published, 1);
+                self.stats.events(self.sink_name, Outcome::Published, 1);
                 queue.complete(item.position);
             }
         }
@@ -179,7 +179,11 @@ impl State {
     fn resume(&mut self) {
         if let Some(failure) = self.failed.take() {
             self.stats.broker_up.set(1);
-            Stats::add(&self.stats.events_retried, failure.resend.len() as u64);
+            self.stats.events(
+                self.sink_name,
+                Outcome::Retried,
+                failure.resend.len() as u64,
+            );
             info!(
                 sink = self.sink_name,
                 resending = failure.resend.len(),
@@ -196,7 +200,7 @@ impl State {
     /// tried again after a restart.
     fn reject(&mut self, item: &Spooled, cause: &str) -> bool {
         let event = &item.event;
-        Stats::add(&self.stats.events_rejected, 1);
+        self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
         if let Some(suppressed) = self.reject_log.allow() {
             error!(
                 sink = self.sink_name,
