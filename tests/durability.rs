@@ -17,12 +17,13 @@ use common::rabbitmq::{header, Binding};
 use common::*;
 use openim_bridge::config::SinkKind;
 
-/// Sends group messages from `workers` keep-alive connections until
-/// `total` were sent or the bridge stops answering; SIGKILLs `pid` once
-/// `kill_after` were acked. Returns the acked ids.
-async fn send_until_killed(
+/// Sends group messages from 4 keep-alive connections until the bridge
+/// stops answering; sends `sig` (`KILL`, `TERM`) to `pid` once `kill_after`
+/// were acked. Returns the acked ids.
+async fn send_until_signalled(
     addr: std::net::SocketAddr,
     pid: u32,
+    sig: &'static str,
     run: &str,
     kill_after: usize,
 ) -> Vec<String> {
@@ -43,7 +44,7 @@ async fn send_until_killed(
                     Ok(reply) if is_ack(&reply) => {
                         acked.lock().unwrap().push(id);
                         if count.fetch_add(1, Ordering::SeqCst) + 1 == kill_after {
-                            signal(pid, "KILL");
+                            signal(pid, sig);
                         }
                     }
                     // 503 while shutting down, or the connection died: stop.
@@ -77,7 +78,7 @@ async fn crash_and_restart(
     kill_after: usize,
 ) -> (Vec<String>, std::process::Child) {
     let first = spawn(env);
-    let acked = send_until_killed(first.addr, first.child.id(), run, kill_after).await;
+    let acked = send_until_signalled(first.addr, first.child.id(), "KILL", run, kill_after).await;
     (acked, spawn(env).child)
 }
 
@@ -139,6 +140,35 @@ async fn kill_9_mid_stream_loses_no_acked_event_rabbitmq() {
         .delete(&exchange, &exchange)
         .await;
     let _ = std::fs::remove_dir_all(spool);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_under_load_exits_0_and_loses_nothing() {
+    let brokers = kafka_brokers();
+    let topic = unique("openim-sigterm");
+    create_topic(&brokers, &topic, 3).await;
+    let bridge = spawn(&[
+        ("OPENIM_BRIDGE__SINK__KIND", "kafka"),
+        ("OPENIM_BRIDGE__KAFKA__BROKERS", brokers.as_str()),
+        ("OPENIM_BRIDGE__KAFKA__TOPIC", topic.as_str()),
+    ]);
+    let acked = send_until_signalled(bridge.addr, bridge.child.id(), "TERM", &topic, 1500).await;
+    // No restart: everything acked must have been delivered before exit.
+    let mut child = bridge.child;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut seen = HashSet::new();
+    read_until(&brokers, &topic, 3, Duration::from_secs(30), |records| {
+        seen = records
+            .iter()
+            .map(|r| r.header("ce_id").to_owned())
+            .collect();
+        missing(&acked, &seen).is_empty()
+    });
+    assert_none_lost(&acked, &seen);
 }
 
 /// Consumes until every id in `wanted` was seen or `timeout` passed.

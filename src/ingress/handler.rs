@@ -173,10 +173,17 @@ impl Handler {
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
+                // Reported, not required: acked callbacks wait in the spool.
+                let broker = if self.stats.broker_up.get() == 1 {
+                    "up"
+                } else {
+                    "failing"
+                };
                 let body = serde_json::json!({
                     "status": if ready { "ready" } else { "spool full" },
                     "spool_used_bytes": used,
                     "spool_max_bytes": max,
+                    "broker": broker,
                 });
                 Some(reply::json_value(status, &body))
             }
