@@ -85,6 +85,18 @@ pub struct HttpSettings {
     /// one closes (new ones wait in the kernel's backlog), so a flood of
     /// idle connections cannot exhaust file descriptors.
     pub max_connections: usize,
+    /// Shared secret callbacks must carry (OpenIM signs nothing). Accepted
+    /// as a path segment of `webhooks.url` (`http://bridge:8080/<token>`), a
+    /// `?token=` query parameter, or the `auth_header` header added by a
+    /// reverse proxy. Unset: no check.
+    pub auth_token: Option<String>,
+    /// Header that may carry `auth_token`.
+    pub auth_header: String,
+    /// Client addresses allowed to post callbacks, as IPs or CIDRs (e.g.
+    /// `["10.0.0.0/8", "127.0.0.1"]`, or `"10.0.0.0/8,127.0.0.1"` from the
+    /// environment); the TCP peer is checked. Empty: all.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub allow_ips: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -104,7 +116,44 @@ impl Default for HttpSettings {
             // OpenIM opens at most 100 per process; well below the usual
             // 20k+ file descriptor limit.
             max_connections: 10_000,
+            auth_token: None,
+            auth_header: "x-openim-bridge-token".to_owned(),
+            allow_ips: Vec::new(),
         }
+    }
+}
+
+/// A TOML list, or one comma-separated string (environment variables).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(deserializer)? {
+        ListOrCommas::List(list) => list,
+        ListOrCommas::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+impl HttpSettings {
+    /// `allow_ips` as networks; a plain IP is a network of one address.
+    pub fn parse_allow_ips(list: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+        list.iter()
+            .map(|item| {
+                item.parse::<ipnet::IpNet>()
+                    .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{item}` is not an IP address or CIDR (e.g. 10.0.0.0/8)"))
+            })
+            .collect()
     }
 }
 
@@ -396,6 +445,20 @@ impl Settings {
                 problem: problem.to_owned(),
             })
         };
+        if self
+            .http
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| t.len() < 16)
+        {
+            return invalid(
+                "http.auth_token",
+                "is shorter than 16 characters; use a long random value",
+            );
+        }
+        if let Err(problem) = HttpSettings::parse_allow_ips(&self.http.allow_ips) {
+            return invalid("http.allow_ips", &problem);
+        }
         if self.http.max_connections == 0 {
             return invalid("http.max_connections", "must be at least 1");
         }
@@ -641,6 +704,25 @@ mod tests {
             err.contains("spool.ack") && err.contains("durable"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn allowlist_from_the_environment() {
+        let settings = Settings::load(
+            None,
+            env(&[("OPENIM_BRIDGE__HTTP__ALLOW_IPS", "10.0.0.0/8,127.0.0.1")]),
+        )
+        .unwrap();
+        let nets = HttpSettings::parse_allow_ips(&settings.http.allow_ips).unwrap();
+        assert_eq!(nets.len(), 2);
+        assert!(nets[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        let err = load_err(&[("OPENIM_BRIDGE__HTTP__ALLOW_IPS", "10.0.0.300/8")]);
+        assert!(
+            err.contains("http.allow_ips") && err.contains("10.0.0.300/8"),
+            "{err}"
+        );
+        let err = load_err(&[("OPENIM_BRIDGE__HTTP__AUTH_TOKEN", "short")]);
+        assert!(err.contains("http.auth_token"), "{err}");
     }
 
     #[test]

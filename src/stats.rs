@@ -25,6 +25,8 @@ pub enum Outcome {
     Invalid,
     /// Refused because the spool was full, failing or closing (503).
     Unavailable,
+    /// Refused at the door: wrong token (401) or address not allowed (403).
+    Unauthorized,
 }
 
 impl EncodeLabelValue for Outcome {
@@ -34,6 +36,7 @@ impl EncodeLabelValue for Outcome {
             Self::Acked => "acked",
             Self::Invalid => "invalid",
             Self::Unavailable => "unavailable",
+            Self::Unauthorized => "unauthorized",
         })
     }
 }

@@ -386,3 +386,99 @@ async fn metrics_count_what_happened() {
     assert!(spool_bytes > 0);
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_shared_secret_is_required_when_set() {
+    let token = "s3cret-token-0123456789";
+    let mut settings = test_settings();
+    settings.http.auth_token = Some(token.to_owned());
+    let bridge = TestBridge::start(settings).await;
+    let body = fixture(GROUP);
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let refused = client
+        .post("/openim/callbackAfterSendGroupMsgCommand", &body)
+        .await;
+    assert_error(&refused, 401, "token");
+    assert!(
+        !String::from_utf8_lossy(&refused.body).contains(token),
+        "the secret leaked into the reply"
+    );
+    let wrong = client
+        .post(
+            "/openim/s3cret-token-0123456780/callbackAfterSendGroupMsgCommand",
+            &body,
+        )
+        .await;
+    assert_error(&wrong, 401, "token");
+    // In webhooks.url as a path segment, as a query parameter, or as a header.
+    assert_ack(
+        &client
+            .post(
+                &format!("/openim/{token}/callbackAfterSendGroupMsgCommand"),
+                &body,
+            )
+            .await,
+    );
+    assert_ack(
+        &client
+            .post(
+                &format!("/openim/callbackAfterSendGroupMsgCommand?token={token}"),
+                &body,
+            )
+            .await,
+    );
+    let request = hyper::Request::post("/openim/callbackAfterSendGroupMsgCommand")
+        .header("Host", "bridge")
+        .header("X-OpenIM-Bridge-Token", token)
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    assert_ack(&client.send(request).await);
+    // Health checks need no token.
+    let health = hyper::Request::get("/healthz")
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(client.send(health).await.status, 200);
+    let stats = bridge.stats.snapshot();
+    assert_eq!((stats.callbacks_acked, stats.callbacks_invalid), (3, 0));
+    let metrics = hyper::Request::get("/metrics")
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let text = String::from_utf8(client.send(metrics).await.body.to_vec()).unwrap();
+    assert!(
+        text.contains(
+            "openim_bridge_callbacks_total{command=\"unknown\",outcome=\"unauthorized\"} 2"
+        ),
+        "{text}"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn clients_outside_the_allowlist_get_403() {
+    let mut settings = test_settings();
+    settings.http.allow_ips = vec!["10.0.0.0/8".to_owned()];
+    let bridge = TestBridge::start(settings).await;
+    let reply = post(
+        bridge.addr,
+        "/callbackAfterSendGroupMsgCommand",
+        &fixture(GROUP),
+    )
+    .await;
+    assert_error(&reply, 403, "127.0.0.1");
+    bridge.stop().await;
+
+    let mut settings = test_settings();
+    settings.http.allow_ips = vec!["10.0.0.0/8".to_owned(), "127.0.0.1".to_owned()];
+    let bridge = TestBridge::start(settings).await;
+    assert_ack(
+        &post(
+            bridge.addr,
+            "/callbackAfterSendGroupMsgCommand",
+            &fixture(GROUP),
+        )
+        .await,
+    );
+    bridge.stop().await;
+}

@@ -4,6 +4,7 @@
 //! [`crate::normalize`] turns it into an event, [`crate::spool`] stores it,
 //! and the ack goes back without waiting for any broker.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use hyper::{Method, Request, StatusCode, Uri};
+use ipnet::IpNet;
 use time::OffsetDateTime;
 use tracing::{debug, warn, Instrument};
 
@@ -52,6 +54,12 @@ pub enum CallbackError {
         /// From the body.
         body: String,
     },
+    /// The shared secret is missing or wrong.
+    #[error("missing or wrong token: put http.auth_token in OpenIM's webhooks.url (as a path segment or ?token=) or have the proxy send it in the `{0}` header")]
+    Unauthorized(String),
+    /// The client's address is not in `http.allow_ips`.
+    #[error("client address {0} is not in http.allow_ips")]
+    Forbidden(IpAddr),
     /// A command this bridge does not publish.
     #[error("callback command `{0}` is not handled by openim-bridge (handled: {handled})", handled = handled_commands())]
     UnknownCommand(String),
@@ -75,6 +83,8 @@ impl CallbackError {
                 StatusCode::BAD_REQUEST
             }
             Self::UnknownCommand(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -88,6 +98,9 @@ pub struct Handler {
     source: Arc<str>,
     max_body_bytes: usize,
     body_timeout: Duration,
+    auth_token: Option<String>,
+    auth_header: String,
+    allow: Vec<IpNet>,
     stats: Arc<Stats>,
     refusal_log: Arc<RateLimit>,
 }
@@ -100,6 +113,10 @@ impl Handler {
             source: Arc::from(source),
             max_body_bytes: http.max_body_bytes,
             body_timeout: Duration::from_millis(http.body_read_timeout_ms),
+            auth_token: http.auth_token.clone(),
+            auth_header: http.auth_header.clone(),
+            // Validated at startup (Settings::validate).
+            allow: HttpSettings::parse_allow_ips(&http.allow_ips).unwrap_or_default(),
             stats,
             refusal_log: Arc::default(),
         }
@@ -107,7 +124,7 @@ impl Handler {
 
     /// Answers one request. Never fails: every problem becomes an
     /// OpenIM-shaped error reply.
-    pub async fn handle(&self, request: Request<Incoming>) -> Reply {
+    pub async fn handle(&self, request: Request<Incoming>, peer: IpAddr) -> Reply {
         if let Some(reply) = self.health(&request) {
             return reply;
         }
@@ -120,10 +137,14 @@ impl Handler {
             .to_owned();
         let span = tracing::info_span!("callback", operation_id = %operation_id, command = tracing::field::Empty);
         let mut command = UNKNOWN_COMMAND;
-        let result = self
-            .accept(request, &mut command)
-            .instrument(span.clone())
-            .await;
+        let result = match self.admit(&request, peer) {
+            Ok(()) => {
+                self.accept(request, &mut command)
+                    .instrument(span.clone())
+                    .await
+            }
+            Err(refused) => Err(refused),
+        };
         self.stats
             .ack_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -135,10 +156,10 @@ impl Handler {
             }
             Err(err) => {
                 let status = err.status();
-                let outcome = if status == StatusCode::SERVICE_UNAVAILABLE {
-                    Outcome::Unavailable
-                } else {
-                    Outcome::Invalid
+                let outcome = match status {
+                    StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Outcome::Unauthorized,
+                    _ => Outcome::Invalid,
                 };
                 self.stats.callback(command, outcome);
                 if let Some(suppressed) = self.refusal_log.allow() {
@@ -188,6 +209,39 @@ impl Handler {
                 Some(reply::json_value(status, &body))
             }
             _ => None,
+        }
+    }
+
+    /// The client-address allowlist and the shared secret. The token is
+    /// compared in constant time and never logged.
+    fn admit(&self, request: &Request<Incoming>, peer: IpAddr) -> Result<(), CallbackError> {
+        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&peer)) {
+            return Err(CallbackError::Forbidden(peer));
+        }
+        let Some(token) = &self.auth_token else {
+            return Ok(());
+        };
+        let uri = request.uri();
+        let in_header = request
+            .headers()
+            .get(self.auth_header.as_str())
+            .map(|v| v.as_bytes());
+        let in_query = uri
+            .query()
+            .into_iter()
+            .flat_map(|query| query.split('&'))
+            .filter_map(|pair| pair.strip_prefix("token="))
+            .map(str::as_bytes);
+        let in_path = uri.path().split('/').map(str::as_bytes);
+        let presented = in_header.into_iter().chain(in_query).chain(in_path);
+        // Check every candidate, so timing does not depend on where it is.
+        let found = presented.fold(false, |found, candidate| {
+            found | same(candidate, token.as_bytes())
+        });
+        if found {
+            Ok(())
+        } else {
+            Err(CallbackError::Unauthorized(self.auth_header.clone()))
         }
     }
 
@@ -253,6 +307,17 @@ impl Handler {
             Err(err) => Err(CallbackError::BodyRead(err.to_string())),
         }
     }
+}
+
+/// Constant-time equality (for equal lengths) of a presented and the
+/// configured secret.
+fn same(presented: &[u8], secret: &[u8]) -> bool {
+    presented.len() == secret.len()
+        && presented
+            .iter()
+            .zip(secret)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 /// The callback command the URL names, if any: the last path segment when it

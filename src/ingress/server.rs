@@ -54,7 +54,7 @@ pub async fn serve(
                     let handler = Arc::clone(&handler);
                     let service = service_fn(move |request| {
                         let handler = Arc::clone(&handler);
-                        async move { Ok::<_, Infallible>(handler.handle(request).await) }
+                        async move { Ok::<_, Infallible>(handler.handle(request, peer.ip()).await) }
                     });
                     let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
