@@ -55,6 +55,7 @@ impl App {
     /// `listener` is already bound (tests bind port 0).
     pub async fn start(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
         let stats = Arc::new(Stats::default());
+        stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
         let publisher = match settings.sink.kind {
             SinkKind::Stdout => spawn_publisher(StdoutSink::new(), receiver, &settings, &stats),

@@ -122,7 +122,7 @@ impl Stats {
         let r = &mut self.registry;
         r.register(
             "callbacks",
-            "OpenIM callbacks answered, by outcome",
+            "OpenIM callbacks answered, by command and outcome",
             self.callbacks.clone(),
         );
         r.register(
@@ -176,6 +176,32 @@ impl Stats {
     /// Adds `n` to `counter`.
     pub fn add(counter: &Counter, n: u64) {
         counter.inc_by(n);
+    }
+
+    /// Creates every series the bridge can report for `sink`, at zero, so a
+    /// scrape shows them (and rates start at 0) before the first callback.
+    pub fn init_series(&self, sink: &'static str) {
+        let outcomes = [
+            Outcome::Acked,
+            Outcome::Invalid,
+            Outcome::Unavailable,
+            Outcome::Unauthorized,
+        ];
+        let commands = CallbackKind::ALL.map(CallbackKind::command);
+        for command in commands.iter().chain([&UNKNOWN_COMMAND]) {
+            for outcome in outcomes {
+                self.callbacks
+                    .get_or_create(&CallbackLabels { command, outcome })
+                    .inc_by(0);
+            }
+        }
+        for delivery in [
+            Delivery::Published,
+            Delivery::Retried,
+            Delivery::DeadLettered,
+        ] {
+            self.events(sink, delivery, 0);
+        }
     }
 
     /// Counts one callback answered. `command` must be a handled command's

@@ -1,0 +1,144 @@
+//! The deployment files agree with the compose specification and with
+//! each other: every bridge replica has its own spool volume, sits behind
+//! the load balancer, is scraped by Prometheus, and gets more time to stop
+//! than the bridge's drain deadline.
+
+use std::path::Path;
+
+use openim_bridge::Settings;
+use serde_json::Value;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// docker-compose.yml with YAML anchors and merge keys (`<<: *bridge`)
+/// resolved, as compose itself reads it.
+fn compose() -> Value {
+    let mut yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is YAML");
+    yaml.apply_merge().expect("merge keys resolve");
+    serde_json::to_value(yaml).unwrap()
+}
+
+fn compose_errors(doc: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(&read("tests/schemas/compose-spec.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("compose schema compiles");
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
+
+/// The bridge services (`bridge-N`), after YAML merge keys are applied.
+fn bridges(doc: &Value) -> Vec<(String, Value)> {
+    doc["services"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("bridge-"))
+        .map(|(name, service)| (name.clone(), service.clone()))
+        .collect()
+}
+
+#[test]
+fn compose_file_follows_the_compose_specification() {
+    let doc = compose();
+    let errors = compose_errors(&doc);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The check itself can fail: a broken file is reported.
+    let mut broken = doc.clone();
+    broken["services"]["load-balancer"]["ports"] = Value::from(8080);
+    broken["services"]["prometheus"]["restart"] = Value::from(["always"]);
+    assert_eq!(
+        compose_errors(&broken).len(),
+        2,
+        "{:#?}",
+        compose_errors(&broken)
+    );
+}
+
+#[test]
+fn every_replica_has_its_own_spool_and_time_to_drain() {
+    let doc = compose();
+    let bridges = bridges(&doc);
+    assert!(bridges.len() >= 2, "two replicas behind the load balancer");
+    let drain_ms = Settings::default().shutdown.drain_timeout_ms;
+    let mut spools = Vec::new();
+    for (name, service) in &bridges {
+        let volumes = service["volumes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no volumes"));
+        let spool = volumes
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|v| v.ends_with(":/var/lib/openim-bridge/spool"))
+            .unwrap_or_else(|| panic!("{name} has no spool volume"));
+        spools.push(spool.split(':').next().unwrap().to_owned());
+        let grace = service["stop_grace_period"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: stop_grace_period"));
+        let seconds: u64 = grace.trim_end_matches('s').parse().unwrap();
+        assert!(
+            seconds * 1000 > drain_ms,
+            "{name}: stop_grace_period {grace} <= drain {drain_ms} ms"
+        );
+        assert!(
+            doc["volumes"].get(&spools[spools.len() - 1]).is_some(),
+            "{name}: volume not declared"
+        );
+    }
+    let mut unique = spools.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        spools.len(),
+        "replicas share a spool: {spools:?}"
+    );
+}
+
+#[test]
+fn load_balancer_and_prometheus_know_every_replica() {
+    let doc = compose();
+    let nginx = read("deploy/nginx/nginx.conf");
+    let prometheus = read("deploy/prometheus/prometheus.yml");
+    for (name, _) in bridges(&doc) {
+        assert!(
+            nginx.contains(&format!("server {name}:8080")),
+            "nginx upstream lacks {name}"
+        );
+        assert!(
+            prometheus.contains(&format!("\"{name}:8080\"")),
+            "prometheus lacks {name}"
+        );
+    }
+}
+
+#[test]
+fn grafana_dashboard_uses_only_metrics_the_bridge_exports() {
+    let dashboard: Value =
+        serde_json::from_str(&read("deploy/grafana/openim-bridge.json")).unwrap();
+    let stats = openim_bridge::stats::Stats::default();
+    stats.init_series("kafka");
+    let exported = stats.render();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 5);
+    let mut checked = 0;
+    for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
+        let expr = target["expr"].as_str().unwrap();
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("openim_bridge_"))
+        {
+            // Samples are `family_total` (counters), `family_bucket` (histograms).
+            let family = name.trim_end_matches("_total").trim_end_matches("_bucket");
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "dashboard uses {name}, which the bridge does not export"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} metric references found");
+}
