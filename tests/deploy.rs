@@ -142,3 +142,93 @@ fn grafana_dashboard_uses_only_metrics_the_bridge_exports() {
     }
     assert!(checked >= 8, "only {checked} metric references found");
 }
+
+fn kubernetes_validate(files: &[std::path::PathBuf]) -> std::process::Output {
+    let tool = std::env::var("OPENIM_BRIDGE_KUBERNETES_VALIDATE")
+        .unwrap_or_else(|_| "kubernetes-validate".to_owned());
+    std::process::Command::new(&tool)
+        .args(["--strict", "--kubernetes-version", "1.33.0"])
+        .args(files)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run {tool} ({err}): run scripts/test, which installs kubernetes-validate"
+            )
+        })
+}
+
+#[test]
+fn kubernetes_manifests_pass_the_kubernetes_schemas() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let output = kubernetes_validate(&files);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    for kind in [
+        "statefulset",
+        "service",
+        "configmap",
+        "poddisruptionbudget",
+        "horizontalpodautoscaler",
+    ] {
+        assert!(
+            report.contains(&format!("passed for resource {kind}/")),
+            "{kind} not validated:\n{report}"
+        );
+    }
+    // The check can fail: an unknown field is refused in strict mode.
+    let broken =
+        std::env::temp_dir().join(format!("openim-bridge-broken-{}.yaml", std::process::id()));
+    std::fs::write(
+        &broken,
+        read("deploy/kubernetes/pdb.yaml")
+            .replace("minAvailable: 1", "minAvailable: 1\n  minimumAvailable: 1"),
+    )
+    .unwrap();
+    let output = kubernetes_validate(std::slice::from_ref(&broken));
+    std::fs::remove_file(broken).unwrap();
+    assert!(!output.status.success(), "a broken manifest passed");
+}
+
+#[test]
+fn kubernetes_config_loads_and_drains_within_the_grace_period() {
+    let configmap: Value =
+        serde_yaml_ng::from_str(&read("deploy/kubernetes/configmap.yaml")).unwrap();
+    let toml = configmap["data"]["openim-bridge.toml"].as_str().unwrap();
+    let path = std::env::temp_dir().join(format!("openim-bridge-k8s-{}.toml", std::process::id()));
+    std::fs::write(&path, toml).unwrap();
+    let settings = Settings::load(Some(&path), Some(Default::default()))
+        .expect("the ConfigMap's settings load");
+    std::fs::remove_file(path).unwrap();
+    let statefulset: Value =
+        serde_yaml_ng::from_str(&read("deploy/kubernetes/statefulset.yaml")).unwrap();
+    let pod = &statefulset["spec"]["template"]["spec"];
+    let grace_ms = pod["terminationGracePeriodSeconds"].as_u64().unwrap() * 1000;
+    assert!(
+        settings.shutdown.drain_timeout_ms < grace_ms,
+        "drain {} ms >= grace {grace_ms} ms",
+        settings.shutdown.drain_timeout_ms
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "spool")
+        .expect("spool mount");
+    assert_eq!(
+        mount["mountPath"].as_str().unwrap(),
+        settings.spool.dir.to_str().unwrap()
+    );
+}
