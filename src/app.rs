@@ -100,7 +100,15 @@ impl App {
             shutdown.await;
             let _ = fired_tx.send(tokio::time::Instant::now());
         };
-        server::serve(self.listener, handler, &self.settings.http, shutdown, drain).await;
+        server::serve(
+            self.listener,
+            handler,
+            Arc::clone(&self.stats),
+            &self.settings.http,
+            shutdown,
+            drain,
+        )
+        .await;
         let deadline = fired_rx
             .await
             .unwrap_or_else(|_| tokio::time::Instant::now())

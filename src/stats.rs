@@ -90,6 +90,9 @@ pub struct Stats {
     pub spool_torn_bytes: Counter,
     /// Bytes the spool's files hold.
     pub spool_bytes: Gauge<u64, AtomicU64>,
+    /// Connections closed because request headers did not arrive in time
+    /// (slow or stalled clients).
+    pub header_timeouts: Counter,
     registry: Registry,
 }
 
@@ -110,6 +113,7 @@ impl Default for Stats {
             spool_syncs: Counter::default(),
             spool_torn_bytes: Counter::default(),
             spool_bytes: Gauge::default(),
+            header_timeouts: Counter::default(),
             registry: Registry::with_prefix("openim_bridge"),
         };
         stats.broker_up.set(1);
@@ -164,6 +168,11 @@ impl Stats {
             "spool_torn",
             "Bytes of torn records cut from the spool at startup",
             self.spool_torn_bytes.clone(),
+        );
+        r.register(
+            "header_timeouts",
+            "Connections closed because request headers did not arrive within http.header_read_timeout_ms",
+            self.header_timeouts.clone(),
         );
         r.register(
             "spool_size_bytes",

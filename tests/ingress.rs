@@ -482,3 +482,30 @@ async fn clients_outside_the_allowlist_get_403() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn stalled_headers_close_the_connection_and_are_counted() {
+    let mut settings = test_settings();
+    settings.http.header_read_timeout_ms = 300;
+    let bridge = TestBridge::start(settings).await;
+    let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    stream
+        .write_all(b"POST /callbackAfterSendGroupMsgCommand HTTP/1.1\r\nHost: bri")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the connection was not closed");
+    let stats = bridge.stats.clone();
+    assert!(eventually(Duration::from_secs(2), || stats.header_timeouts.get() == 1).await);
+    // Well-behaved clients are still served.
+    assert_ack(
+        &post(
+            bridge.addr,
+            "/callbackAfterSendGroupMsgCommand",
+            &fixture(GROUP),
+        )
+        .await,
+    );
+    bridge.stop().await;
+}

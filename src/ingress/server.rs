@@ -15,17 +15,21 @@ use tracing::{debug, info, warn};
 
 use super::handler::Handler;
 use crate::config::HttpSettings;
+use crate::stats::Stats;
+use crate::telemetry::RateLimit;
 
 /// Serves callbacks on `listener` until `shutdown` resolves, then waits up
 /// to `drain` for open requests to finish.
 pub async fn serve(
     listener: TcpListener,
     handler: Handler,
+    stats: Arc<Stats>,
     settings: &HttpSettings,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
     let handler = Arc::new(handler);
+    let timeout_log = Arc::new(RateLimit::default());
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -57,9 +61,17 @@ pub async fn serve(
                         async move { Ok::<_, Infallible>(handler.handle(request, peer.ip()).await) }
                     });
                     let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    let (stats, timeout_log) = (Arc::clone(&stats), Arc::clone(&timeout_log));
                     tokio::spawn(async move {
-                        if let Err(err) = connection.await {
-                            debug!(%peer, cause = %err, "connection ended with an error");
+                        match connection.await {
+                            Err(err) if err.is_timeout() => {
+                                Stats::add(&stats.header_timeouts, 1);
+                                if let Some(suppressed) = timeout_log.allow() {
+                                    warn!(%peer, suppressed, "closed a connection: request headers did not arrive within http.header_read_timeout_ms");
+                                }
+                            }
+                            Err(err) => debug!(%peer, cause = %err, "connection ended with an error"),
+                            Ok(()) => {}
                         }
                         drop(slot);
                     });
