@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::{Settings, SinkKind};
+use crate::ingress::tls::{self, TlsError};
 use crate::ingress::{server, Handler};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
@@ -26,6 +27,7 @@ use crate::sink::{publisher, Sink};
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{self, OpenError, SpoolReader, SpoolWriter};
 use crate::stats::Stats;
+use tokio_rustls::TlsAcceptor;
 
 /// The bridge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,9 @@ pub enum StartError {
     /// The spool could not be opened.
     #[error(transparent)]
     Spool(#[from] OpenError),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A started bridge: sink connected, publisher running, not yet serving.
@@ -46,6 +51,7 @@ pub struct App {
     settings: Settings,
     listener: TcpListener,
     spool: SpoolWriter,
+    tls: Option<TlsAcceptor>,
     stats: Arc<Stats>,
     publisher: JoinHandle<()>,
 }
@@ -55,6 +61,10 @@ impl App {
     /// `listener` is already bound (tests bind port 0).
     pub async fn start(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
         let stats = Arc::new(Stats::default());
+        let tls = match (&settings.http.tls_cert_file, &settings.http.tls_key_file) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
         let publisher = match settings.sink.kind {
@@ -72,6 +82,7 @@ impl App {
             settings,
             listener,
             spool,
+            tls,
             stats,
             publisher,
         })
@@ -103,6 +114,7 @@ impl App {
         server::serve(
             self.listener,
             handler,
+            self.tls,
             Arc::clone(&self.stats),
             &self.settings.http,
             shutdown,

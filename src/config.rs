@@ -97,6 +97,11 @@ pub struct HttpSettings {
     /// environment); the TCP peer is checked. Empty: all.
     #[serde(deserialize_with = "list_or_commas")]
     pub allow_ips: Vec<String>,
+    /// PEM certificate chain: when set (with `tls_key_file`), the listener
+    /// speaks HTTPS. Read at startup; restart to load a renewed certificate.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -119,6 +124,8 @@ impl Default for HttpSettings {
             auth_token: None,
             auth_header: "x-openim-bridge-token".to_owned(),
             allow_ips: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -469,6 +476,12 @@ impl Settings {
         }
         if let Err(problem) = HttpSettings::parse_allow_ips(&self.http.allow_ips) {
             return invalid("http.allow_ips", &problem);
+        }
+        if self.http.tls_cert_file.is_some() != self.http.tls_key_file.is_some() {
+            return invalid(
+                "http.tls_cert_file",
+                "and http.tls_key_file must be set together",
+            );
         }
         if self.http.max_connections == 0 {
             return invalid("http.max_connections", "must be at least 1");

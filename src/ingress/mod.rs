@@ -1,10 +1,12 @@
 //! Stage 1: the HTTP endpoint OpenIM posts callbacks to.
 //!
 //! [`server`] accepts connections; [`handler`] answers each request;
-//! [`reply`] holds the exact bodies OpenIM parses.
+//! [`reply`] holds the exact bodies OpenIM parses; [`tls`] loads the
+//! optional certificate.
 
 pub mod handler;
 pub mod reply;
 pub mod server;
+pub mod tls;
 
 pub use handler::{CallbackError, Handler};

@@ -1,16 +1,21 @@
-//! The accept loop: HTTP/1.1 keep-alive connections served by hyper, shut
-//! down gracefully (stop accepting, let in-flight requests finish).
+//! The accept loop: HTTP/1.1 keep-alive connections (optionally over TLS)
+//! served by hyper, at most `http.max_connections` at once, shut down
+//! gracefully (stop accepting, let in-flight requests finish).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::handler::Handler;
@@ -18,24 +23,44 @@ use crate::config::HttpSettings;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 
+/// What every connection task shares.
+struct Shared {
+    handler: Handler,
+    builder: http1::Builder,
+    tls: Option<TlsAcceptor>,
+    stats: Arc<Stats>,
+    header_timeout: Duration,
+    /// Rate limit for "slow client" log lines.
+    timeout_log: RateLimit,
+}
+
 /// Serves callbacks on `listener` until `shutdown` resolves, then waits up
-/// to `drain` for open requests to finish.
+/// to `drain` for open requests to finish. With `tls`, every connection
+/// starts with a TLS handshake.
 pub async fn serve(
     listener: TcpListener,
     handler: Handler,
+    tls: Option<TlsAcceptor>,
     stats: Arc<Stats>,
     settings: &HttpSettings,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    let handler = Arc::new(handler);
-    let timeout_log = Arc::new(RateLimit::default());
-    let graceful = GracefulShutdown::new();
+    let header_timeout = Duration::from_millis(settings.header_read_timeout_ms);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms))
+        .header_read_timeout(header_timeout)
         .keep_alive(true);
+    let shared = Arc::new(Shared {
+        handler,
+        builder,
+        tls,
+        stats,
+        header_timeout,
+        timeout_log: RateLimit::default(),
+    });
+    let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -51,30 +76,8 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    // Acks are tiny: send them now, not after Nagle's delay.
-                    if let Err(err) = stream.set_nodelay(true) {
-                        debug!(%peer, cause = %err, "could not set TCP_NODELAY");
-                    }
-                    let handler = Arc::clone(&handler);
-                    let service = service_fn(move |request| {
-                        let handler = Arc::clone(&handler);
-                        async move { Ok::<_, Infallible>(handler.handle(request, peer.ip()).await) }
-                    });
-                    let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    let (stats, timeout_log) = (Arc::clone(&stats), Arc::clone(&timeout_log));
-                    tokio::spawn(async move {
-                        match connection.await {
-                            Err(err) if err.is_timeout() => {
-                                Stats::add(&stats.header_timeouts, 1);
-                                if let Some(suppressed) = timeout_log.allow() {
-                                    warn!(%peer, suppressed, "closed a connection: request headers did not arrive within http.header_read_timeout_ms");
-                                }
-                            }
-                            Err(err) => debug!(%peer, cause = %err, "connection ended with an error"),
-                            Ok(()) => {}
-                        }
-                        drop(slot);
-                    });
+                    let task = connection(Arc::clone(&shared), graceful.watcher(), stream, peer, slot);
+                    tokio::spawn(task);
                 }
                 Err(err) => {
                     // Typically out of file descriptors: back off instead of spinning.
@@ -95,5 +98,64 @@ pub async fn serve(
         .is_err()
     {
         warn!("some connections were still busy at the shutdown deadline");
+    }
+}
+
+/// One client connection, from TLS handshake (if any) to close. `slot` is
+/// its share of `http.max_connections`, given back when it ends.
+async fn connection(
+    shared: Arc<Shared>,
+    watcher: Watcher,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+) {
+    // Acks are tiny: send them now, not after Nagle's delay.
+    if let Err(err) = stream.set_nodelay(true) {
+        debug!(%peer, cause = %err, "could not set TCP_NODELAY");
+    }
+    match &shared.tls {
+        None => http(&shared, watcher, stream, peer).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(shared.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => http(&shared, watcher, tls, peer).await,
+                Ok(Err(err)) => debug!(%peer, cause = %err, "TLS handshake failed"),
+                Err(_) => shared.slow_client(peer),
+            }
+        }
+    }
+    drop(slot);
+}
+
+/// HTTP/1.1 over an established (plain or TLS) stream.
+async fn http<S>(shared: &Arc<Shared>, watcher: Watcher, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = Arc::clone(shared);
+    let service = service_fn(move |request| {
+        let shared = Arc::clone(&handler);
+        async move { Ok::<_, Infallible>(shared.handler.handle(request, peer.ip()).await) }
+    });
+    let served = watcher.watch(
+        shared
+            .builder
+            .serve_connection(TokioIo::new(stream), service),
+    );
+    match served.await {
+        Err(err) if err.is_timeout() => shared.slow_client(peer),
+        Err(err) => debug!(%peer, cause = %err, "connection ended with an error"),
+        Ok(()) => {}
+    }
+}
+
+impl Shared {
+    /// Counts and (rate-limited) logs a client too slow to send its headers
+    /// or finish its TLS handshake.
+    fn slow_client(&self, peer: SocketAddr) {
+        Stats::add(&self.stats.header_timeouts, 1);
+        if let Some(suppressed) = self.timeout_log.allow() {
+            warn!(%peer, suppressed, "closed a connection: request headers did not arrive within http.header_read_timeout_ms");
+        }
     }
 }
