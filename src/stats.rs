@@ -55,6 +55,8 @@ pub enum Delivery {
     Published,
     /// Sent again after a retryable error.
     Retried,
+    /// A delivery attempt failed with a retryable error.
+    Failed,
     /// Refused for good; written to the dead-letter file.
     DeadLettered,
 }
@@ -78,6 +80,7 @@ pub struct Stats {
     sink: std::sync::OnceLock<&'static str>,
     published: Family<SinkLabel, Counter>,
     retried: Family<SinkLabel, Counter>,
+    failed: Family<SinkLabel, Counter>,
     dead_lettered: Family<SinkLabel, Counter>,
     /// Seconds from handing an event to the broker client to its confirmation.
     pub publish_seconds: Histogram,
@@ -90,6 +93,8 @@ pub struct Stats {
     pub spool_torn_bytes: Counter,
     /// Bytes the spool's files hold.
     pub spool_bytes: Gauge<u64, AtomicU64>,
+    /// Events in the spool not yet confirmed by the broker (or dead-lettered).
+    pub spool_records: Gauge,
     /// Connections closed because request headers did not arrive in time
     /// (slow or stalled clients).
     pub header_timeouts: Counter,
@@ -107,12 +112,14 @@ impl Default for Stats {
             sink: std::sync::OnceLock::new(),
             published: Family::default(),
             retried: Family::default(),
+            failed: Family::default(),
             dead_lettered: Family::default(),
             publish_seconds: Histogram::new(buckets()),
             broker_up: Gauge::default(),
             spool_syncs: Counter::default(),
             spool_torn_bytes: Counter::default(),
             spool_bytes: Gauge::default(),
+            spool_records: Gauge::default(),
             header_timeouts: Counter::default(),
             registry: Registry::with_prefix("openim_bridge"),
         };
@@ -145,6 +152,11 @@ impl Stats {
             self.retried.clone(),
         );
         r.register(
+            "events_failed",
+            "Delivery attempts that failed with a retryable broker error",
+            self.failed.clone(),
+        );
+        r.register(
             "events_dead_lettered",
             "Events the broker refused for good, written to the dead-letter file",
             self.dead_lettered.clone(),
@@ -168,6 +180,11 @@ impl Stats {
             "spool_torn",
             "Bytes of torn records cut from the spool at startup",
             self.spool_torn_bytes.clone(),
+        );
+        r.register(
+            "spool_records",
+            "Events in the spool not yet confirmed by the broker",
+            self.spool_records.clone(),
         );
         r.register(
             "header_timeouts",
@@ -207,6 +224,7 @@ impl Stats {
         for delivery in [
             Delivery::Published,
             Delivery::Retried,
+            Delivery::Failed,
             Delivery::DeadLettered,
         ] {
             self.events(sink, delivery, 0);
@@ -226,6 +244,7 @@ impl Stats {
         let family = match delivery {
             Delivery::Published => &self.published,
             Delivery::Retried => &self.retried,
+            Delivery::Failed => &self.failed,
             Delivery::DeadLettered => &self.dead_lettered,
         };
         self.sink.get_or_init(|| sink);

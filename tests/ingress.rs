@@ -374,6 +374,8 @@ async fn metrics_count_what_happened() {
         "openim_bridge_events_published_total{sink=\"stdout\"} 3",
         "openim_bridge_publish_duration_seconds_count 3",
         "openim_bridge_broker_up 1",
+        "openim_bridge_spool_records 0",
+        "openim_bridge_events_failed_total{sink=\"stdout\"} 0",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

@@ -135,7 +135,13 @@ impl Handler {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let span = tracing::info_span!("callback", operation_id = %operation_id, command = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "callback",
+            operation_id = %operation_id,
+            command = tracing::field::Empty,
+            event_id = tracing::field::Empty,
+            key = tracing::field::Empty,
+        );
         let mut command = UNKNOWN_COMMAND;
         let result = match self.admit(&request, peer) {
             Ok(()) => {
@@ -284,6 +290,9 @@ impl Handler {
             CallbackKind::from_command(&named).ok_or(CallbackError::UnknownCommand(named))?;
         *command = kind.command();
         let event = normalize::normalize(kind, &body, received_at, &self.source)?;
+        let span = tracing::Span::current();
+        span.record("event_id", event.id.as_str());
+        span.record("key", event.key.as_str());
         self.spool.append(&event).await?;
         debug!(event_id = %event.id, key = %event.key, "callback spooled");
         Ok(())

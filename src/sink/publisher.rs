@@ -128,6 +128,7 @@ impl State {
             Err(SinkError::Retryable(cause)) => {
                 warn!(sink = self.sink_name, %cause, "broker unavailable; holding events until it is back");
                 self.stats.broker_up.set(0);
+                self.stats.events(self.sink_name, Outcome::Failed, 1);
                 // Everything in flight was sent before this event; it goes
                 // back to the head of what is still to send.
                 self.failed.get_or_insert_with(Failure::default);
@@ -155,6 +156,7 @@ impl State {
                 }
             }
             (Err(SinkError::Retryable(cause)), failed) => {
+                self.stats.events(self.sink_name, Outcome::Failed, 1);
                 if failed.is_none() {
                     warn!(sink = self.sink_name, %cause, "broker did not confirm an event; will send it again");
                     self.stats.broker_up.set(0);

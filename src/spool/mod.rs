@@ -136,7 +136,10 @@ pub fn open(
     }
     let (writer, watermark) =
         writer::start(settings, next, Arc::clone(&used), Arc::clone(&stats), lock).map_err(wrap)?;
-    let reader = SpoolReader::new(dir, start, watermark, used);
+    stats
+        .spool_records
+        .set(count_records(&dir, start, &segments).map_err(wrap)?);
+    let reader = SpoolReader::new(dir, start, watermark, used, stats);
     Ok((writer, reader))
 }
 
@@ -211,6 +214,31 @@ fn write_acked(dir: &Path, position: Position) -> std::io::Result<()> {
     let tmp = dir.join("acked.tmp");
     fs::write(&tmp, format!("{} {}\n", position.segment, position.offset))?;
     fs::rename(tmp, dir.join(ACKED_FILE))
+}
+
+/// Frames from `start` to the end of the recovered `segments` (what will be
+/// published again), counted by walking the frame headers.
+fn count_records(dir: &Path, start: Position, segments: &[u64]) -> std::io::Result<i64> {
+    use std::io::{BufReader, Seek};
+    let mut count = 0;
+    for &id in segments.iter().filter(|id| **id >= start.segment) {
+        let file = File::open(segment_path(dir, id))?;
+        let len = file.metadata()?.len();
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut at = if id == start.segment { start.offset } else { 0 };
+        reader.seek(std::io::SeekFrom::Start(at))?;
+        let mut header = [0u8; record::HEADER_LEN];
+        while at + record::HEADER_LEN as u64 <= len {
+            reader.read_exact(&mut header)?;
+            let payload = u64::from(u32::from_le_bytes([
+                header[0], header[1], header[2], header[3],
+            ]));
+            reader.seek_relative(payload as i64)?;
+            at += record::HEADER_LEN as u64 + payload;
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Truncates `path` after its last intact frame (invariant 3); returns how
@@ -332,8 +360,15 @@ mod tests {
         }
         reader.persist();
         drop(reader); // a crash: nothing else is written
-        let mut reader = spool(&settings, 100..105).await;
+        let stats = Arc::new(Stats::default());
+        let (writer, mut reader) = open(&settings, Arc::clone(&stats)).unwrap();
+        assert_eq!(stats.spool_records.get(), 60, "recovered backlog counted");
+        for i in 100..105 {
+            writer.append(&event(i)).await.unwrap();
+        }
+        drop(writer);
         assert_eq!(read_ids(&mut reader, true).await, ids(40..105));
+        assert_eq!(stats.spool_records.get(), 0, "every record completed");
     }
 
     #[tokio::test]

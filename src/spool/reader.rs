@@ -16,6 +16,7 @@ use tracing::{error, warn};
 use super::record::{self, Frame};
 use super::{segment_path, write_acked, Position, ACK_PERSIST_INTERVAL};
 use crate::normalize::Event;
+use crate::stats::Stats;
 
 /// Bytes read from a segment at a time.
 const READ_CHUNK: u64 = 256 * 1024;
@@ -48,6 +49,7 @@ pub struct SpoolReader {
     persisted_at: Instant,
     file: Option<(u64, Arc<File>)>,
     used: Arc<AtomicU64>,
+    stats: Arc<Stats>,
 }
 
 impl SpoolReader {
@@ -56,6 +58,7 @@ impl SpoolReader {
         start: Position,
         watermark: watch::Receiver<Position>,
         used: Arc<AtomicU64>,
+        stats: Arc<Stats>,
     ) -> Self {
         Self {
             dir,
@@ -69,6 +72,7 @@ impl SpoolReader {
             persisted_at: Instant::now(),
             file: None,
             used,
+            stats,
         }
     }
 
@@ -92,7 +96,9 @@ impl SpoolReader {
 
     /// The event at `position` was confirmed by the broker or dead-lettered.
     pub fn complete(&mut self, position: Position) {
-        self.outstanding.remove(&position);
+        if self.outstanding.remove(&position) {
+            self.stats.spool_records.dec();
+        }
         let acked = self
             .outstanding
             .first()

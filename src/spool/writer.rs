@@ -172,7 +172,9 @@ impl WriterThread {
         let mut waiting = Vec::new();
         while let Some(first) = requests.blocking_recv() {
             let mut next = Some(first);
+            let mut records = 0;
             while let Some(append) = next.take() {
+                records += 1;
                 buf.extend_from_slice(&append.frame);
                 waiting.extend(append.done);
                 if buf.len() < MAX_BATCH_BYTES {
@@ -180,6 +182,9 @@ impl WriterThread {
                 }
             }
             let result = self.write_batch(&buf);
+            if result.is_ok() {
+                self.stats.spool_records.inc_by(records);
+            }
             for done in waiting.drain(..) {
                 // The handler may have given up (client gone); nothing to do.
                 let _ = done.send(result.clone());
