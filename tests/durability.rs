@@ -82,6 +82,25 @@ async fn crash_and_restart(
     (acked, spawn(env).child)
 }
 
+/// Reads `topic` until every id in `ids` is there (60 s at most); fails
+/// naming what is missing. Returns the records read.
+fn assert_all_reach_kafka(
+    brokers: &str,
+    topic: &str,
+    ids: &[String],
+) -> Vec<common::kafka::Record> {
+    let records = read_until(brokers, topic, 3, Duration::from_secs(60), |records| {
+        let seen: HashSet<_> = records.iter().map(|r| r.header("ce_id")).collect();
+        ids.iter().all(|id| seen.contains(id.as_str()))
+    });
+    let seen: HashSet<String> = records
+        .iter()
+        .map(|r| r.header("ce_id").to_owned())
+        .collect();
+    assert_none_lost(ids, &seen);
+    records
+}
+
 fn assert_none_lost(acked: &[String], seen: &HashSet<String>) {
     let lost = missing(acked, seen);
     assert!(
@@ -106,15 +125,7 @@ async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
         ("OPENIM_BRIDGE__SPOOL__DIR", spool.as_str()),
     ];
     let (acked, child) = crash_and_restart(&env, &topic, 1500).await;
-    let mut seen = HashSet::new();
-    read_until(&brokers, &topic, 3, Duration::from_secs(60), |records| {
-        seen = records
-            .iter()
-            .map(|r| r.header("ce_id").to_owned())
-            .collect();
-        missing(&acked, &seen).is_empty()
-    });
-    assert_none_lost(&acked, &seen);
+    assert_all_reach_kafka(&brokers, &topic, &acked);
     assert!(terminate(child).success());
     let _ = std::fs::remove_dir_all(spool);
 }
@@ -160,15 +171,7 @@ async fn sigterm_under_load_exits_0_and_loses_nothing() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "exit status {status}");
-    let mut seen = HashSet::new();
-    read_until(&brokers, &topic, 3, Duration::from_secs(30), |records| {
-        seen = records
-            .iter()
-            .map(|r| r.header("ce_id").to_owned())
-            .collect();
-        missing(&acked, &seen).is_empty()
-    });
-    assert_none_lost(&acked, &seen);
+    assert_all_reach_kafka(&brokers, &topic, &acked);
 }
 
 /// Consumes until every id in `wanted` was seen or `timeout` passed.
@@ -183,19 +186,26 @@ async fn read_ids(mut binding: Binding, wanted: &[String], timeout: Duration) ->
     seen
 }
 
-/// Sends `n` more group messages to group `g_1`, ids `outage-<n>`, each of
-/// which must be acked.
+/// Posts one group message to group `g_1` with id `<prefix>-<ids.len()>`;
+/// records the id in `ids` if it was acked.
+async fn post_next(client: &mut OpenImClient, ids: &mut Vec<String>, prefix: &str) -> Reply {
+    let id = format!("{prefix}-{}", ids.len());
+    let reply = client
+        .post(
+            "/callbackAfterSendGroupMsgCommand",
+            &group_message(&id, "g_1"),
+        )
+        .await;
+    if is_ack(&reply) {
+        ids.push(id);
+    }
+    reply
+}
+
+/// Sends `n` more group messages (ids `outage-<n>`), each of which must be acked.
 async fn send_acked(client: &mut OpenImClient, ids: &mut Vec<String>, n: usize) {
     for _ in 0..n {
-        let id = format!("outage-{}", ids.len());
-        let reply = client
-            .post(
-                "/callbackAfterSendGroupMsgCommand",
-                &group_message(&id, "g_1"),
-            )
-            .await;
-        assert_ack(&reply);
-        ids.push(id);
+        assert_ack(&post_next(client, ids, "outage").await);
     }
 }
 
@@ -266,21 +276,7 @@ async fn kafka_outage_acks_keep_flowing_and_everything_arrives() {
     let during_outage = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     signal(tansu.child.id(), "CONT");
-    let records = read_until(
-        &tansu.brokers,
-        &topic,
-        3,
-        Duration::from_secs(60),
-        |records| {
-            let seen: HashSet<_> = records.iter().map(|r| r.header("ce_id")).collect();
-            ids.iter().all(|id| seen.contains(id.as_str()))
-        },
-    );
-    let seen: HashSet<String> = records
-        .iter()
-        .map(|r| r.header("ce_id").to_owned())
-        .collect();
-    assert_none_lost(&ids, &seen);
+    let records = assert_all_reach_kafka(&tansu.brokers, &topic, &ids);
     assert!(
         during_outage < Duration::from_secs(10),
         "acks stalled during the outage: {during_outage:?}"
@@ -349,25 +345,17 @@ fn rabbitmqctl(command: &str) {
     }
 }
 
-/// Sends group messages until one is refused; returns the acked ids and the
-/// refusal.
+/// Sends group messages until one is refused; returns the refusal.
 async fn send_until_refused(
     client: &mut OpenImClient,
     ids: &mut Vec<String>,
     limit: usize,
 ) -> Reply {
     for _ in 0..limit {
-        let id = format!("fill-{}", ids.len());
-        let reply = client
-            .post(
-                "/callbackAfterSendGroupMsgCommand",
-                &group_message(&id, "g_1"),
-            )
-            .await;
+        let reply = post_next(client, ids, "fill").await;
         if !is_ack(&reply) {
             return reply;
         }
-        ids.push(id);
     }
     panic!("{limit} callbacks were all acked; the spool never filled");
 }
@@ -394,36 +382,14 @@ async fn fill_then_recover(mut settings: openim_bridge::Settings, expected: &str
     // Once the broker drained the spool, callbacks are acked again.
     let mut recovered = false;
     for _ in 0..300 {
-        let id = format!("fill-{}", ids.len());
-        let reply = client
-            .post(
-                "/callbackAfterSendGroupMsgCommand",
-                &group_message(&id, "g_1"),
-            )
-            .await;
-        if is_ack(&reply) {
-            ids.push(id);
+        if is_ack(&post_next(&mut client, &mut ids, "fill").await) {
             recovered = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "still refusing 30 s after the broker came back");
-    let records = read_until(
-        &tansu.brokers,
-        &topic,
-        3,
-        Duration::from_secs(60),
-        |records| {
-            let seen: HashSet<_> = records.iter().map(|r| r.header("ce_id")).collect();
-            ids.iter().all(|id| seen.contains(id.as_str()))
-        },
-    );
-    let seen: HashSet<String> = records
-        .iter()
-        .map(|r| r.header("ce_id").to_owned())
-        .collect();
-    assert_none_lost(&ids, &seen);
+    assert_all_reach_kafka(&tansu.brokers, &topic, &ids);
     bridge.stop().await;
 }
 

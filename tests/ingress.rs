@@ -13,6 +13,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GROUP: &str = "after_send_group_msg_01_text_ios.json";
 
+/// A bridge that can deliver nothing (nothing listens on port 1) with a
+/// 2 MiB spool: it only fills.
+fn undeliverable_settings() -> openim_bridge::Settings {
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Rabbitmq;
+    settings.rabbitmq.url = "amqp://guest:guest@127.0.0.1:1/%2f".to_owned();
+    settings.http.max_body_bytes = 4096;
+    settings.spool.segment_bytes = 1024 * 1024;
+    settings.spool.max_bytes = 2 * 1024 * 1024 + 8192;
+    settings.shutdown.drain_timeout_ms = 200;
+    settings
+}
+
 async fn stdout_bridge() -> TestBridge {
     TestBridge::start(test_settings()).await
 }
@@ -55,10 +68,7 @@ async fn acks_are_exact_on_a_keep_alive_connection_under_any_prefix() {
 async fn wrong_method_is_405_with_allow() {
     let bridge = stdout_bridge().await;
     let mut client = OpenImClient::connect(bridge.addr).await;
-    let request = hyper::Request::get("/callbackAfterSendGroupMsgCommand")
-        .header("Host", "bridge")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let request = get("/callbackAfterSendGroupMsgCommand");
     let reply = client.send(request).await;
     assert_error(&reply, 405, "POST");
     assert_eq!(reply.headers["allow"], "POST");
@@ -198,15 +208,7 @@ async fn oversized_bodies_are_413_declared_or_chunked() {
 
 #[tokio::test]
 async fn a_full_spool_answers_503_and_counts_it() {
-    let mut settings = test_settings();
-    // Nothing listens on port 1: the publisher can deliver nothing, so the
-    // spool only fills.
-    settings.sink.kind = SinkKind::Rabbitmq;
-    settings.rabbitmq.url = "amqp://guest:guest@127.0.0.1:1/%2f".to_owned();
-    settings.http.max_body_bytes = 4096;
-    settings.spool.segment_bytes = 1024 * 1024;
-    settings.spool.max_bytes = 2 * 1024 * 1024 + 8192;
-    settings.shutdown.drain_timeout_ms = 200;
+    let settings = undeliverable_settings();
     let bridge = TestBridge::start(settings).await;
     let body = fixture(GROUP);
     let mut client = OpenImClient::connect(bridge.addr).await;
@@ -292,22 +294,10 @@ async fn connections_past_the_limit_wait_for_a_free_slot() {
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let mut settings = test_settings();
     // Unreachable broker, small spool: it fills, and readiness says so.
-    settings.sink.kind = SinkKind::Rabbitmq;
-    settings.rabbitmq.url = "amqp://guest:guest@127.0.0.1:1/%2f".to_owned();
-    settings.http.max_body_bytes = 4096;
-    settings.spool.segment_bytes = 1024 * 1024;
-    settings.spool.max_bytes = 2 * 1024 * 1024 + 8192;
-    settings.shutdown.drain_timeout_ms = 200;
+    let settings = undeliverable_settings();
     let bridge = TestBridge::start(settings).await;
     let mut client = OpenImClient::connect(bridge.addr).await;
-    let get = |path: &str| {
-        hyper::Request::get(path)
-            .header("Host", "bridge")
-            .body(Full::new(Bytes::new()))
-            .unwrap()
-    };
     let live = client.send(get("/healthz")).await;
     assert_eq!(
         (live.status, live.json()["status"].as_str()),
@@ -356,10 +346,7 @@ async fn metrics_count_what_happened() {
             == 3)
         .await
     );
-    let request = hyper::Request::get("/metrics")
-        .header("Host", "bridge")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let request = get("/metrics");
     let reply = client.send(request).await;
     assert_eq!(reply.status, 200);
     assert!(reply.headers["content-type"]
@@ -436,17 +423,11 @@ async fn a_shared_secret_is_required_when_set() {
         .unwrap();
     assert_ack(&client.send(request).await);
     // Health checks need no token.
-    let health = hyper::Request::get("/healthz")
-        .header("Host", "bridge")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let health = get("/healthz");
     assert_eq!(client.send(health).await.status, 200);
     let stats = bridge.stats.snapshot();
     assert_eq!((stats.callbacks_acked, stats.callbacks_invalid), (3, 0));
-    let metrics = hyper::Request::get("/metrics")
-        .header("Host", "bridge")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let metrics = get("/metrics");
     let text = String::from_utf8(client.send(metrics).await.body.to_vec()).unwrap();
     assert!(
         text.contains(

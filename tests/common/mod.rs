@@ -218,6 +218,14 @@ impl OpenImClient {
     }
 }
 
+/// A GET request for `path` (health, readiness, metrics).
+pub fn get(path: &str) -> hyper::Request<Full<Bytes>> {
+    hyper::Request::get(path)
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
 /// POSTs one callback on a fresh connection.
 pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
     OpenImClient::connect(addr).await.post(path, body).await
