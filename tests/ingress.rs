@@ -492,3 +492,92 @@ async fn stalled_headers_close_the_connection_and_are_counted() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let bridge = stdout_bridge().await;
+    let body = fixture(GROUP);
+    let one = format!(
+        "POST /callbackAfterSendGroupMsgCommand HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let bad = "POST /callbackAfterSendGroupMsgCommand HTTP/1.1\r\nHost: bridge\r\nContent-Length: 1\r\n\r\n{";
+    let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    // Three requests in one write: ack, 400, ack.
+    stream
+        .write_all(format!("{one}{bad}{one}").as_bytes())
+        .await
+        .unwrap();
+    let mut received = String::new();
+    let mut buf = vec![0; 8192];
+    while received.matches("HTTP/1.1 ").count() < 3 || !received.ends_with('}') {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("all three answered")
+            .unwrap();
+        assert!(n > 0, "connection closed after: {received}");
+        received.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let statuses: Vec<_> = received
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &received[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "400", "200"], "{received}");
+    assert_eq!(received.matches(ACK).count(), 2, "{received}");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_honoured() {
+    let bridge = stdout_bridge().await;
+    let body = fixture(GROUP);
+    let mut stream = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    let head = format!(
+        "POST /callbackAfterSendGroupMsgCommand HTTP/1.1\r\nHost: bridge\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("100 Continue")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"));
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut received = String::new();
+    while !received.ends_with('}') {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("ack")
+            .unwrap();
+        assert!(n > 0);
+        received.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        received.starts_with("HTTP/1.1 200") && received.ends_with(ACK),
+        "{received}"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn thousands_of_idle_connections_do_not_starve_a_real_client() {
+    let bridge = stdout_bridge().await;
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(tokio::net::TcpStream::connect(bridge.addr).await.unwrap());
+    }
+    let body = fixture(GROUP);
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    for _ in 0..20 {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.post("/callbackAfterSendGroupMsgCommand", &body),
+        )
+        .await
+        .expect("answered despite 2000 idle connections");
+        assert_ack(&reply);
+    }
+    drop(idle);
+    bridge.stop().await;
+}
