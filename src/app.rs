@@ -104,6 +104,7 @@ impl App {
             self.spool,
             &self.settings.event.source,
             &self.settings.http,
+            &self.settings.spool.dir,
             Arc::clone(&self.stats),
         );
         let (fired_tx, fired_rx) = tokio::sync::oneshot::channel();

@@ -97,6 +97,10 @@ pub struct HttpSettings {
     /// environment); the TCP peer is checked. Empty: all.
     #[serde(deserialize_with = "list_or_commas")]
     pub allow_ips: Vec<String>,
+    /// Size cap of `{spool.dir}/invalid-callbacks.jsonl`, where refused
+    /// (4xx after reading the body) callbacks are kept with their reason;
+    /// 0 turns the log off.
+    pub invalid_log_max_bytes: u64,
     /// PEM certificate chain: when set (with `tls_key_file`), the listener
     /// speaks HTTPS. Read at startup; restart to load a renewed certificate.
     pub tls_cert_file: Option<PathBuf>,
@@ -124,6 +128,8 @@ impl Default for HttpSettings {
             auth_token: None,
             auth_header: "x-openim-bridge-token".to_owned(),
             allow_ips: Vec::new(),
+            // Room for tens of thousands of refused callbacks.
+            invalid_log_max_bytes: 64 * 1024 * 1024,
             tls_cert_file: None,
             tls_key_file: None,
         }

@@ -581,3 +581,29 @@ async fn thousands_of_idle_connections_do_not_starve_a_real_client() {
     drop(idle);
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn refused_callbacks_are_kept_with_their_reason() {
+    let bridge = stdout_bridge().await;
+    let bad = fixture(GROUP).replace("\"seq\":0", "\"seq\":-1");
+    let reply = post(
+        bridge.addr,
+        "/openim/callbackAfterSendGroupMsgCommand",
+        &bad,
+    )
+    .await;
+    assert_error(&reply, 400, "seq");
+    let log = std::fs::read_to_string(bridge.spool.join("invalid-callbacks.jsonl"))
+        .expect("invalid-callback log");
+    let line: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], 400);
+    assert_eq!(line["path"], "/openim/callbackAfterSendGroupMsgCommand");
+    assert_eq!(line["operation_id"], "1719800000123456789");
+    assert!(line["reason"].as_str().unwrap().contains("seq"));
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(line["body_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(body, bad.as_bytes(), "exact bytes kept for replay");
+    bridge.stop().await;
+}

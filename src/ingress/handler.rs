@@ -5,6 +5,7 @@
 //! and the ack goes back without waiting for any broker.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +18,10 @@ use ipnet::IpNet;
 use time::OffsetDateTime;
 use tracing::{debug, warn, Instrument};
 
+use super::invalid::InvalidLog;
 use super::reply::{self, Reply};
 use crate::config::HttpSettings;
-use crate::normalize::{self, CallbackKind, NormalizeError};
+use crate::normalize::{self, CallbackKind, Event, NormalizeError};
 use crate::spool::{AppendError, SpoolWriter};
 use crate::stats::{Outcome, Stats, UNKNOWN_COMMAND};
 use crate::telemetry::RateLimit;
@@ -92,7 +94,7 @@ impl CallbackError {
 }
 
 /// Shared by every connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Handler {
     spool: SpoolWriter,
     source: Arc<str>,
@@ -103,11 +105,19 @@ pub struct Handler {
     allow: Vec<IpNet>,
     stats: Arc<Stats>,
     refusal_log: Arc<RateLimit>,
+    invalid_log: Option<InvalidLog>,
 }
 
 impl Handler {
-    /// A handler appending to `spool`.
-    pub fn new(spool: SpoolWriter, source: &str, http: &HttpSettings, stats: Arc<Stats>) -> Self {
+    /// A handler appending to `spool`; refused callbacks are kept in
+    /// `spool_dir` (see [`InvalidLog`]).
+    pub fn new(
+        spool: SpoolWriter,
+        source: &str,
+        http: &HttpSettings,
+        spool_dir: &Path,
+        stats: Arc<Stats>,
+    ) -> Self {
         Self {
             spool,
             source: Arc::from(source),
@@ -119,6 +129,8 @@ impl Handler {
             allow: HttpSettings::parse_allow_ips(&http.allow_ips).unwrap_or_default(),
             stats,
             refusal_log: Arc::default(),
+            invalid_log: (http.invalid_log_max_bytes > 0)
+                .then(|| InvalidLog::new(spool_dir, http.invalid_log_max_bytes)),
         }
     }
 
@@ -129,12 +141,7 @@ impl Handler {
             return reply;
         }
         let started = std::time::Instant::now();
-        let operation_id = request
-            .headers()
-            .get("operationid")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let operation_id = operation_id(&request);
         let span = tracing::info_span!(
             "callback",
             operation_id = %operation_id,
@@ -279,9 +286,42 @@ impl Handler {
             return Err(CallbackError::TooLarge(self.max_body_bytes));
         }
         let url_command = url_command(request.uri());
+        let path = request.uri().path().to_owned();
+        let operation_id = operation_id(&request);
         let body = self.read_body(request.into_body()).await?;
 
-        let named = normalize::peek_command(&body)?;
+        let event = match self.validate(&body, url_command, command, received_at) {
+            Ok(event) => event,
+            Err(err) => {
+                if let Some(log) = &self.invalid_log {
+                    log.record(
+                        err.status().as_u16(),
+                        &err.to_string(),
+                        &operation_id,
+                        &path,
+                        &body,
+                    );
+                }
+                return Err(err);
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("event_id", event.id.as_str());
+        span.record("key", event.key.as_str());
+        self.spool.append(&event).await?;
+        debug!(event_id = %event.id, key = %event.key, "callback spooled");
+        Ok(())
+    }
+
+    /// The body as an event of a command this bridge handles.
+    fn validate(
+        &self,
+        body: &[u8],
+        url_command: Option<String>,
+        command: &mut &'static str,
+        received_at: OffsetDateTime,
+    ) -> Result<Event, CallbackError> {
+        let named = normalize::peek_command(body)?;
         tracing::Span::current().record("command", named.as_str());
         if let Some(url) = url_command.filter(|url| *url != named) {
             return Err(CallbackError::CommandMismatch { url, body: named });
@@ -289,13 +329,7 @@ impl Handler {
         let kind =
             CallbackKind::from_command(&named).ok_or(CallbackError::UnknownCommand(named))?;
         *command = kind.command();
-        let event = normalize::normalize(kind, &body, received_at, &self.source)?;
-        let span = tracing::Span::current();
-        span.record("event_id", event.id.as_str());
-        span.record("key", event.key.as_str());
-        self.spool.append(&event).await?;
-        debug!(event_id = %event.id, key = %event.key, "callback spooled");
-        Ok(())
+        Ok(normalize::normalize(kind, body, received_at, &self.source)?)
     }
 
     async fn read_body(&self, body: Incoming) -> Result<Bytes, CallbackError> {
@@ -316,6 +350,16 @@ impl Handler {
             Err(err) => Err(CallbackError::BodyRead(err.to_string())),
         }
     }
+}
+
+/// OpenIM's `Operationid` header (its trace ID), or empty.
+fn operation_id<B>(request: &Request<B>) -> String {
+    request
+        .headers()
+        .get("operationid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Constant-time equality (for equal lengths) of a presented and the

@@ -5,6 +5,7 @@
 //! optional certificate.
 
 pub mod handler;
+pub mod invalid;
 pub mod reply;
 pub mod server;
 pub mod tls;
