@@ -427,6 +427,33 @@ async fn drive(addr: SocketAddr, run: &str, rate: Option<f64>, progress: &str) -
     phase
 }
 
+/// The bridge's `openim_bridge_spool_syncs_total`, from `GET /metrics`.
+async fn spool_syncs(addr: SocketAddr) -> u64 {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = hyper::Request::get("/metrics")
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let body = sender
+        .send_request(request)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix("openim_bridge_spool_syncs_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_default()
+}
+
 /// Peak RSS (VmHWM) and current RSS of `pid`, in MiB.
 fn memory_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -465,6 +492,8 @@ struct Result_ {
     lag_in_bridge: Option<Histogram<u64>>,
     /// RSS (MiB) at the start, at the end and at most during a broker outage.
     outage: Option<(f64, f64, f64)>,
+    /// fdatasync calls per second during the maximum phase.
+    syncs_per_second: f64,
     missing: usize,
     duplicates: u64,
     peak_rss: f64,
@@ -510,6 +539,7 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
     .await;
     let (_, steady_rss) = memory_mib(pid);
     let missing_fixed = wait_for(&seen, &fixed.acked).await;
+    let syncs_before = spool_syncs(bridge.addr).await;
     let max = drive(
         bridge.addr,
         &format!("{run}-max"),
@@ -517,6 +547,7 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
         &format!("{label} max"),
     )
     .await;
+    let syncs_per_second = (spool_syncs(bridge.addr).await - syncs_before) as f64 / max.seconds;
     let mut missing = missing_fixed + wait_for(&seen, &max.acked).await;
     let outage = match (config.sink, std::env::var("OPENIM_BRIDGE_TANSU_PID")) {
         (Sink::Kafka, Ok(tansu)) if config.ack == "durable" => {
@@ -559,6 +590,7 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
         lag: seen.lag_fixed,
         lag_in_bridge: seen.lag_in_bridge,
         outage,
+        syncs_per_second,
         missing,
         duplicates,
         peak_rss,
@@ -655,8 +687,8 @@ fn report(results: &[Result_]) -> String {
     out += &format!(
         "# openim-bridge end-to-end benchmark\n\nMachine: {cores} cores; load generator, bridge and brokers (Tansu, RabbitMQ) on the same machine. \
          {CONNECTIONS} keep-alive connections; max = closed loop {SECONDS} s; fixed = open loop at {RATE}/s for {SECONDS} s.\n\n\
-         | config | max acks/s | refused (max) | p50 ms @{RATE} | p99 ms | p99.9 ms | refused (fixed) | lag p50 ms | lag p99 ms | missing | duplicates | RSS steady MiB | RSS peak MiB | CPU s / 100k |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+         | config | max acks/s | fdatasync/s (max) | refused (max) | p50 ms @{RATE} | p99 ms | p99.9 ms | refused (fixed) | lag p50 ms | lag p99 ms | missing | duplicates | RSS steady MiB | RSS peak MiB | CPU s / 100k |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in results {
         let (lag50, lag99) = r
@@ -664,9 +696,10 @@ fn report(results: &[Result_]) -> String {
             .as_ref()
             .map_or((f64::NAN, f64::NAN), |h| (ms(h, 0.5), ms(h, 0.99)));
         out += &format!(
-            "| {} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {:.2} |\n",
+            "| {} | {:.0} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {:.2} |\n",
             r.name,
             rate(&r.max),
+            r.syncs_per_second,
             r.max.refused,
             ms(&r.fixed.latency, 0.5),
             ms(&r.fixed.latency, 0.99),
