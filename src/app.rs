@@ -59,7 +59,8 @@ pub struct App {
 impl App {
     /// Opens the spool, starts the configured sink and its publisher.
     /// `listener` is already bound (tests bind port 0).
-    pub async fn start(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
+    pub async fn start(mut settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
+        settings.derive_defaults();
         let stats = Arc::new(Stats::default());
         let tls = match (&settings.http.tls_cert_file, &settings.http.tls_key_file) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),

@@ -242,7 +242,7 @@ words!(AckMode: "durable" => Durable, "memory" => Memory);
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolSettings {
     /// Directory of the spool's files (created if missing). One bridge
-    /// process per directory.
+    /// process per directory. Default: `spool/<http.listen port>`.
     pub dir: PathBuf,
     /// Disk space the spool may use; past it callbacks are answered 503
     /// until the broker has confirmed enough events.
@@ -257,9 +257,11 @@ pub struct SpoolSettings {
 impl Default for SpoolSettings {
     fn default() -> Self {
         Self {
-            // Relative, so `cargo run` works anywhere; the container image
-            // sets /var/lib/openim-bridge/spool.
-            dir: PathBuf::from("spool"),
+            // Empty = `spool/<http.listen port>` in the working directory
+            // (see `Settings::load`): `cargo run` works anywhere, and two
+            // replicas on one host do not share a spool by accident. The
+            // container image sets /var/lib/openim-bridge/spool.
+            dir: PathBuf::new(),
             // Hours of a busy cluster's events while a broker is down.
             max_bytes: 1024 * 1024 * 1024,
             ack: AckMode::Durable,
@@ -456,9 +458,19 @@ impl Settings {
             .prefix_separator("__")
             .separator("__")
             .source(env);
-        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.derive_defaults();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Fills defaults that depend on other settings: an empty `spool.dir`
+    /// becomes `spool/<http.listen port>`. [`Settings::load`] and
+    /// `App::start` call it.
+    pub fn derive_defaults(&mut self) {
+        if self.spool.dir.as_os_str().is_empty() {
+            self.spool.dir = PathBuf::from("spool").join(self.http.listen.port().to_string());
+        }
     }
 
     /// Rejects values that parse but cannot work.
@@ -759,7 +771,9 @@ mod tests {
     fn example_file_documents_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/openim-bridge.example.toml");
         let example = Settings::load(Some(&path), env(&[])).unwrap();
-        assert_eq!(format!("{example:?}"), format!("{:?}", Settings::default()));
+        let defaults = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+        assert_eq!(defaults.spool.dir, Path::new("spool/8080"));
     }
 
     #[test]

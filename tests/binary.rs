@@ -126,3 +126,45 @@ fn startup_failure_is_logged_as_json_and_exits_nonzero() {
         "{cause}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_host_get_their_own_default_spools() {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BIN)
+            .env_clear()
+            .env("OPENIM_BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .current_dir(workdir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        replicas.push((child, port));
+    }
+    let body = fixture("after_send_group_msg_01_text_ios.json");
+    for (_, port) in &replicas {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+        let mut reply = None;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                reply = Some(post(addr, "/callbackAfterSendGroupMsgCommand", &body).await);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_ack(&reply.expect("replica listening"));
+        assert!(
+            workdir.path().join("spool").join(port.to_string()).is_dir(),
+            "spool/{port}"
+        );
+    }
+    for (child, _) in replicas {
+        assert!(terminate(child).success());
+    }
+}
