@@ -152,7 +152,7 @@ impl Handler {
         let mut command = UNKNOWN_COMMAND;
         let result = match self.admit(&request, peer) {
             Ok(()) => {
-                self.accept(request, &mut command)
+                self.accept(request, &operation_id, &mut command)
                     .instrument(span.clone())
                     .await
             }
@@ -263,6 +263,7 @@ impl Handler {
     async fn accept(
         &self,
         request: Request<Incoming>,
+        operation_id: &str,
         command: &mut &'static str,
     ) -> Result<(), CallbackError> {
         let received_at = OffsetDateTime::now_utc();
@@ -287,7 +288,6 @@ impl Handler {
         }
         let url_command = url_command(request.uri());
         let path = request.uri().path().to_owned();
-        let operation_id = operation_id(&request);
         let body = self.read_body(request.into_body()).await?;
 
         let event = match self.validate(&body, url_command, command, received_at) {
@@ -297,7 +297,7 @@ impl Handler {
                     log.record(
                         err.status().as_u16(),
                         &err.to_string(),
-                        &operation_id,
+                        operation_id,
                         &path,
                         &body,
                     );

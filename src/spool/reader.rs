@@ -40,9 +40,8 @@ pub struct SpoolReader {
     ready: VecDeque<Spooled>,
     /// Handed out, not yet completed.
     outstanding: BTreeSet<Position>,
+    /// End of synced data; closed when the writer has stopped.
     watermark: watch::Receiver<Position>,
-    /// No new writes are awaited (shutdown): drain to the watermark, then end.
-    closed: bool,
     acked: Position,
     /// The acked position last written to disk.
     persisted: Position,
@@ -66,7 +65,6 @@ impl SpoolReader {
             ready: VecDeque::new(),
             outstanding: BTreeSet::new(),
             watermark,
-            closed: false,
             acked: start,
             persisted: start,
             persisted_at: Instant::now(),
@@ -76,7 +74,8 @@ impl SpoolReader {
         }
     }
 
-    /// The next event in log order; `None` once closed and drained.
+    /// The next event in log order; `None` once the writer has stopped and
+    /// everything it wrote was read.
     pub async fn recv(&mut self) -> Option<Spooled> {
         loop {
             if let Some(item) = self.ready.pop_front() {
@@ -88,7 +87,7 @@ impl SpoolReader {
                 self.read_more(watermark);
                 continue;
             }
-            if self.closed || self.watermark.changed().await.is_err() {
+            if self.watermark.changed().await.is_err() {
                 return None;
             }
         }
@@ -112,16 +111,6 @@ impl SpoolReader {
                 self.persist();
             }
         }
-    }
-
-    /// Stops waiting for new writes: what is already synced still drains.
-    pub fn close(&mut self) {
-        self.closed = true;
-    }
-
-    /// Events read ahead or handed out and not completed.
-    pub fn in_memory(&self) -> usize {
-        self.ready.len() + self.outstanding.len()
     }
 
     /// Persists the acked position if it moved since the last time (the
