@@ -4,6 +4,11 @@
 //! ingress::server -> ingress::Handler -> normalize -> spool -> sink::publisher -> Sink
 //! ```
 //!
+//! The listener serves from the first moment: the sink connects in the
+//! background (callbacks wait in the spool meanwhile), so a replica restarted
+//! during a broker outage acks at once. A sink that the broker refuses for
+//! good (a missing topic, bad credentials) stops the bridge with that error.
+//!
 //! Shutdown order: stop accepting, let open requests finish (the spool's
 //! writer stops when the last of them is done), then let the publisher
 //! deliver everything spooled, all within `shutdown.drain_timeout_ms`. What
@@ -14,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -46,7 +52,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
 }
 
-/// A started bridge: sink connected, publisher running, not yet serving.
+/// A started bridge: spool open, sink connecting in the background, not
+/// yet serving.
 pub struct App {
     settings: Settings,
     listener: TcpListener,
@@ -54,11 +61,13 @@ pub struct App {
     tls: Option<TlsAcceptor>,
     stats: Arc<Stats>,
     publisher: JoinHandle<()>,
+    /// Receives the error of a sink that could not start.
+    sink_failed: oneshot::Receiver<StartError>,
 }
 
 impl App {
-    /// Opens the spool, starts the configured sink and its publisher.
-    /// `listener` is already bound (tests bind port 0).
+    /// Opens the spool and starts the configured sink and its publisher in
+    /// the background. `listener` is already bound (tests bind port 0).
     pub async fn start(mut settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
         settings.derive_defaults();
         let stats = Arc::new(Stats::default());
@@ -68,17 +77,13 @@ impl App {
         };
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
-        let publisher = match settings.sink.kind {
-            SinkKind::Stdout => spawn_publisher(StdoutSink::new(), receiver, &settings, &stats),
-            SinkKind::Kafka => {
-                let sink = KafkaSink::start(&settings.kafka).await?;
-                spawn_publisher(sink, receiver, &settings, &stats)
-            }
-            SinkKind::Rabbitmq => {
-                let sink = RabbitMqSink::start(&settings.rabbitmq).await?;
-                spawn_publisher(sink, receiver, &settings, &stats)
-            }
-        };
+        let (failed_tx, sink_failed) = oneshot::channel();
+        let publisher = tokio::spawn(publish(
+            settings.clone(),
+            receiver,
+            Arc::clone(&stats),
+            failed_tx,
+        ));
         Ok(Self {
             settings,
             listener,
@@ -86,6 +91,7 @@ impl App {
             tls,
             stats,
             publisher,
+            sink_failed,
         })
     }
 
@@ -95,8 +101,10 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then drains. Returns once every
-    /// accepted event is confirmed by the broker, or the deadline passed.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// accepted event is confirmed by the broker, or the deadline passed;
+    /// or, after a graceful stop, with the error of a sink that could not
+    /// start (what was acked meanwhile stays in the spool).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
         let drain = Duration::from_millis(self.settings.shutdown.drain_timeout_ms);
         if let Ok(addr) = self.listener.local_addr() {
             info!(sink = ?self.settings.sink.kind, "openim-bridge listening on http://{addr}");
@@ -108,10 +116,16 @@ impl App {
             &self.settings.spool.dir,
             Arc::clone(&self.stats),
         );
-        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel();
+        let (fired_tx, fired_rx) = oneshot::channel();
+        let sink_failed = self.sink_failed;
         let shutdown = async move {
-            shutdown.await;
-            let _ = fired_tx.send(tokio::time::Instant::now());
+            // A sink that ends without an error has nothing to report: keep
+            // waiting for the signal.
+            let failure = tokio::select! {
+                () = shutdown => None,
+                Ok(err) = sink_failed => Some(err),
+            };
+            let _ = fired_tx.send((tokio::time::Instant::now(), failure));
         };
         server::serve(
             self.listener,
@@ -123,10 +137,13 @@ impl App {
             drain,
         )
         .await;
-        let deadline = fired_rx
+        let (fired, failure) = fired_rx
             .await
-            .unwrap_or_else(|_| tokio::time::Instant::now())
-            + drain;
+            .unwrap_or_else(|_| (tokio::time::Instant::now(), None));
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        let deadline = fired + drain;
         info!("draining the spool to the broker");
         let mut publisher = self.publisher;
         if tokio::time::timeout_at(deadline, &mut publisher)
@@ -136,22 +153,40 @@ impl App {
             publisher.abort();
             warn!("shutdown deadline passed before the broker confirmed every spooled event; they stay in the spool and are published at the next start");
         }
+        Ok(())
     }
 }
 
-/// Runs the publisher for `sink` on its own task.
-fn spawn_publisher<S: Sink>(
+/// Starts the configured sink, then publishes the spool to it until the
+/// spool closes. A sink that cannot start is reported on `failed`.
+async fn publish(
+    settings: Settings,
+    spool: SpoolReader,
+    stats: Arc<Stats>,
+    failed: oneshot::Sender<StartError>,
+) {
+    let started = match settings.sink.kind {
+        SinkKind::Stdout => {
+            return run_publisher(StdoutSink::new(), spool, &settings, stats).await;
+        }
+        SinkKind::Kafka => match KafkaSink::start(&settings.kafka).await {
+            Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
+            Err(err) => StartError::from(err),
+        },
+        SinkKind::Rabbitmq => match RabbitMqSink::start(&settings.rabbitmq).await {
+            Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
+            Err(err) => StartError::from(err),
+        },
+    };
+    let _ = failed.send(started);
+}
+
+async fn run_publisher<S: Sink>(
     sink: S,
     spool: SpoolReader,
     settings: &Settings,
-    stats: &Arc<Stats>,
-) -> JoinHandle<()> {
+    stats: Arc<Stats>,
+) {
     let dead_letter = DeadLetter::new(&settings.spool.dir);
-    tokio::spawn(publisher::run(
-        sink,
-        spool,
-        dead_letter,
-        settings.sink.clone(),
-        Arc::clone(stats),
-    ))
+    publisher::run(sink, spool, dead_letter, settings.sink.clone(), stats).await;
 }

@@ -59,11 +59,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match App::start(settings, listener).await {
-        Ok(app) => {
-            app.run(shutdown::signal()).await;
-            ExitCode::SUCCESS
-        }
+    let app = App::start(settings, listener).await;
+    match app {
+        Ok(app) => match app.run(shutdown::signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(cause = %err, "openim-bridge stopped: its sink could not start");
+                ExitCode::FAILURE
+            }
+        },
         Err(err) => {
             tracing::error!(cause = %err, "openim-bridge could not start");
             ExitCode::FAILURE

@@ -257,6 +257,61 @@ impl Drop for OwnTansu {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_started_while_kafka_is_frozen_acks_at_once_and_delivers_later() {
+    let tansu = OwnTansu::start();
+    let topic = unique("openim-frozen-start");
+    create_topic(&tansu.brokers, &topic, 3).await;
+    signal(tansu.child.id(), "STOP");
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Kafka;
+    settings.kafka.brokers = tansu.brokers.clone();
+    settings.kafka.topic = topic.clone();
+    // A replica restarted during an outage must not wait for the broker
+    // (the metadata check alone would take 10 s).
+    let bridge = tokio::time::timeout(Duration::from_secs(5), TestBridge::start(settings))
+        .await
+        .expect("startup does not wait for the broker");
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let mut ids = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        send_acked(&mut client, &mut ids, 50),
+    )
+    .await
+    .expect("callbacks are acked while the broker is frozen");
+    signal(tansu.child.id(), "CONT");
+    assert_all_reach_kafka(&tansu.brokers, &topic, &ids);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_whose_rabbitmq_never_answers_still_acks() {
+    // Accepts TCP connections (the kernel's backlog) and never speaks AMQP.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Rabbitmq;
+    settings.rabbitmq.url = format!(
+        "amqp://guest:guest@{}/%2f",
+        black_hole.local_addr().unwrap()
+    );
+    settings.shutdown.drain_timeout_ms = 500;
+    let bridge = tokio::time::timeout(Duration::from_secs(5), TestBridge::start(settings))
+        .await
+        .expect("startup does not wait for the broker");
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let mut ids = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        send_acked(&mut client, &mut ids, 20),
+    )
+    .await
+    .expect("callbacks are acked while the broker hangs");
+    let spooled = bridge.stats.spool_records.get();
+    assert_eq!(spooled, 20, "the acked callbacks wait in the spool");
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn kafka_outage_acks_keep_flowing_and_everything_arrives() {
     let tansu = OwnTansu::start();
     let topic = unique("openim-outage");

@@ -164,16 +164,19 @@ async fn shutdown_delivers_everything_acked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_missing_topic_fails_startup_with_a_clear_error() {
+async fn a_missing_topic_stops_the_bridge_with_a_clear_error() {
     let mut settings = test_settings();
     settings.sink.kind = SinkKind::Kafka;
     settings.kafka.brokers = kafka_brokers();
     settings.kafka.topic = unique("openim-never-created");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = openim_bridge::App::start(settings.clone(), listener)
+    let app = openim_bridge::App::start(settings.clone(), listener)
         .await
-        .err()
-        .expect("startup fails");
+        .expect("the spool opens");
+    let err = tokio::time::timeout(Duration::from_secs(30), app.run(std::future::pending()))
+        .await
+        .expect("the bridge stops by itself")
+        .expect_err("the missing topic is reported");
     let text = err.to_string();
     assert!(
         text.contains(&settings.kafka.topic) && text.contains("does not exist"),

@@ -102,7 +102,7 @@ pub struct TestBridge {
     /// Its spool directory.
     pub spool: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), openim_bridge::app::StartError>>,
 }
 
 impl TestBridge {
@@ -134,7 +134,8 @@ impl TestBridge {
         tokio::time::timeout(Duration::from_secs(30), &mut self.task)
             .await
             .expect("bridge stops within 30 s")
-            .unwrap();
+            .unwrap()
+            .expect("the sink started");
         let _ = std::fs::remove_dir_all(&self.spool);
     }
 }

@@ -22,7 +22,9 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// Binds a fresh exclusive, auto-delete queue to `exchange`.
+    /// Binds a fresh exclusive, auto-delete queue to `exchange`. Like every
+    /// binding, declares `exchange` as the bridge does (durable topic), so
+    /// binding does not race the bridge's own declaration.
     pub async fn new(url: &str, exchange: &str, binding_key: &str) -> Self {
         let options = QueueDeclareOptions {
             exclusive: true,
@@ -32,27 +34,9 @@ impl Binding {
         Self::with_queue(url, exchange, binding_key, "", options).await
     }
 
-    /// Declares `exchange` as the bridge does (durable topic) and binds a
-    /// durable queue named `queue` to it, which outlives a broker restart.
+    /// Binds a durable queue named `queue` to `exchange`, which outlives a broker restart.
     /// Delete both with [`Self::delete`].
     pub async fn durable(url: &str, exchange: &str, queue: &str) -> Self {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .expect("amqp connect");
-        let channel = connection.create_channel().await.unwrap();
-        let options = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        channel
-            .exchange_declare(
-                exchange.into(),
-                ExchangeKind::Topic,
-                options,
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
         let options = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
@@ -71,6 +55,19 @@ impl Binding {
             .await
             .expect("amqp connect");
         let channel = connection.create_channel().await.unwrap();
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                exchange.into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare the bridge's exchange");
         let queue = channel
             .queue_declare(queue.into(), options, FieldTable::default())
             .await
