@@ -37,11 +37,34 @@ tansu_pid=""
 cleanup() { [ -n "$tansu_pid" ] && kill "$tansu_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
-if [ -z "${OPENIM_BRIDGE_TEST_KAFKA:-}" ]; then
+install_tansu() {
   if ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
     log "installing tansu $TANSU_VERSION (Kafka-compatible broker for the tests; built once and cached in ~/.cargo/bin)"
     cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore
   fi
+}
+
+ensure_rabbitmq() {
+  if [ -z "${OPENIM_BRIDGE_TEST_AMQP:-}" ]; then
+    if ! port_open 127.0.0.1 5672; then
+      if command -v rabbitmq-server >/dev/null; then
+        log "starting RabbitMQ"
+        rabbitmq-server -detached
+        wait_for_port 127.0.0.1 5672 90 "rabbitmq"
+      else
+        log "RabbitMQ is not running on 127.0.0.1:5672 and not installed: install it (apt-get install rabbitmq-server) or set OPENIM_BRIDGE_TEST_AMQP"
+        exit 1
+      fi
+    fi
+    export OPENIM_BRIDGE_TEST_AMQP="amqp://guest:guest@127.0.0.1:5672/%2f"
+  fi
+}
+
+# scripts/chaos runs its own Tansu: it only needs the functions above.
+[ -n "${BROKERS_SH_FUNCTIONS_ONLY:-}" ] && return 0
+
+if [ -z "${OPENIM_BRIDGE_TEST_KAFKA:-}" ]; then
+  install_tansu
   port=$(free_port)
   url="tcp://127.0.0.1:$port"
   tansu_log=$(mktemp -t tansu.XXXXXX.log)
@@ -55,17 +78,4 @@ if [ -z "${OPENIM_BRIDGE_TEST_KAFKA:-}" ]; then
   log "tansu $TANSU_VERSION on $OPENIM_BRIDGE_TEST_KAFKA (log: $tansu_log)"
 fi
 
-if [ -z "${OPENIM_BRIDGE_TEST_AMQP:-}" ]; then
-  if ! port_open 127.0.0.1 5672; then
-    if command -v rabbitmq-server >/dev/null; then
-      log "starting RabbitMQ"
-      rabbitmq-server -detached
-      wait_for_port 127.0.0.1 5672 90 "rabbitmq"
-    else
-      log "RabbitMQ is not running on 127.0.0.1:5672 and not installed: install it (apt-get install rabbitmq-server) or set OPENIM_BRIDGE_TEST_AMQP"
-      exit 1
-    fi
-  fi
-  export OPENIM_BRIDGE_TEST_AMQP="amqp://guest:guest@127.0.0.1:5672/%2f"
-fi
-
+ensure_rabbitmq

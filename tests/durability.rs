@@ -501,6 +501,21 @@ async fn a_full_disk_answers_503_then_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_disk_smaller_than_one_segment_recovers_too() {
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let mut settings = test_settings();
+    settings.spool.dir = disk.0.join("spool");
+    // The default 16 MiB segment never fills on a 3 MiB disk: the writer
+    // must start a new segment when the disk is full, or the confirmed one
+    // is never deleted and the bridge answers 503 for good.
+    settings.spool.max_bytes = 1 << 30;
+    fill_then_recover(settings, "could not write to disk").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_torn_tail_is_reported_cut_and_the_intact_events_delivered() {
     let exchange = unique("openim-torn");
     let url = amqp_url();

@@ -206,6 +206,12 @@ impl WriterThread {
             if let Some(suppressed) = self.error_log.allow() {
                 error!(cause = %err, restored = restored.is_ok(), suppressed, "spool write failed; callbacks are answered 503 until it works again");
             }
+            // Space comes back a whole segment at a time: close this one, so
+            // it is deleted once the broker has confirmed it. Otherwise a
+            // disk smaller than a segment would stay full for good.
+            if self.at.offset > 0 {
+                self.roll();
+            }
             return Err(AppendError::Io(err.to_string()));
         }
         self.at.offset += batch.len() as u64;
