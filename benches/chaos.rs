@@ -12,9 +12,9 @@
 //! * two replicas per sink (`kafka-a`, `kafka-b`, `rabbitmq-a`,
 //!   `rabbitmq-b`), each with its spool on a 16 MiB tmpfs of its own (when
 //!   the soak may mount one: it runs as root on CI and dev machines);
-//! * per sink, `WORKERS` client connections sending one callback at a time,
-//!   as OpenIM's callback workers do, to their replica, or to the other one
-//!   while it is down (what a load balancer does);
+//! * per sink, `WORKERS` clients sending one callback at a time, as
+//!   OpenIM's callback workers do, each to its replica, or to the other one
+//!   while its own cannot be reached (what a load balancer does);
 //! * readers: a Kafka consumer, and a durable RabbitMQ queue that survives
 //!   the broker's restarts (it expires by itself if the soak dies).
 //!
@@ -182,10 +182,14 @@ impl Disk {
         self.dir.path().join("filler")
     }
 
-    /// Writes a file until the disk is full.
+    /// Appends to a file until the disk is full.
     fn fill(&self) {
         use std::io::Write;
-        let Ok(mut file) = std::fs::File::create(self.filler()) else {
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.filler());
+        let Ok(mut file) = opened else {
             return;
         };
         let chunk = vec![0u8; 64 * 1024];
@@ -637,7 +641,9 @@ async fn post(sender: &mut Sender, body: String) -> Outcome {
     }
 }
 
-/// One worker: sends to `ports[0]`, or to `ports[1]` while it is down.
+/// One worker: sends each callback to `ports[0]`, or to `ports[1]` while
+/// `ports[0]` cannot be reached (what a load balancer does; a refused
+/// callback is not sent again, as OpenIM does not retry).
 async fn worker(
     tally: Arc<Tally>,
     ports: [u16; 2],
@@ -646,7 +652,9 @@ async fn worker(
     started: Instant,
     stop: Arc<AtomicBool>,
 ) {
-    let mut sender: Option<Sender> = None;
+    let mut senders: [Option<Sender>; 2] = [None, None];
+    // Do not hammer a replica that is down: try it again after a pause.
+    let mut next_try = [Instant::now(); 2];
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for i in 0u64.. {
@@ -654,19 +662,27 @@ async fn worker(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            sender = None;
-            for port in ports {
-                if let Some(connected) = connect(port).await {
-                    sender = Some(connected);
-                    break;
+        let mut target = None;
+        for (n, port) in ports.into_iter().enumerate() {
+            if senders[n].as_ref().is_none_or(|s| s.is_closed()) {
+                senders[n] = None;
+                if Instant::now() >= next_try[n] {
+                    senders[n] = connect(port).await;
+                    next_try[n] = Instant::now() + Duration::from_millis(200);
                 }
+            }
+            if senders[n].is_some() {
+                target = Some(n);
+                break;
             }
         }
         let id = format!("{}-{worker}-{i}", tally.name);
         tally.sent.fetch_add(1, Ordering::Relaxed);
-        let Some(connection) = sender.as_mut() else {
+        let Some(n) = target else {
             tally.transport_errors.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let Some(connection) = senders[n].as_mut() else {
             continue;
         };
         let body = TEMPLATE
@@ -687,7 +703,7 @@ async fn worker(
             }
             Outcome::NoReply => {
                 tally.transport_errors.fetch_add(1, Ordering::Relaxed);
-                sender = None;
+                senders[n] = None;
             }
         }
     }
@@ -805,9 +821,14 @@ impl World {
         if !replica.disk.mounted {
             return Err("skipped: no tmpfs (mount needs root)".into());
         }
-        replica.disk.fill();
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        self.replica(name).disk.free();
+        // Keep it full: the bridge frees space by deleting confirmed
+        // segments, and another process takes it again.
+        let until = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < until {
+            replica.disk.fill();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        replica.disk.free();
         Ok(())
     }
 
