@@ -897,7 +897,10 @@ impl World {
                 self.replica("kafka-a").kill_9();
                 self.restart_replica("kafka-b").await;
                 self.replica("kafka-a").start().await;
-                ("kill -9 kafka-a and kafka-b together, restart after 2 s", Ok(()))
+                (
+                    "kill -9 kafka-a and kafka-b together, restart after 2 s",
+                    Ok(()),
+                )
             }
             8 => (
                 "fill rabbitmq-a's spool disk for 6 s",

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use crate::config::{Settings, SinkKind};
 use crate::ingress::tls::{self, TlsError};
 use crate::ingress::{server, Handler};
+use crate::routing::{Filter, Routes};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
 use crate::sink::stdout::StdoutSink;
@@ -63,6 +64,7 @@ pub struct App {
     publisher: JoinHandle<()>,
     /// Receives the error of a sink that could not start.
     sink_failed: oneshot::Receiver<StartError>,
+    routes: Arc<Routes>,
 }
 
 impl App {
@@ -77,9 +79,11 @@ impl App {
         };
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
+        let routes = Arc::new(Routes::new(&settings));
         let (failed_tx, sink_failed) = oneshot::channel();
         let publisher = tokio::spawn(publish(
             settings.clone(),
+            Arc::clone(&routes),
             receiver,
             Arc::clone(&stats),
             failed_tx,
@@ -92,6 +96,7 @@ impl App {
             stats,
             publisher,
             sink_failed,
+            routes,
         })
     }
 
@@ -115,6 +120,9 @@ impl App {
             &self.settings.http,
             &self.settings.spool.dir,
             Arc::clone(&self.stats),
+            self.routes,
+            // Validated by Settings::validate.
+            Filter::new(&self.settings.filter).unwrap_or_default(),
         );
         let (fired_tx, fired_rx) = oneshot::channel();
         let sink_failed = self.sink_failed;
@@ -161,6 +169,7 @@ impl App {
 /// spool closes. A sink that cannot start is reported on `failed`.
 async fn publish(
     settings: Settings,
+    routes: Arc<Routes>,
     spool: SpoolReader,
     stats: Arc<Stats>,
     failed: oneshot::Sender<StartError>,
@@ -169,11 +178,11 @@ async fn publish(
         SinkKind::Stdout => {
             return run_publisher(StdoutSink::new(), spool, &settings, stats).await;
         }
-        SinkKind::Kafka => match KafkaSink::start(&settings.kafka).await {
+        SinkKind::Kafka => match KafkaSink::start(&settings.kafka, routes).await {
             Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
             Err(err) => StartError::from(err),
         },
-        SinkKind::Rabbitmq => match RabbitMqSink::start(&settings.rabbitmq).await {
+        SinkKind::Rabbitmq => match RabbitMqSink::start(&settings.rabbitmq, routes).await {
             Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
             Err(err) => StartError::from(err),
         },

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::routing::{FilterSettings, RouteSettings};
+
 /// `TryFrom<String>` for a settings enum spelled as lowercase words, with an
 /// error that lists the allowed words.
 macro_rules! words {
@@ -64,6 +66,10 @@ pub struct Settings {
     pub log: LogSettings,
     /// Graceful shutdown.
     pub shutdown: ShutdownSettings,
+    /// Per-command or per-type routing (`[[routes]]`; see [`crate::routing`]).
+    pub routes: Vec<RouteSettings>,
+    /// Callbacks not to publish (see [`crate::routing`]).
+    pub filter: FilterSettings,
 }
 
 /// `[http]`
@@ -106,6 +112,30 @@ pub struct HttpSettings {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// A `callbackCommand` this version does not know (a newer OpenIM):
+    /// `publish` (acked and published raw as `io.openim.callback.unknown`,
+    /// with a warning and a count) or `reject` (404).
+    pub unknown_commands: UnknownCommands,
+}
+
+/// What to do with a command the catalog does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum UnknownCommands {
+    /// Ack and publish raw: nothing is lost.
+    #[default]
+    Publish,
+    /// Answer 404.
+    Reject,
+}
+
+words!(UnknownCommands: "publish" => Publish, "reject" => Reject);
+
+impl UnknownCommands {
+    /// Whether unknown commands are published.
+    pub fn publishes(self) -> bool {
+        self == Self::Publish
+    }
 }
 
 impl Default for HttpSettings {
@@ -132,6 +162,7 @@ impl Default for HttpSettings {
             invalid_log_max_bytes: 64 * 1024 * 1024,
             tls_cert_file: None,
             tls_key_file: None,
+            unknown_commands: UnknownCommands::Publish,
         }
     }
 }
@@ -307,6 +338,15 @@ pub struct KafkaSettings {
     /// Extra librdkafka producer properties, passed through as they are
     /// (e.g. `"security.protocol" = "SASL_SSL"`).
     pub options: BTreeMap<String, String>,
+    /// Create every topic the routes use at startup (Kafka admin API) when
+    /// it is missing. Off: a missing topic stops the bridge with an error
+    /// naming it.
+    pub create_topics: bool,
+    /// Partitions of topics the bridge creates.
+    pub topic_partitions: i32,
+    /// Replication factor of topics the bridge creates (use 3 on a
+    /// production cluster).
+    pub topic_replication_factor: i32,
 }
 
 impl Default for KafkaSettings {
@@ -320,6 +360,9 @@ impl Default for KafkaSettings {
             linger_ms: 5,
             message_timeout_ms: 0,
             options: BTreeMap::new(),
+            create_topics: false,
+            topic_partitions: 6,
+            topic_replication_factor: 1,
         }
     }
 }
@@ -541,12 +584,66 @@ impl Settings {
                 "must not be empty (CloudEvents requires a source)",
             );
         }
+        crate::routing::Filter::new(&self.filter)?;
+        for route in &self.routes {
+            self.validate_route(route)?;
+        }
         match self.sink.kind {
             SinkKind::Kafka => self.kafka.validate(),
             SinkKind::Rabbitmq => self.rabbitmq.validate(),
             SinkKind::Stdout => Ok(()),
         }
     }
+
+    fn validate_route(&self, route: &RouteSettings) -> Result<(), ConfigError> {
+        let invalid = |problem: String| {
+            Err(ConfigError::Invalid {
+                key: "routes",
+                problem,
+            })
+        };
+        let pattern = route.pattern.trim();
+        if pattern.is_empty() {
+            return invalid("an entry has no `match`: give a callbackCommand, an event type, or a type prefix ending in `*`".to_owned());
+        }
+        let matches_something =
+            crate::normalize::CallbackKind::all().any(|kind| match pattern.strip_suffix('*') {
+                Some(prefix) => kind.event_type().starts_with(prefix),
+                None => pattern == kind.command() || pattern == kind.event_type(),
+            });
+        if !matches_something {
+            return invalid(format!("`match = {pattern:?}` matches no callback command or event type (see the table in README.md)"));
+        }
+        if let Some(topic) = &route.kafka_topic {
+            if let Err(problem) = validate_topic_name(topic) {
+                return invalid(format!("`kafka_topic` of `{pattern}`: {problem}"));
+            }
+        }
+        if route.rabbitmq_exchange.as_deref() == Some("") {
+            return invalid(format!("`rabbitmq_exchange` of `{pattern}` is empty"));
+        }
+        if let Some(key) = &route.rabbitmq_routing_key {
+            check_routing_key(key).or_else(|problem| {
+                invalid(format!("`rabbitmq_routing_key` of `{pattern}`: {problem}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A routing key template with only known placeholders.
+fn check_routing_key(template: &str) -> Result<(), String> {
+    let mut rest = template.to_owned();
+    for placeholder in ROUTING_KEY_PLACEHOLDERS {
+        rest = rest.replace(placeholder, "");
+    }
+    if rest.contains('{') || rest.contains('}') {
+        return Err(format!(
+            "{template:?} has an unknown placeholder; use only {}",
+            ROUTING_KEY_PLACEHOLDERS.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 impl KafkaSettings {
@@ -625,18 +722,10 @@ impl RabbitMqSettings {
                         .to_owned(),
             });
         }
-        let mut rest = self.routing_key.clone();
-        for placeholder in ROUTING_KEY_PLACEHOLDERS {
-            rest = rest.replace(placeholder, "");
-        }
-        if rest.contains('{') || rest.contains('}') {
+        if let Err(problem) = check_routing_key(&self.routing_key) {
             return Err(ConfigError::Invalid {
                 key: "rabbitmq.routing_key",
-                problem: format!(
-                    "{:?} has an unknown placeholder; use only {}",
-                    self.routing_key,
-                    ROUTING_KEY_PLACEHOLDERS.join(", ")
-                ),
+                problem,
             });
         }
         Ok(())

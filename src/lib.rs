@@ -22,6 +22,7 @@ pub mod app;
 pub mod config;
 pub mod ingress;
 pub mod normalize;
+pub mod routing;
 pub mod shutdown;
 pub mod sink;
 pub mod spool;

@@ -27,6 +27,9 @@ pub enum Outcome {
     Unavailable,
     /// Refused at the door: wrong token (401) or address not allowed (403).
     Unauthorized,
+    /// "continue" ack, not published: a before-callback or a disabled
+    /// route, or dropped by a `[filter]`.
+    Skipped,
 }
 
 impl EncodeLabelValue for Outcome {
@@ -37,6 +40,7 @@ impl EncodeLabelValue for Outcome {
             Self::Invalid => "invalid",
             Self::Unavailable => "unavailable",
             Self::Unauthorized => "unauthorized",
+            Self::Skipped => "skipped",
         })
     }
 }
@@ -212,9 +216,10 @@ impl Stats {
             Outcome::Invalid,
             Outcome::Unavailable,
             Outcome::Unauthorized,
+            Outcome::Skipped,
         ];
-        let commands = CallbackKind::ALL.map(CallbackKind::command);
-        for command in commands.iter().chain([&UNKNOWN_COMMAND]) {
+        // Includes UNKNOWN_COMMAND (the unknown kind's name).
+        for command in CallbackKind::all().map(CallbackKind::command) {
             for outcome in outcomes {
                 self.callbacks
                     .get_or_create(&CallbackLabels { command, outcome })
@@ -252,10 +257,8 @@ impl Stats {
     }
 
     fn callbacks_with(&self, outcome: Outcome) -> u64 {
-        let commands = CallbackKind::ALL.map(CallbackKind::command);
-        commands
-            .iter()
-            .chain([&UNKNOWN_COMMAND])
+        CallbackKind::all()
+            .map(CallbackKind::command)
             .map(|command| {
                 self.callbacks
                     .get_or_create(&CallbackLabels { command, outcome })

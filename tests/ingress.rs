@@ -96,11 +96,46 @@ async fn url_and_body_command_must_agree() {
 }
 
 #[tokio::test]
-async fn commands_not_handled_are_404() {
+async fn unknown_commands_are_acked_and_published_raw_or_404_when_rejected() {
     let bridge = stdout_bridge().await;
-    let body = fixture("after_quit_group_01.json");
-    let reply = post(bridge.addr, "/callbackAfterQuitGroupCommand", &body).await;
-    assert_error(&reply, 404, "callbackAfterQuitGroupCommand");
+    let body = r#"{"callbackCommand":"callbackAfterSomethingNewCommand","userID":"u_1"}"#;
+    let reply = post(bridge.addr, "/callbackAfterSomethingNewCommand", body).await;
+    assert_ack(&reply);
+    let text = metrics(bridge.addr).await;
+    assert!(
+        text.contains(r#"openim_bridge_callbacks_total{command="unknown",outcome="acked"} 1"#),
+        "{text}"
+    );
+    bridge.stop().await;
+
+    let mut settings = test_settings();
+    settings.http.unknown_commands = openim_bridge::config::UnknownCommands::Reject;
+    let bridge = TestBridge::start(settings).await;
+    let reply = post(bridge.addr, "/callbackAfterSomethingNewCommand", body).await;
+    assert_error(&reply, 404, "callbackAfterSomethingNewCommand");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn before_callbacks_always_get_continue_and_are_not_published_by_default() {
+    let bridge = stdout_bridge().await;
+    let body = fixture("callbacks/callbackBeforeAddFriendCommand.json");
+    let reply = post(bridge.addr, "/callbackBeforeAddFriendCommand", &body).await;
+    assert_ack(&reply);
+    // Even a body the bridge cannot read must not block the user's action.
+    let reply = post(
+        bridge.addr,
+        "/callbackBeforeSendGroupMsgCommand",
+        "{not json",
+    )
+    .await;
+    assert_ack(&reply);
+    let text = metrics(bridge.addr).await;
+    assert!(
+        text.contains(r#"openim_bridge_callbacks_total{command="callbackBeforeAddFriendCommand",outcome="skipped"} 1"#),
+        "{text}"
+    );
+    assert_eq!(bridge.stats.spool_records.get(), 0, "nothing spooled");
     bridge.stop().await;
 }
 

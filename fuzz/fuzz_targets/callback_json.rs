@@ -46,7 +46,7 @@ impl Field {
 
 fuzz_target!(|input: (bool, Vec<(u8, Field)>)| {
     let (group, fields) = input;
-    let kind = if group { CallbackKind::GroupMessageSent } else { CallbackKind::SingleMessageSent };
+    let kind = if group { CallbackKind::GROUP_MESSAGE_SENT } else { CallbackKind::SINGLE_MESSAGE_SENT };
     let mut body = Map::new();
     body.insert("callbackCommand".into(), kind.command().into());
     for (key, field) in fields {

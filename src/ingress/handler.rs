@@ -20,8 +20,9 @@ use tracing::{debug, warn, Instrument};
 
 use super::invalid::InvalidLog;
 use super::reply::{self, Reply};
-use crate::config::HttpSettings;
+use crate::config::{HttpSettings, UnknownCommands};
 use crate::normalize::{self, CallbackKind, Event, NormalizeError};
+use crate::routing::{Filter, Routes};
 use crate::spool::{AppendError, SpoolWriter};
 use crate::stats::{Outcome, Stats, UNKNOWN_COMMAND};
 use crate::telemetry::RateLimit;
@@ -62,16 +63,13 @@ pub enum CallbackError {
     /// The client's address is not in `http.allow_ips`.
     #[error("client address {0} is not in http.allow_ips")]
     Forbidden(IpAddr),
-    /// A command this bridge does not publish.
-    #[error("callback command `{0}` is not handled by openim-bridge (handled: {handled})", handled = handled_commands())]
+    /// A command the catalog does not know, with
+    /// `http.unknown_commands = "reject"`.
+    #[error("callback command `{0}` is not known to this version of openim-bridge (http.unknown_commands = \"reject\"; set it to \"publish\" to publish such callbacks raw)")]
     UnknownCommand(String),
     /// The spool refused the event.
     #[error("{0}; this callback was NOT accepted")]
     Unavailable(#[from] AppendError),
-}
-
-fn handled_commands() -> String {
-    CallbackKind::ALL.map(CallbackKind::command).join(", ")
 }
 
 impl CallbackError {
@@ -106,19 +104,30 @@ pub struct Handler {
     stats: Arc<Stats>,
     refusal_log: Arc<RateLimit>,
     invalid_log: Option<InvalidLog>,
+    routes: Arc<Routes>,
+    filter: Filter,
+    unknown_commands: UnknownCommands,
+    unknown_log: RateLimit,
 }
 
 impl Handler {
-    /// A handler appending to `spool`; refused callbacks are kept in
-    /// `spool_dir` (see [`InvalidLog`]).
+    /// A handler appending to `spool` the callbacks `routes` and `filter`
+    /// let through; refused callbacks are kept in `spool_dir` (see
+    /// [`InvalidLog`]).
     pub fn new(
         spool: SpoolWriter,
         source: &str,
         http: &HttpSettings,
         spool_dir: &Path,
         stats: Arc<Stats>,
+        routes: Arc<Routes>,
+        filter: Filter,
     ) -> Self {
         Self {
+            routes,
+            filter,
+            unknown_commands: http.unknown_commands,
+            unknown_log: RateLimit::default(),
             spool,
             source: Arc::from(source),
             max_body_bytes: http.max_body_bytes,
@@ -150,6 +159,12 @@ impl Handler {
             key = tracing::field::Empty,
         );
         let mut command = UNKNOWN_COMMAND;
+        // OpenIM waits for a before-callback's answer and blocks the user's
+        // action on an error reply: those always get "continue".
+        let is_before = |named: &str| {
+            CallbackKind::from_command(named).is_some_and(|kind| kind.spec().is_before())
+        };
+        let before = url_command(request.uri()).is_some_and(|named| is_before(&named));
         let result = match self.admit(&request, peer) {
             Ok(()) => {
                 self.accept(request, &operation_id, &mut command)
@@ -162,9 +177,10 @@ impl Handler {
             .ack_seconds
             .observe(started.elapsed().as_secs_f64());
         let _entered = span.enter();
+        let before = before || is_before(command);
         match result {
-            Ok(()) => {
-                self.stats.callback(command, Outcome::Acked);
+            Ok(outcome) => {
+                self.stats.callback(command, outcome);
                 reply::ack()
             }
             Err(err) => {
@@ -175,8 +191,12 @@ impl Handler {
                     _ => Outcome::Invalid,
                 };
                 self.stats.callback(command, outcome);
+                let answer_continue = before && outcome != Outcome::Unauthorized;
                 if let Some(suppressed) = self.refusal_log.allow() {
-                    warn!(status = status.as_u16(), reason = %err, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
+                    warn!(status = status.as_u16(), reason = %err, answered_continue = answer_continue, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
+                }
+                if answer_continue {
+                    return reply::ack();
                 }
                 reply::error(status, &err.to_string())
             }
@@ -258,14 +278,15 @@ impl Handler {
         }
     }
 
-    /// Checks, normalizes and spools one callback; sets `command` once the
-    /// body names a command this bridge handles (for the metrics label).
+    /// Checks, normalizes and spools one callback (unless its route is
+    /// disabled or a filter drops it: [`Outcome::Skipped`]); sets `command`
+    /// once the body names one (for the metrics label).
     async fn accept(
         &self,
         request: Request<Incoming>,
         operation_id: &str,
         command: &mut &'static str,
-    ) -> Result<(), CallbackError> {
+    ) -> Result<Outcome, CallbackError> {
         let received_at = OffsetDateTime::now_utc();
         if request.method() != Method::POST {
             return Err(CallbackError::MethodNotAllowed(request.method().clone()));
@@ -308,9 +329,17 @@ impl Handler {
         let span = tracing::Span::current();
         span.record("event_id", event.id.as_str());
         span.record("key", event.key.as_str());
+        if !self.routes.route(event.kind).enabled {
+            debug!(event_id = %event.id, "not published: its route is disabled");
+            return Ok(Outcome::Skipped);
+        }
+        if let Err(reason) = self.filter.check(&body) {
+            debug!(event_id = %event.id, reason, "not published: filtered");
+            return Ok(Outcome::Skipped);
+        }
         self.spool.append(&event).await?;
         debug!(event_id = %event.id, key = %event.key, "callback spooled");
-        Ok(())
+        Ok(Outcome::Acked)
     }
 
     /// The body as an event of a command this bridge handles.
@@ -326,8 +355,16 @@ impl Handler {
         if let Some(url) = url_command.filter(|url| *url != named) {
             return Err(CallbackError::CommandMismatch { url, body: named });
         }
-        let kind =
-            CallbackKind::from_command(&named).ok_or(CallbackError::UnknownCommand(named))?;
+        let kind = match CallbackKind::from_command(&named) {
+            Some(kind) => kind,
+            None if self.unknown_commands.publishes() => {
+                if let Some(suppressed) = self.unknown_log.allow() {
+                    warn!(command = %named, suppressed, "unknown callback command: published raw as io.openim.callback.unknown (a newer OpenIM? see http.unknown_commands)");
+                }
+                CallbackKind::UNKNOWN
+            }
+            None => return Err(CallbackError::UnknownCommand(named)),
+        };
         *command = kind.command();
         Ok(normalize::normalize(kind, body, received_at, &self.source)?)
     }

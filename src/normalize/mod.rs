@@ -5,49 +5,69 @@
 //! and [`normalize`] parses the typed body ([`wire`]) into the published shape
 //! ([`event`]).
 
+pub mod catalog;
 pub mod event;
+mod fields;
 pub mod wire;
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use catalog::{Layout, Spec};
 pub use event::Event;
 use event::{from_unix_ms, rfc3339, MessageData, MessageEventData, SCHEMA_VERSION};
 use wire::{CommandPeek, MsgCallback};
 
-/// The callbacks this bridge turns into events.
+/// Which callback an event came from: its entry in [`catalog`] (stored in
+/// the spool as the entry's code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallbackKind {
-    /// `callbackAfterSendGroupMsgCommand`.
-    GroupMessageSent,
-    /// `callbackAfterSendSingleMsgCommand`.
-    SingleMessageSent,
-}
+pub struct CallbackKind(u8);
 
 impl CallbackKind {
-    /// Every kind, for listings and docs.
-    pub const ALL: [CallbackKind; 2] = [Self::GroupMessageSent, Self::SingleMessageSent];
+    /// `callbackAfterSendGroupMsgCommand`.
+    pub const GROUP_MESSAGE_SENT: Self = Self(1);
+    /// `callbackAfterSendSingleMsgCommand`.
+    pub const SINGLE_MESSAGE_SENT: Self = Self(2);
+    /// A command the catalog does not know.
+    pub const UNKNOWN: Self = Self(catalog::UNKNOWN_CODE);
 
-    /// The kind for an OpenIM `callbackCommand`, if handled.
+    /// Every kind: the catalog, the other before-callbacks, unknown.
+    pub fn all() -> impl Iterator<Item = Self> {
+        catalog::CATALOG
+            .iter()
+            .chain([&catalog::OTHER_BEFORE, &catalog::UNKNOWN])
+            .map(|spec| Self(spec.code))
+    }
+
+    /// The kind for an OpenIM `callbackCommand`, if known.
     pub fn from_command(command: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.command() == command)
+        catalog::find(command).map(|spec| Self(spec.code))
     }
 
-    /// OpenIM's `callbackCommand`.
+    /// The kind stored in the spool as `code`.
+    pub fn from_code(code: u8) -> Option<Self> {
+        catalog::by_code(code).map(|spec| Self(spec.code))
+    }
+
+    /// Its code in spool records.
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    /// Its catalog entry.
+    pub fn spec(self) -> &'static Spec {
+        catalog::by_code(self.0).unwrap_or(&catalog::UNKNOWN)
+    }
+
+    /// OpenIM's `callbackCommand` (`unknown` for [`Self::UNKNOWN`]).
     pub fn command(self) -> &'static str {
-        match self {
-            Self::GroupMessageSent => "callbackAfterSendGroupMsgCommand",
-            Self::SingleMessageSent => "callbackAfterSendSingleMsgCommand",
-        }
+        self.spec().command
     }
 
-    /// CloudEvents `type`: `io.openim.<scope>.<entity>.<past-tense verb>`.
+    /// CloudEvents `type`, e.g. `io.openim.group.message.sent`.
     pub fn event_type(self) -> &'static str {
-        match self {
-            Self::GroupMessageSent => "io.openim.group.message.sent",
-            Self::SingleMessageSent => "io.openim.single.message.sent",
-        }
+        self.spec().event_type
     }
 }
 
@@ -84,6 +104,19 @@ pub fn normalize(
     received_at: OffsetDateTime,
     source: &Arc<str>,
 ) -> Result<Event, NormalizeError> {
+    match kind.spec().layout {
+        Layout::Message => normalize_message(kind, body, received_at, source),
+        Layout::Fields | Layout::Raw => fields::normalize(kind, body, received_at, source),
+    }
+}
+
+/// A chat message callback ([`Layout::Message`]).
+fn normalize_message(
+    kind: CallbackKind,
+    body: &[u8],
+    received_at: OffsetDateTime,
+    source: &Arc<str>,
+) -> Result<Event, NormalizeError> {
     let invalid = |detail: String| NormalizeError::Invalid {
         command: kind.command(),
         detail,
@@ -110,23 +143,31 @@ pub fn normalize(
         ));
     }
     let sender = required("sendID", Some(&msg.send_id))?;
-    let (conversation_id, key) = match kind {
-        CallbackKind::GroupMessageSent => {
-            let group = required("groupID", msg.group_id.as_deref())?;
-            (format!("sg_{group}"), group)
-        }
-        CallbackKind::SingleMessageSent => {
-            let receiver = required("recvID", msg.recv_id.as_deref())?;
-            let id = single_conversation_id(&sender, &receiver);
-            (id.clone(), id)
-        }
+    // Group messages carry `groupID`, 1:1 messages `recvID`; the saved
+    // callback carries both, and a non-empty `groupID` means a group.
+    let in_group = match kind {
+        CallbackKind::GROUP_MESSAGE_SENT => true,
+        CallbackKind::SINGLE_MESSAGE_SENT => false,
+        _ => msg
+            .group_id
+            .as_deref()
+            .is_some_and(|group| !group.is_empty()),
     };
+    let (conversation_id, key) = if in_group {
+        let group = required("groupID", msg.group_id.as_deref())?;
+        (format!("sg_{group}"), group)
+    } else {
+        let receiver = required("recvID", msg.recv_id.as_deref())?;
+        let id = single_conversation_id(&sender, &receiver);
+        (id.clone(), id)
+    };
+    let event_id = format!("{}{}", msg.server_msg_id, kind.spec().id_suffix);
 
     let received = rfc3339(received_at);
     let sent_at = msg.send_time.or(msg.create_time).and_then(from_unix_ms);
     let data = MessageEventData {
         schema_version: SCHEMA_VERSION,
-        event_id: &msg.server_msg_id,
+        event_id: &event_id,
         event_type: kind.event_type(),
         callback_command: &msg.callback_command,
         operation_id: msg.operation_id.as_deref(),
@@ -158,7 +199,7 @@ pub fn normalize(
     let data = serde_json::to_vec(&data).map_err(|err| invalid(err.to_string()))?;
     Ok(Event {
         time: sent_at.map_or_else(|| received.clone(), rfc3339),
-        id: msg.server_msg_id,
+        id: event_id,
         kind,
         source: Arc::clone(source),
         key,
@@ -194,7 +235,7 @@ mod tests {
 
     #[test]
     fn group_message_maps_every_field() {
-        let event = parse(CallbackKind::GroupMessageSent, GROUP).unwrap();
+        let event = parse(CallbackKind::GROUP_MESSAGE_SENT, GROUP).unwrap();
         assert_eq!(event.id, "9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91");
         assert_eq!(event.key, "g_3001");
         assert_eq!(event.time, "2024-07-01T02:13:20.123Z");
@@ -221,7 +262,7 @@ mod tests {
             "\"ex\":\"\"",
             "\"ex\":\"\",\"isReact\":true,\"newThing\":{\"a\":[1,2]}",
         );
-        let event = parse(CallbackKind::GroupMessageSent, &body).unwrap();
+        let event = parse(CallbackKind::GROUP_MESSAGE_SENT, &body).unwrap();
         assert_eq!(
             data(&event)["extra_fields"],
             serde_json::json!({"isReact": true, "newThing": {"a": [1, 2]}})
@@ -231,7 +272,7 @@ mod tests {
     #[test]
     fn missing_send_time_falls_back_to_create_time() {
         let body = GROUP.replace("\"sendTime\":1719800000123,", "");
-        let event = parse(CallbackKind::GroupMessageSent, &body).unwrap();
+        let event = parse(CallbackKind::GROUP_MESSAGE_SENT, &body).unwrap();
         assert_eq!(event.time, "2024-07-01T02:13:20.001Z");
         assert_eq!(data(&event)["message"]["send_time_ms"], Value::Null);
     }
@@ -253,17 +294,17 @@ mod tests {
             "\"sendID\":\"u_1001\",",
             "\"sendID\":\"u_1001\",\"sendID\":\"u_1002\",",
         );
-        let err = parse(CallbackKind::GroupMessageSent, &duplicate)
+        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &duplicate)
             .unwrap_err()
             .to_string();
         assert!(err.contains("duplicate field `sendID`"), "{err}");
         let trailing = GROUP.trim_end().to_owned() + "{}";
-        let err = parse(CallbackKind::GroupMessageSent, &trailing)
+        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &trailing)
             .unwrap_err()
             .to_string();
         assert!(err.contains("trailing"), "{err}");
         let wide = GROUP.replace("\"contentType\":101", "\"contentType\":4294967296");
-        let err = parse(CallbackKind::GroupMessageSent, &wide)
+        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &wide)
             .unwrap_err()
             .to_string();
         assert!(err.contains("`contentType`"), "{err}");
@@ -295,7 +336,7 @@ mod tests {
         // An unknown key (kept verbatim) and known keys of other types.
         for key in ["isReact", "content", "atUserList"] {
             let body = GROUP.replacen('{', &format!("{{\"{key}\":{deep},"), 1);
-            let err = parse(CallbackKind::GroupMessageSent, &body)
+            let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &body)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -304,7 +345,7 @@ mod tests {
             );
         }
         let body = GROUP.replacen('{', &format!("{{\"isReact\":{deep},"), 1);
-        let err = parse(CallbackKind::GroupMessageSent, &body)
+        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &body)
             .unwrap_err()
             .to_string();
         assert!(err.contains("recursion limit"), "{err}");
@@ -320,7 +361,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = peek_command(&body);
-            let _ = normalize(CallbackKind::GroupMessageSent, &body, OffsetDateTime::UNIX_EPOCH, &source());
+            let _ = normalize(CallbackKind::GROUP_MESSAGE_SENT, &body, OffsetDateTime::UNIX_EPOCH, &source());
         }
     }
 }

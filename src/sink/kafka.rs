@@ -11,8 +11,11 @@
 //! broker outage only fills the bounded queue. Every delivery report is read:
 //! a record refused for good is reported as [`SinkError::Rejected`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -22,6 +25,7 @@ use tracing::{info, warn};
 use super::{Delivery, Sink, SinkError};
 use crate::config::KafkaSettings;
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
+use crate::routing::Routes;
 
 /// How long startup waits for the broker to describe the topic.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,54 +39,70 @@ pub enum KafkaStartError {
     /// librdkafka refused the producer configuration.
     #[error("kafka producer configuration rejected by librdkafka: {0} (check kafka.options)")]
     Config(KafkaError),
-    /// The broker answered, and the topic is not there.
-    #[error("kafka topic `{topic}` does not exist on {brokers} and the broker did not create it: create it (e.g. `kafka-topics.sh --create --topic {topic} --partitions 6`) or set kafka.topic")]
+    /// The broker answered, and a routed topic is not there.
+    #[error("kafka topic `{topic}` does not exist on {brokers}: create it (e.g. `kafka-topics.sh --create --topic {topic} --partitions 6`), set kafka.create_topics = true, or route to another topic (kafka.topic, [[routes]])")]
     MissingTopic {
-        /// `kafka.topic`.
+        /// The first missing topic.
         topic: String,
         /// `kafka.brokers`.
         brokers: String,
     },
+    /// `kafka.create_topics` is on and creating a topic failed.
+    #[error("creating kafka topic `{topic}` failed: {cause} (check kafka.topic_partitions, kafka.topic_replication_factor and the broker's ACLs)")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// What the broker said.
+        cause: String,
+    },
 }
 
-/// Publishes events to one Kafka topic.
+/// Publishes events to the Kafka topic their route names.
 pub struct KafkaSink {
     producer: FutureProducer,
     settings: KafkaSettings,
+    routes: Arc<Routes>,
 }
 
 impl KafkaSink {
-    /// Builds the producer and checks the topic. An unreachable broker is not
-    /// an error (events wait in the queue); a missing topic is.
-    pub async fn start(settings: &KafkaSettings) -> Result<Self, KafkaStartError> {
+    /// Builds the producer and checks that every routed topic exists,
+    /// creating missing ones when `kafka.create_topics` is on. An
+    /// unreachable broker is not an error (events wait in the spool); a
+    /// missing topic is.
+    pub async fn start(
+        settings: &KafkaSettings,
+        routes: Arc<Routes>,
+    ) -> Result<Self, KafkaStartError> {
         let producer = producer(settings).map_err(KafkaStartError::Config)?;
         let check = producer.clone();
-        let topic = settings.topic.clone();
         let metadata = tokio::task::spawn_blocking(move || {
-            check
-                .client()
-                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+            check.client().fetch_metadata(None, METADATA_TIMEOUT)
         })
         .await
         .ok();
         match metadata {
             Some(Ok(metadata)) => {
-                let found = metadata
-                    .topics()
+                let exists = |topic: &str| {
+                    metadata.topics().iter().any(|t| {
+                        t.name() == topic && t.error().is_none() && !t.partitions().is_empty()
+                    })
+                };
+                let missing: Vec<String> = routes
+                    .kafka_topics()
                     .iter()
-                    .find(|t| t.name() == settings.topic)
-                    .filter(|t| t.error().is_none() && !t.partitions().is_empty());
-                match found {
-                    Some(t) => {
-                        info!(topic = %settings.topic, partitions = t.partitions().len(), "kafka topic found")
-                    }
-                    None => {
+                    .filter(|topic| !exists(topic))
+                    .map(|topic| topic.to_string())
+                    .collect();
+                if !missing.is_empty() {
+                    if !settings.create_topics {
                         return Err(KafkaStartError::MissingTopic {
-                            topic: settings.topic.clone(),
+                            topic: missing.join("`, `"),
                             brokers: settings.brokers.clone(),
-                        })
+                        });
                     }
+                    create_topics(settings, &missing).await?;
                 }
+                info!(topics = ?routes.kafka_topics(), "kafka topics found");
             }
             Some(Err(err)) => {
                 warn!(brokers = %settings.brokers, cause = %err, "kafka is not reachable yet; events are queued until it is")
@@ -92,8 +112,58 @@ impl KafkaSink {
         Ok(Self {
             producer,
             settings: settings.clone(),
+            routes,
         })
     }
+}
+
+/// Creates `topics` with the configured partitions and replication factor;
+/// one that exists by now (another replica made it) is fine.
+async fn create_topics(settings: &KafkaSettings, topics: &[String]) -> Result<(), KafkaStartError> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers);
+    for (key, value) in &settings.options {
+        // Security settings apply to the admin client too; producer-only
+        // properties would be refused by it.
+        if key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.") {
+            config.set(key, value);
+        }
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(KafkaStartError::Config)?;
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|topic| {
+            NewTopic::new(
+                topic,
+                settings.topic_partitions,
+                TopicReplication::Fixed(settings.topic_replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|err| KafkaStartError::CreateTopic {
+            topic: topics.join(", "),
+            cause: err.to_string(),
+        })?;
+    for result in results {
+        match result {
+            Ok(topic) => {
+                info!(%topic, partitions = settings.topic_partitions, replication_factor = settings.topic_replication_factor, "kafka topic created")
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaStartError::CreateTopic {
+                    topic,
+                    cause: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// librdkafka settings: ours first, then `kafka.options` (validated not to
@@ -171,7 +241,8 @@ impl Sink for KafkaSink {
     }
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
-        let mut record = FutureRecord::to(&self.settings.topic)
+        let topic = Arc::clone(&self.routes.route(event.kind).kafka_topic);
+        let mut record = FutureRecord::to(&topic)
             .key(event.key.as_bytes())
             .payload(event.data.as_ref())
             .headers(headers(event));

@@ -305,7 +305,7 @@ mod tests {
     fn event(key: &str, id: usize) -> Event {
         Event {
             id: id.to_string(),
-            kind: CallbackKind::GroupMessageSent,
+            kind: CallbackKind::GROUP_MESSAGE_SENT,
             source: Arc::from("s"),
             time: String::new(),
             key: key.into(),

@@ -13,6 +13,8 @@
 //! publisher calls [`Sink::recover`], which reconnects and declares the
 //! exchange again.
 
+use std::sync::Arc;
+
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
@@ -25,6 +27,7 @@ use tracing::{info, warn};
 use super::{Delivery, Sink, SinkError};
 use crate::config::{ExchangeType, RabbitMqSettings};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
+use crate::routing::Routes;
 
 /// A RabbitMQ sink could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +39,10 @@ pub struct RabbitMqStartError {
     cause: lapin::Error,
 }
 
-/// Publishes events to one exchange.
+/// Publishes events to the exchange their route names.
 pub struct RabbitMqSink {
     settings: RabbitMqSettings,
+    routes: Arc<Routes>,
     /// `None` while disconnected.
     link: Option<Link>,
 }
@@ -53,12 +57,16 @@ impl RabbitMqSink {
     /// Connects and declares the exchange. A broker that cannot be reached is
     /// not an error (events wait in the queue and the publisher reconnects);
     /// one that refuses us (credentials, an exchange of another type) is.
-    pub async fn start(settings: &RabbitMqSettings) -> Result<Self, RabbitMqStartError> {
+    pub async fn start(
+        settings: &RabbitMqSettings,
+        routes: Arc<Routes>,
+    ) -> Result<Self, RabbitMqStartError> {
         let mut sink = Self {
             settings: settings.clone(),
+            routes,
             link: None,
         };
-        match connect(settings).await {
+        match connect(settings, &sink.routes.rabbitmq_exchanges()).await {
             Ok(link) => sink.link = Some(link),
             Err(cause) if matches!(cause.kind(), ErrorKind::ProtocolError(_)) => {
                 return Err(RabbitMqStartError {
@@ -74,15 +82,20 @@ impl RabbitMqSink {
     }
 
     fn routing_key(&self, event: &Event) -> String {
-        self.settings
-            .routing_key
+        self.routes
+            .route(event.kind)
+            .rabbitmq_routing_key
             .replace("{type}", event.event_type())
             .replace("{command}", event.kind.command())
             .replace("{key}", &event.key)
     }
 }
 
-async fn connect(settings: &RabbitMqSettings) -> Result<Link, lapin::Error> {
+/// Connects, and declares every exchange the routes use.
+async fn connect(
+    settings: &RabbitMqSettings,
+    exchanges: &[Arc<str>],
+) -> Result<Link, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("openim-bridge".into());
     let connection = Connection::connect(&settings.url, properties).await?;
     let channel = connection.create_channel().await?;
@@ -99,15 +112,17 @@ async fn connect(settings: &RabbitMqSettings) -> Result<Link, lapin::Error> {
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    channel
-        .exchange_declare(
-            settings.exchange.as_str().into(),
-            kind,
-            options,
-            FieldTable::default(),
-        )
-        .await?;
-    info!(url = %redact(&settings.url), exchange = %settings.exchange, "rabbitmq connected, exchange declared");
+    for exchange in exchanges {
+        channel
+            .exchange_declare(
+                exchange.as_ref().into(),
+                kind.clone(),
+                options,
+                FieldTable::default(),
+            )
+            .await?;
+        info!(url = %redact(&settings.url), %exchange, "rabbitmq connected, exchange declared");
+    }
     Ok(Link {
         _connection: connection,
         channel,
@@ -157,10 +172,11 @@ impl Sink for RabbitMqSink {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
+        let exchange = Arc::clone(&self.routes.route(event.kind).rabbitmq_exchange);
         let confirm = link
             .channel
             .basic_publish(
-                self.settings.exchange.as_str().into(),
+                exchange.as_ref().into(),
                 self.routing_key(event).into(),
                 options,
                 &event.data,
@@ -168,7 +184,6 @@ impl Sink for RabbitMqSink {
             )
             .await
             .map_err(|err| SinkError::Retryable(format!("rabbitmq publish failed: {err}")))?;
-        let exchange = self.settings.exchange.clone();
         Ok(Box::pin(async move {
             match confirm.await {
                 Ok(Confirmation::Ack(None)) => Ok(()),
@@ -192,7 +207,7 @@ impl Sink for RabbitMqSink {
             }
         }
         self.link = None;
-        let link = connect(&self.settings)
+        let link = connect(&self.settings, &self.routes.rabbitmq_exchanges())
             .await
             .map_err(|err| SinkError::Retryable(format!("rabbitmq reconnect failed: {err}")))?;
         self.link = Some(link);

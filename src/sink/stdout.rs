@@ -160,7 +160,7 @@ mod tests {
     async fn writes_one_cloudevent_per_line() {
         let event = Event {
             id: "m1".into(),
-            kind: CallbackKind::GroupMessageSent,
+            kind: CallbackKind::GROUP_MESSAGE_SENT,
             source: Arc::from("openim"),
             time: "2024-07-01T02:13:20.123Z".into(),
             key: "g1".into(),

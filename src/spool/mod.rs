@@ -287,7 +287,7 @@ mod tests {
     fn event(i: usize) -> Event {
         Event {
             id: format!("m{i:05}"),
-            kind: CallbackKind::GroupMessageSent,
+            kind: CallbackKind::GROUP_MESSAGE_SENT,
             source: Arc::from("openim"),
             time: "2024-07-01T02:13:20.123Z".to_owned(),
             key: format!("g{}", i % 3),

@@ -120,18 +120,13 @@ fn take_field<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], &'static str> {
     Ok(field)
 }
 
-/// Stable on-disk codes: never reuse or renumber one.
+/// Stable on-disk codes (the catalog's): never reuse or renumber one.
 fn kind_code(kind: CallbackKind) -> u8 {
-    match kind {
-        CallbackKind::GroupMessageSent => 1,
-        CallbackKind::SingleMessageSent => 2,
-    }
+    kind.code()
 }
 
 fn kind_from_code(code: u8) -> Option<CallbackKind> {
-    CallbackKind::ALL
-        .into_iter()
-        .find(|kind| kind_code(*kind) == code)
+    CallbackKind::from_code(code)
 }
 
 #[cfg(test)]
@@ -141,7 +136,7 @@ mod tests {
     pub(crate) fn event(id: &str) -> Event {
         Event {
             id: id.to_owned(),
-            kind: CallbackKind::SingleMessageSent,
+            kind: CallbackKind::SINGLE_MESSAGE_SENT,
             source: Arc::from("openim"),
             time: "2024-07-01T02:13:20.123Z".to_owned(),
             key: "si_a_b".to_owned(),
@@ -160,7 +155,7 @@ mod tests {
         assert_eq!(used, len);
         let back = decode(payload).unwrap();
         assert_eq!((back.id.as_str(), back.key.as_str()), ("m1", "si_a_b"));
-        assert_eq!(back.kind, CallbackKind::SingleMessageSent);
+        assert_eq!(back.kind, CallbackKind::SINGLE_MESSAGE_SENT);
         assert_eq!(back.data, event("m1").data);
     }
 

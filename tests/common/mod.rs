@@ -227,6 +227,15 @@ pub fn get(path: &str) -> hyper::Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// The bridge's `GET /metrics` text.
+pub async fn metrics(addr: SocketAddr) -> String {
+    let reply = OpenImClient::connect(addr)
+        .await
+        .send(get("/metrics"))
+        .await;
+    String::from_utf8(reply.body.to_vec()).unwrap()
+}
+
 /// POSTs one callback on a fresh connection.
 pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
     OpenImClient::connect(addr).await.post(path, body).await
