@@ -857,6 +857,49 @@ mod tests {
     }
 
     #[test]
+    fn routes_and_filters_load_from_toml_and_bad_ones_are_named() {
+        let dir = tempfile_dir("routes");
+        let load = |text: &str| {
+            let path = dir.join("bridge.toml");
+            std::fs::write(&path, text).unwrap();
+            Settings::load(Some(&path), env(&[]))
+        };
+        let settings = load(
+            "[[routes]]\nmatch = \"io.openim.group.*\"\nkafka_topic = \"openim.group\"\n[filter]\nexclude_content_types = [113, \"200-300\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.routes[0].kafka_topic.as_deref(),
+            Some("openim.group")
+        );
+        assert_eq!(settings.filter.exclude_content_types.len(), 2);
+        let err = load("[[routes]]\nmatch = \"io.openim.nope\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("routes") && err.contains("io.openim.nope"),
+            "{err}"
+        );
+        let err = load("[filter]\ncontent_types = [\"abc\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("filter.content_types") && err.contains("abc"),
+            "{err}"
+        );
+        let err = load("[[routes]]\nmatch = \"*\"\nkafka_topic = \"bad topic\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka_topic"), "{err}");
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("openim-bridge-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
     fn example_file_documents_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/openim-bridge.example.toml");
         let example = Settings::load(Some(&path), env(&[])).unwrap();

@@ -5,8 +5,9 @@
 //!
 //! 1. [`ingress`]: hyper accepts `POST {prefix}/{callbackCommand}`
 //!    ([`ingress::handler`] is where a callback goes).
-//! 2. [`normalize`]: the OpenIM body ([`normalize::wire`]) becomes an
-//!    [`normalize::Event`] with a stable id and a partition key.
+//! 2. [`normalize`]: the OpenIM body becomes an [`normalize::Event`] with a
+//!    stable id and a partition key; [`normalize::catalog`] lists every
+//!    command. [`routing`] says whether it is published, and where.
 //! 3. [`spool`]: the event is appended to a durable on-disk log, and OpenIM
 //!    gets its "continue" ack as soon as it is synced; a full spool answers 503.
 //! 4. [`sink`]: the [`sink::publisher`] reads the spool and sends events to the broker

@@ -343,24 +343,26 @@ mod tests {
 
     #[test]
     fn first_matching_route_decides_and_before_callbacks_are_off() {
-        let mut settings = Settings::default();
-        settings.routes = vec![
-            RouteSettings {
-                pattern: "io.openim.group.*".into(),
-                kafka_topic: Some("openim.group".into()),
-                ..RouteSettings::default()
-            },
-            RouteSettings {
-                pattern: "*".into(),
-                kafka_topic: Some("never".into()),
-                ..RouteSettings::default()
-            },
-            RouteSettings {
-                pattern: "callbackBeforeSendGroupMsgCommand".into(),
-                enabled: Some(true),
-                ..RouteSettings::default()
-            },
-        ];
+        let settings = Settings {
+            routes: vec![
+                RouteSettings {
+                    pattern: "io.openim.group.*".into(),
+                    kafka_topic: Some("openim.group".into()),
+                    ..RouteSettings::default()
+                },
+                RouteSettings {
+                    pattern: "*".into(),
+                    kafka_topic: Some("never".into()),
+                    ..RouteSettings::default()
+                },
+                RouteSettings {
+                    pattern: "callbackBeforeSendGroupMsgCommand".into(),
+                    enabled: Some(true),
+                    ..RouteSettings::default()
+                },
+            ],
+            ..Settings::default()
+        };
         let routes = Routes::new(&settings);
         let quit = CallbackKind::from_command("callbackAfterQuitGroupCommand").unwrap();
         assert_eq!(&*routes.route(quit).kafka_topic, "openim.group");

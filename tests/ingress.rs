@@ -119,7 +119,11 @@ async fn unknown_commands_are_acked_and_published_raw_or_404_when_rejected() {
 #[tokio::test]
 async fn before_callbacks_always_get_continue_and_are_not_published_by_default() {
     let bridge = stdout_bridge().await;
-    let body = fixture("callbacks/callbackBeforeAddFriendCommand.json");
+    let body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/callbacks/callbackBeforeAddFriendCommand.json"
+    ))
+    .unwrap();
     let reply = post(bridge.addr, "/callbackBeforeAddFriendCommand", &body).await;
     assert_ack(&reply);
     // Even a body the bridge cannot read must not block the user's action.

@@ -16,6 +16,9 @@ use super::catalog::{canonical, Field, FieldType, Layout, Spec};
 use super::event::{rfc3339, SCHEMA_VERSION};
 use super::{CallbackKind, Event, NormalizeError};
 
+/// A JSON object.
+type Object = Map<String, Value>;
+
 /// Parses `body` as an event of `kind` (a [`Layout::Fields`] or
 /// [`Layout::Raw`] kind).
 pub(super) fn normalize(
@@ -104,10 +107,7 @@ fn lookup<'a>(object: &'a Map<String, Value>, wire: &str) -> Option<&'a Value> {
 
 /// The catalog's fields of `object`, normalized and named, every one
 /// present (absent ones as `null` or `[]`); and the keys it does not know.
-fn split(
-    spec: &Spec,
-    object: Map<String, Value>,
-) -> Result<(Map<String, Value>, Map<String, Value>), String> {
+fn split(spec: &Spec, object: Map<String, Value>) -> Result<(Object, Object), String> {
     let wanted: Vec<String> = spec.fields.iter().map(|f| canonical(f.wire)).collect();
     let mut values: Vec<Option<Value>> = vec![None; spec.fields.len()];
     let mut extra = Map::new();
