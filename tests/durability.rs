@@ -256,6 +256,23 @@ impl Drop for OwnTansu {
     }
 }
 
+/// Starts a bridge whose broker does not answer and sends it `n`
+/// callbacks: startup and every ack must come at once, without the broker.
+async fn start_and_ack_without_broker(
+    settings: openim_bridge::Settings,
+    n: usize,
+) -> (TestBridge, Vec<String>) {
+    let bridge = tokio::time::timeout(Duration::from_secs(5), TestBridge::start(settings))
+        .await
+        .expect("startup does not wait for the broker");
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let mut ids = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), send_acked(&mut client, &mut ids, n))
+        .await
+        .expect("callbacks are acked while the broker does not answer");
+    (bridge, ids)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bridge_started_while_kafka_is_frozen_acks_at_once_and_delivers_later() {
     let tansu = OwnTansu::start();
@@ -268,17 +285,7 @@ async fn a_bridge_started_while_kafka_is_frozen_acks_at_once_and_delivers_later(
     settings.kafka.topic = topic.clone();
     // A replica restarted during an outage must not wait for the broker
     // (the metadata check alone would take 10 s).
-    let bridge = tokio::time::timeout(Duration::from_secs(5), TestBridge::start(settings))
-        .await
-        .expect("startup does not wait for the broker");
-    let mut client = OpenImClient::connect(bridge.addr).await;
-    let mut ids = Vec::new();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        send_acked(&mut client, &mut ids, 50),
-    )
-    .await
-    .expect("callbacks are acked while the broker is frozen");
+    let (bridge, ids) = start_and_ack_without_broker(settings, 50).await;
     signal(tansu.child.id(), "CONT");
     assert_all_reach_kafka(&tansu.brokers, &topic, &ids);
     bridge.stop().await;
@@ -295,17 +302,7 @@ async fn a_bridge_whose_rabbitmq_never_answers_still_acks() {
         black_hole.local_addr().unwrap()
     );
     settings.shutdown.drain_timeout_ms = 500;
-    let bridge = tokio::time::timeout(Duration::from_secs(5), TestBridge::start(settings))
-        .await
-        .expect("startup does not wait for the broker");
-    let mut client = OpenImClient::connect(bridge.addr).await;
-    let mut ids = Vec::new();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        send_acked(&mut client, &mut ids, 20),
-    )
-    .await
-    .expect("callbacks are acked while the broker hangs");
+    let (bridge, _ids) = start_and_ack_without_broker(settings, 20).await;
     let spooled = bridge.stats.spool_records.get();
     assert_eq!(spooled, 20, "the acked callbacks wait in the spool");
     bridge.stop().await;
