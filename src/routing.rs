@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, Settings};
-use crate::normalize::catalog::canonical;
+use crate::normalize::catalog::same_key;
 use crate::normalize::CallbackKind;
 
 /// One `[[routes]]` entry.
@@ -246,10 +246,9 @@ impl Filter {
         };
         let find = |keys: &[&str]| {
             keys.iter().find_map(|key| {
-                let wanted = canonical(key);
                 object
                     .iter()
-                    .find(|(k, _)| canonical(k) == wanted)
+                    .find(|(k, _)| same_key(k, key))
                     .map(|(_, v)| v)
             })
         };

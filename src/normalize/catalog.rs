@@ -765,10 +765,19 @@ pub fn by_code(code: u8) -> Option<&'static Spec> {
 
 /// A wire key as Go's decoder compares it, and then without `_`.
 pub fn canonical(key: &str) -> String {
+    folded(key).collect()
+}
+
+/// Whether two wire keys are the same key (see [`canonical`]), without
+/// allocating.
+pub fn same_key(a: &str, b: &str) -> bool {
+    folded(a).eq(folded(b))
+}
+
+fn folded(key: &str) -> impl Iterator<Item = char> + '_ {
     key.chars()
         .filter(|c| *c != '_')
         .flat_map(char::to_lowercase)
-        .collect()
 }
 
 #[cfg(test)]
@@ -816,5 +825,6 @@ mod tests {
         assert_eq!(canonical("ownerUserId"), canonical("owner_user_id"));
         assert_eq!(canonical("ownerUserID"), canonical("owner_user_id"));
         assert_eq!(canonical("Seqs"), canonical("seqs"));
+        assert!(same_key("groupId", "group_id") && !same_key("groupID", "groupIDs"));
     }
 }

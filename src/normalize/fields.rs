@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::catalog::{canonical, Field, FieldType, Layout, Spec};
+use super::catalog::{same_key, Field, FieldType, Layout, Spec};
 use super::event::{rfc3339, SCHEMA_VERSION};
 use super::{CallbackKind, Event, NormalizeError};
 
@@ -98,25 +98,22 @@ fn lookup<'a>(object: &'a Map<String, Value>, wire: &str) -> Option<&'a Value> {
             value.pointer(&format!("/{rest}"))
         };
     }
-    let wanted = canonical(wire);
     object
         .iter()
-        .find(|(key, _)| canonical(key) == wanted)
+        .find(|(key, _)| same_key(key, wire))
         .map(|(_, value)| value)
 }
 
 /// The catalog's fields of `object`, normalized and named, every one
 /// present (absent ones as `null` or `[]`); and the keys it does not know.
 fn split(spec: &Spec, object: Map<String, Value>) -> Result<(Object, Object), String> {
-    let wanted: Vec<String> = spec.fields.iter().map(|f| canonical(f.wire)).collect();
     let mut values: Vec<Option<Value>> = vec![None; spec.fields.len()];
     let mut extra = Map::new();
     for (wire, value) in object {
-        let key = canonical(&wire);
-        if key == "callbackcommand" || key == "operationid" {
+        if same_key(&wire, "callbackCommand") || same_key(&wire, "operationID") {
             continue;
         }
-        match wanted.iter().position(|w| *w == key) {
+        match spec.fields.iter().position(|f| same_key(f.wire, &wire)) {
             // Two spellings of one key: the first non-null wins.
             Some(i) if values[i].as_ref().is_some_and(|v| !v.is_null()) => {
                 extra.insert(wire, value);
