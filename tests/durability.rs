@@ -209,6 +209,14 @@ async fn send_acked(client: &mut OpenImClient, ids: &mut Vec<String>, n: usize) 
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A Tansu broker of this test's own, so pausing it disturbs no other test.
 struct OwnTansu {
     child: std::process::Child,
@@ -217,11 +225,10 @@ struct OwnTansu {
 
 impl OwnTansu {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Self {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = std::process::Command::new("tansu")
             .args([
@@ -288,6 +295,27 @@ async fn a_bridge_started_while_kafka_is_frozen_acks_at_once_and_delivers_later(
     let (bridge, ids) = start_and_ack_without_broker(settings, 50).await;
     signal(tansu.child.id(), "CONT");
     assert_all_reach_kafka(&tansu.brokers, &topic, &ids);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_coming_up_after_the_bridge_gets_its_topics_created_and_the_events() {
+    // docker compose may start the bridge before Kafka: nothing listens yet.
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let topic = unique("openim-late-kafka");
+    let mut settings = test_settings();
+    settings.sink.kind = SinkKind::Kafka;
+    settings.kafka.brokers = brokers.clone();
+    settings.kafka.topic = topic.clone();
+    settings.kafka.create_topics = true;
+    settings.kafka.topic_partitions = 3;
+    let (bridge, ids) = start_and_ack_without_broker(settings, 30).await;
+    // Later than the sink's 10 s metadata timeout: one look at startup is
+    // not enough, the sink must keep waiting for the broker.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let _tansu = OwnTansu::start_on(port);
+    assert_all_reach_kafka(&brokers, &topic, &ids);
     bridge.stop().await;
 }
 

@@ -65,50 +65,57 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// Builds the producer and checks that every routed topic exists,
-    /// creating missing ones when `kafka.create_topics` is on. An
-    /// unreachable broker is not an error (events wait in the spool); a
-    /// missing topic is.
+    /// Builds the producer, waits until the broker answers, and checks that
+    /// every routed topic exists, creating missing ones when
+    /// `kafka.create_topics` is on. An unreachable broker is waited for
+    /// (events wait in the spool); a missing topic is an error.
     pub async fn start(
         settings: &KafkaSettings,
         routes: Arc<Routes>,
     ) -> Result<Self, KafkaStartError> {
         let producer = producer(settings).map_err(KafkaStartError::Config)?;
-        let check = producer.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            check.client().fetch_metadata(None, METADATA_TIMEOUT)
-        })
-        .await
-        .ok();
-        match metadata {
-            Some(Ok(metadata)) => {
-                let exists = |topic: &str| {
-                    metadata.topics().iter().any(|t| {
-                        t.name() == topic && t.error().is_none() && !t.partitions().is_empty()
-                    })
-                };
-                let missing: Vec<String> = routes
-                    .kafka_topics()
-                    .iter()
-                    .filter(|topic| !exists(topic))
-                    .map(|topic| topic.to_string())
-                    .collect();
-                if !missing.is_empty() {
-                    if !settings.create_topics {
-                        return Err(KafkaStartError::MissingTopic {
-                            topic: missing.join("`, `"),
-                            brokers: settings.brokers.clone(),
-                        });
-                    }
-                    create_topics(settings, &missing).await?;
+        // The bridge already serves (callbacks wait in the spool), so wait
+        // for the broker to answer: the topics are checked, and created,
+        // even when Kafka comes up after the bridge.
+        let mut warned = false;
+        let metadata = loop {
+            let check = producer.clone();
+            let fetched = tokio::task::spawn_blocking(move || {
+                check.client().fetch_metadata(None, METADATA_TIMEOUT)
+            })
+            .await;
+            match fetched {
+                Ok(Ok(metadata)) => break metadata,
+                Ok(Err(err)) if !warned => {
+                    warn!(brokers = %settings.brokers, cause = %err, "kafka is not reachable yet; callbacks are acked and wait in the spool until it is");
+                    warned = true;
                 }
-                info!(topics = ?routes.kafka_topics(), "kafka topics found");
+                _ => {}
             }
-            Some(Err(err)) => {
-                warn!(brokers = %settings.brokers, cause = %err, "kafka is not reachable yet; events are queued until it is")
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let exists = |topic: &str| {
+            metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        };
+        let missing: Vec<String> = routes
+            .kafka_topics()
+            .iter()
+            .filter(|topic| !exists(topic))
+            .map(|topic| topic.to_string())
+            .collect();
+        if !missing.is_empty() {
+            if !settings.create_topics {
+                return Err(KafkaStartError::MissingTopic {
+                    topic: missing.join("`, `"),
+                    brokers: settings.brokers.clone(),
+                });
             }
-            None => warn!("kafka metadata check did not complete"),
+            create_topics(settings, &missing).await?;
         }
+        info!(topics = ?routes.kafka_topics(), "kafka topics found");
         Ok(Self {
             producer,
             settings: settings.clone(),
