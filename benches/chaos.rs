@@ -37,7 +37,7 @@
 //! Run with `scripts/chaos` (default 300 s; `scripts/chaos 60` for a short
 //! run). Knobs: `CHAOS_SECONDS`, `CHAOS_RATE` (callbacks/s per sink),
 //! `CHAOS_FAULTS` (e.g. `7,3`: only those faults, numbered as in
-//! `World::inject`).
+//! `World::inject`), `CHAOS_ONE_PRODUCER=1` (all Kafka load on `kafka-a`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -791,9 +791,10 @@ impl World {
     /// restart two bridges can produce under one producer ID and the
     /// broker drops records as idempotent duplicates while acking them
     /// (measured: thousands missing after 5 restarts, with the bridges'
-    /// logs showing `UnknownProducerId` and reused `PID{Id:1}`). A real
-    /// broker keeps producer state in its log; use this fault with a
-    /// persistent one.
+    /// logs showing `UnknownProducerId` and reused `PID{Id:1}`; with
+    /// `CHAOS_ONE_PRODUCER=1`, all Kafka load on one replica, the same 5
+    /// restarts lose nothing). A real broker keeps producer state in its
+    /// log; use this fault with a persistent one.
     async fn restart_tansu(&mut self) -> Result<(), String> {
         self.cut.send_replace(true);
         // Let requests already inside Tansu finish.
@@ -1030,7 +1031,10 @@ async fn main() {
     let mut workers = Vec::new();
     for (tally, pair) in [(&kafka, [0, 1]), (&rabbitmq, [2, 3])] {
         for w in 0..WORKERS {
-            let ports = [replicas[pair[w % 2]].port, replicas[pair[1 - w % 2]].port];
+            let mut ports = [replicas[pair[w % 2]].port, replicas[pair[1 - w % 2]].port];
+            if std::env::var_os("CHAOS_ONE_PRODUCER").is_some() {
+                ports = [replicas[pair[0]].port; 2];
+            }
             workers.push(tokio::spawn(worker(
                 Arc::clone(tally),
                 ports,
