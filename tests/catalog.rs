@@ -300,6 +300,26 @@ fn asyncapi() -> Value {
 fn the_asyncapi_document_matches_the_catalog() {
     let document = asyncapi();
     check_file(&root().join("schemas/asyncapi.json"), &pretty(&document));
+    // A valid AsyncAPI 3.0.0 document, by the specification's own schema.
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/schemas/asyncapi-3.0.0.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .build(&spec)
+        .expect("the AsyncAPI schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&document)
+        .take(5)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "schemas/asyncapi.json: {errors:#?}");
+    let mut broken = document.clone();
+    broken["operations"]["publish_kafka"]["action"] = "shout".into();
+    assert!(
+        !validator.is_valid(&broken),
+        "the validator checks operations"
+    );
     // Every payload reference resolves to a schema in the repo.
     for message in document["components"]["messages"]
         .as_object()
