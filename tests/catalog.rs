@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use openim_bridge::normalize::catalog::{FieldType, Layout, Spec, CATALOG, OTHER_BEFORE, UNKNOWN};
 use openim_bridge::normalize::{normalize, CallbackKind};
+use openim_bridge::routing::Routes;
 use openim_bridge::Settings;
 use serde_json::{json, Map, Value};
 
@@ -165,18 +166,14 @@ fn key_description(spec: &Spec) -> String {
 
 fn readme_table() -> String {
     let settings = Settings::default();
+    let routes = Routes::new(&settings);
     let mut table = String::from(
-        "| callbackCommand | CloudEvents type | key | id | published by default |\n|---|---|---|---|---|\n",
+        "| callbackCommand | CloudEvents type | key | id | Kafka topic | RabbitMQ routing key |\n|---|---|---|---|---|---|\n",
     );
     for spec in specs() {
         let id = match spec.id {
             Some(id) => format!("`{id}`{}", spec.id_suffix),
             None => "hash of the body".to_owned(),
-        };
-        let published = if spec.is_before() {
-            "no (answered \"continue\")"
-        } else {
-            "yes"
         };
         let command = if spec.command == UNKNOWN.command {
             "any other".to_owned()
@@ -185,15 +182,32 @@ fn readme_table() -> String {
         } else {
             format!("`{}`", spec.command)
         };
+        let route = routes.route(CallbackKind::from_code(spec.code).unwrap());
+        let (topic, routing_key) = if route.enabled {
+            (
+                format!("`{}`", route.kafka_topic),
+                format!(
+                    "`{}`",
+                    route
+                        .rabbitmq_routing_key
+                        .replace("{type}", spec.event_type)
+                ),
+            )
+        } else {
+            (
+                "not published (answered \"continue\")".to_owned(),
+                "-".to_owned(),
+            )
+        };
         table.push_str(&format!(
-            "| {command} | `{}` | {} | {id} | {published} |\n",
+            "| {command} | `{}` | {} | {id} | {topic} | {routing_key} |\n",
             spec.event_type,
             key_description(spec)
         ));
     }
     table.push_str(&format!(
-        "\nWith no `[[routes]]`, every published event goes to Kafka topic `{}` or RabbitMQ exchange `{}` with routing key `{}` (the CloudEvents type).\n",
-        settings.kafka.topic, settings.rabbitmq.exchange, settings.rabbitmq.routing_key
+        "\nTopics and routing keys are the defaults (`kafka.topic`, `rabbitmq.exchange` `{}` with `rabbitmq.routing_key` `{}`); `[[routes]]` changes them per command or type.\n",
+        settings.rabbitmq.exchange, settings.rabbitmq.routing_key
     ));
     table
 }
