@@ -606,12 +606,7 @@ impl Settings {
         if pattern.is_empty() {
             return invalid("an entry has no `match`: give a callbackCommand, an event type, or a type prefix ending in `*`".to_owned());
         }
-        let matches_something =
-            crate::normalize::CallbackKind::all().any(|kind| match pattern.strip_suffix('*') {
-                Some(prefix) => kind.event_type().starts_with(prefix),
-                None => pattern == kind.command() || pattern == kind.event_type(),
-            });
-        if !matches_something {
+        if !crate::normalize::CallbackKind::all().any(|kind| route.matches(kind)) {
             return invalid(format!("`match = {pattern:?}` matches no callback command or event type (see the table in README.md)"));
         }
         if let Some(topic) = &route.kafka_topic {
