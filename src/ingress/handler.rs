@@ -159,17 +159,17 @@ impl Handler {
             key = tracing::field::Empty,
         );
         let mut command = UNKNOWN_COMMAND;
-        // OpenIM waits for a before-callback's answer and blocks the user's
-        // action on an error reply: those always get "continue".
-        let is_before = |named: &str| {
-            CallbackKind::from_command(named).is_some_and(|kind| kind.spec().is_before())
-        };
-        let before = url_command(request.uri()).is_some_and(|named| is_before(&named));
+        let named_in_url = url_command(request.uri());
         let result = match self.admit(&request, peer) {
             Ok(()) => {
-                self.accept(request, &operation_id, &mut command)
-                    .instrument(span.clone())
-                    .await
+                self.accept(
+                    request,
+                    named_in_url.as_deref(),
+                    &operation_id,
+                    &mut command,
+                )
+                .instrument(span.clone())
+                .await
             }
             Err(refused) => Err(refused),
         };
@@ -177,7 +177,6 @@ impl Handler {
             .ack_seconds
             .observe(started.elapsed().as_secs_f64());
         let _entered = span.enter();
-        let before = before || is_before(command);
         match result {
             Ok(outcome) => {
                 self.stats.callback(command, outcome);
@@ -191,6 +190,12 @@ impl Handler {
                     _ => Outcome::Invalid,
                 };
                 self.stats.callback(command, outcome);
+                // OpenIM waits for a before-callback's answer and blocks the
+                // user's action on an error reply: those get "continue".
+                let is_before = |named: &str| {
+                    CallbackKind::from_command(named).is_some_and(|kind| kind.spec().is_before())
+                };
+                let before = is_before(command) || named_in_url.as_deref().is_some_and(is_before);
                 let answer_continue = before && outcome != Outcome::Unauthorized;
                 if let Some(suppressed) = self.refusal_log.allow() {
                     warn!(status = status.as_u16(), reason = %err, answered_continue = answer_continue, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
@@ -284,6 +289,7 @@ impl Handler {
     async fn accept(
         &self,
         request: Request<Incoming>,
+        url_command: Option<&str>,
         operation_id: &str,
         command: &mut &'static str,
     ) -> Result<Outcome, CallbackError> {
@@ -307,7 +313,6 @@ impl Handler {
         if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
             return Err(CallbackError::TooLarge(self.max_body_bytes));
         }
-        let url_command = url_command(request.uri());
         let path = request.uri().path().to_owned();
         let body = self.read_body(request.into_body()).await?;
 
@@ -346,14 +351,17 @@ impl Handler {
     fn validate(
         &self,
         body: &[u8],
-        url_command: Option<String>,
+        url_command: Option<&str>,
         command: &mut &'static str,
         received_at: OffsetDateTime,
     ) -> Result<Event, CallbackError> {
         let named = normalize::peek_command(body)?;
         tracing::Span::current().record("command", named.as_str());
         if let Some(url) = url_command.filter(|url| *url != named) {
-            return Err(CallbackError::CommandMismatch { url, body: named });
+            return Err(CallbackError::CommandMismatch {
+                url: url.to_owned(),
+                body: named,
+            });
         }
         let kind = match CallbackKind::from_command(&named) {
             Some(kind) => kind,
