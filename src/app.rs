@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{Settings, SinkKind};
+use crate::config::{ConfigError, Settings, SinkKind};
 use crate::ingress::tls::{self, TlsError};
 use crate::ingress::{server, Handler};
 use crate::routing::{Filter, Routes};
@@ -51,6 +51,10 @@ pub enum StartError {
     /// The TLS certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A setting [`Settings::validate`] would refuse (settings built in code
+    /// skip that check).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// A started bridge: spool open, sink connecting in the background, not
@@ -65,6 +69,7 @@ pub struct App {
     /// Receives the error of a sink that could not start.
     sink_failed: oneshot::Receiver<StartError>,
     routes: Arc<Routes>,
+    filter: Filter,
 }
 
 impl App {
@@ -79,6 +84,7 @@ impl App {
         };
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
+        let filter = Filter::new(&settings.filter)?;
         let routes = Arc::new(Routes::new(&settings));
         let (failed_tx, sink_failed) = oneshot::channel();
         let publisher = tokio::spawn(publish(
@@ -97,6 +103,7 @@ impl App {
             publisher,
             sink_failed,
             routes,
+            filter,
         })
     }
 
@@ -121,8 +128,7 @@ impl App {
             &self.settings.spool.dir,
             Arc::clone(&self.stats),
             self.routes,
-            // Validated by Settings::validate.
-            Filter::new(&self.settings.filter).unwrap_or_default(),
+            self.filter,
         );
         let (fired_tx, fired_rx) = oneshot::channel();
         let sink_failed = self.sink_failed;

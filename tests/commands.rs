@@ -311,3 +311,21 @@ async fn a_missing_routed_topic_is_named_when_creation_is_off() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_filter_that_does_not_compile_stops_startup_instead_of_filtering_nothing() {
+    // Settings built in code skip Settings::validate; the bridge still
+    // refuses a filter it cannot apply.
+    let mut settings = test_settings();
+    settings.filter = toml_filter(r#"content_types = ["120-101"]"#);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = openim_bridge::App::start(settings, listener)
+        .await
+        .err()
+        .expect("startup refuses the filter")
+        .to_string();
+    assert!(
+        err.contains("filter.content_types") && err.contains("120-101"),
+        "{err}"
+    );
+}
