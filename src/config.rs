@@ -776,9 +776,8 @@ mod tests {
 
     #[test]
     fn file_then_environment() {
-        let dir = std::env::temp_dir().join(format!("openim-bridge-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("bridge.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bridge.toml");
         std::fs::write(
             &path,
             "[sink]\nkind = \"rabbitmq\"\n[rabbitmq]\nexchange = \"from-file\"\nrouting_key = \"chat.{command}\"\n[kafka.options]\n\"queue.buffering.max.kbytes\" = 2048\n",
@@ -793,7 +792,6 @@ mod tests {
         assert_eq!(settings.rabbitmq.exchange, "from-env");
         assert_eq!(settings.rabbitmq.routing_key, "chat.{command}");
         assert_eq!(settings.kafka.options["queue.buffering.max.kbytes"], "2048");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -853,9 +851,9 @@ mod tests {
 
     #[test]
     fn routes_and_filters_load_from_toml_and_bad_ones_are_named() {
-        let dir = tempfile_dir("routes");
+        let dir = tempfile::tempdir().unwrap();
         let load = |text: &str| {
-            let path = dir.join("bridge.toml");
+            let path = dir.path().join("bridge.toml");
             std::fs::write(&path, text).unwrap();
             Settings::load(Some(&path), env(&[]))
         };
@@ -884,12 +882,6 @@ mod tests {
             "[[routes]]\nmatch = \"*\"\nkafka_topic = \"bad topic\"\n",
             &["kafka_topic"],
         );
-    }
-
-    fn tempfile_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("openim-bridge-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 
     #[test]
