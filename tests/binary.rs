@@ -132,11 +132,7 @@ async fn two_replicas_on_one_host_get_their_own_default_spools() {
     let workdir = tempfile::tempdir().unwrap();
     let mut replicas = Vec::new();
     for _ in 0..2 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(BIN)
             .env_clear()
             .env("OPENIM_BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))

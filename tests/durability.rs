@@ -209,14 +209,6 @@ async fn send_acked(client: &mut OpenImClient, ids: &mut Vec<String>, n: usize) 
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A Tansu broker of this test's own, so pausing it disturbs no other test.
 struct OwnTansu {
     child: std::process::Child,
@@ -510,8 +502,9 @@ impl Drop for SmallDisk {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_full_disk_answers_503_then_recovers() {
+/// Fills a 3 MiB tmpfs holding the spool (with segments of
+/// `segment_bytes`, or the default), then checks the bridge recovers.
+async fn fill_small_disk_then_recover(segment_bytes: Option<u64>) {
     let Some(disk) = SmallDisk::mount() else {
         // Mounting a tmpfs needs root (CI and the dev machines run as root).
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
@@ -519,25 +512,25 @@ async fn a_full_disk_answers_503_then_recovers() {
     };
     let mut settings = test_settings();
     settings.spool.dir = disk.0.join("spool");
-    settings.spool.segment_bytes = 1024 * 1024;
+    if let Some(segment_bytes) = segment_bytes {
+        settings.spool.segment_bytes = segment_bytes;
+    }
     // Far above the disk's 3 MiB: the disk fills first.
     settings.spool.max_bytes = 1 << 30;
     fill_then_recover(settings, "could not write to disk").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_answers_503_then_recovers() {
+    fill_small_disk_then_recover(Some(1024 * 1024)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_disk_smaller_than_one_segment_recovers_too() {
-    let Some(disk) = SmallDisk::mount() else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
-        return;
-    };
-    let mut settings = test_settings();
-    settings.spool.dir = disk.0.join("spool");
     // The default 16 MiB segment never fills on a 3 MiB disk: the writer
     // must start a new segment when the disk is full, or the confirmed one
     // is never deleted and the bridge answers 503 for good.
-    settings.spool.max_bytes = 1 << 30;
-    fill_then_recover(settings, "could not write to disk").await;
+    fill_small_disk_then_recover(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -46,6 +46,11 @@ fn assert_error(reply: &Reply, status: u16, needle: &str) {
     );
 }
 
+/// POSTs the group-message fixture to its command on a fresh connection.
+async fn post_group_message(addr: std::net::SocketAddr) -> Reply {
+    post(addr, "/callbackAfterSendGroupMsgCommand", &fixture(GROUP)).await
+}
+
 #[tokio::test]
 async fn acks_are_exact_on_a_keep_alive_connection_under_any_prefix() {
     let bridge = stdout_bridge().await;
@@ -482,26 +487,14 @@ async fn clients_outside_the_allowlist_get_403() {
     let mut settings = test_settings();
     settings.http.allow_ips = vec!["10.0.0.0/8".to_owned()];
     let bridge = TestBridge::start(settings).await;
-    let reply = post(
-        bridge.addr,
-        "/callbackAfterSendGroupMsgCommand",
-        &fixture(GROUP),
-    )
-    .await;
+    let reply = post_group_message(bridge.addr).await;
     assert_error(&reply, 403, "127.0.0.1");
     bridge.stop().await;
 
     let mut settings = test_settings();
     settings.http.allow_ips = vec!["10.0.0.0/8".to_owned(), "127.0.0.1".to_owned()];
     let bridge = TestBridge::start(settings).await;
-    assert_ack(
-        &post(
-            bridge.addr,
-            "/callbackAfterSendGroupMsgCommand",
-            &fixture(GROUP),
-        )
-        .await,
-    );
+    assert_ack(&post_group_message(bridge.addr).await);
     bridge.stop().await;
 }
 
@@ -521,14 +514,7 @@ async fn stalled_headers_close_the_connection_and_are_counted() {
     let stats = bridge.stats.clone();
     assert!(eventually(Duration::from_secs(2), || stats.header_timeouts.get() == 1).await);
     // Well-behaved clients are still served.
-    assert_ack(
-        &post(
-            bridge.addr,
-            "/callbackAfterSendGroupMsgCommand",
-            &fixture(GROUP),
-        )
-        .await,
-    );
+    assert_ack(&post_group_message(bridge.addr).await);
     bridge.stop().await;
 }
 
