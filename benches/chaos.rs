@@ -39,6 +39,8 @@
 //! `CHAOS_FAULTS` (e.g. `7,3`: only those faults, numbered as in
 //! `World::inject`), `CHAOS_ONE_PRODUCER=1` (all Kafka load on `kafka-a`).
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -50,7 +52,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -610,22 +611,15 @@ async fn rabbitmqctl(command: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Load: OpenIM-like workers, one callback at a time per connection.
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+use support::Sender;
 
+/// A connection to the replica on `port`, or `None` (down, or no answer
+/// within 2 s).
 async fn connect(port: u16) -> Option<Sender> {
-    let stream = tokio::time::timeout(
-        Duration::from_secs(2),
-        TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    tokio::time::timeout(Duration::from_secs(2), support::connect(addr))
         .await
-        .ok()?;
-    tokio::spawn(conn);
-    Some(sender)
+        .ok()?
 }
 
 enum Outcome {

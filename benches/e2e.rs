@@ -24,6 +24,8 @@
 //! Run with `scripts/bench` (starts the brokers); writes
 //! `target/bench/report.md` and `target/bench/latency.svg`.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -36,11 +38,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 32;
 const SECONDS: u64 = 6;
@@ -336,12 +336,7 @@ async fn drive(addr: SocketAddr, run: &str, rate: Option<f64>, progress: &str) -
     for worker in 0..CONNECTIONS {
         let (run, sent) = (run.to_owned(), Arc::clone(&sent));
         workers.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
+            let mut sender = support::connect(addr).await.expect("connect to the bridge");
             let mut latency = new_histogram();
             let (mut acked, mut refused) = (Vec::new(), 0);
             let interval = rate.map(|r| Duration::from_secs_f64(CONNECTIONS as f64 / r));
@@ -429,11 +424,7 @@ async fn drive(addr: SocketAddr, run: &str, rate: Option<f64>, progress: &str) -
 
 /// The bridge's `openim_bridge_spool_syncs_total`, from `GET /metrics`.
 async fn spool_syncs(addr: SocketAddr) -> u64 {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut sender = support::connect(addr).await.expect("connect to the bridge");
     let request = hyper::Request::get("/metrics")
         .header("Host", "bridge")
         .body(Full::new(Bytes::new()))

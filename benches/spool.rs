@@ -13,6 +13,8 @@
 //! Run: `cargo bench --bench spool > /dev/null` (the report goes to stderr
 //! and to `target/bench-spool.md`).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,11 +22,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use openim_bridge::config::AckMode;
 use openim_bridge::stats::Stats;
 use openim_bridge::{App, Settings};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const CONNECTIONS: usize = 32;
 const SECONDS: u64 = 8;
@@ -73,12 +74,7 @@ async fn drive(bridge: &Bridge, rate: Option<f64>, seconds: u64) -> Run {
     for worker in 0..CONNECTIONS {
         let addr = bridge.addr;
         workers.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
+            let mut sender = support::connect(addr).await.expect("connect to the bridge");
             let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             let mut service = latency.clone();
             let (mut acked, mut errors) = (0u64, 0u64);
