@@ -132,10 +132,10 @@ impl Routes {
             rabbitmq_exchange: Arc::from(settings.rabbitmq.exchange.as_str()),
             rabbitmq_routing_key: Arc::from(settings.rabbitmq.routing_key.as_str()),
         };
+        let publish_unknown = settings.http.unknown_commands.publishes();
         let mut by_code = vec![None; 256];
         for kind in CallbackKind::all() {
             let spec = kind.spec();
-            let publish_unknown = settings.http.unknown_commands.publishes();
             let mut route = Route {
                 enabled: !spec.is_before() && (kind != CallbackKind::UNKNOWN || publish_unknown),
                 ..fallback.clone()
