@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{ConfigError, Settings, SinkKind};
 use crate::ingress::tls::{self, TlsError};
@@ -77,6 +77,7 @@ impl App {
     /// the background. `listener` is already bound (tests bind port 0).
     pub async fn start(mut settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
         settings.derive_defaults();
+        settings.http.max_connections = fit_open_files(settings.http.max_connections);
         let stats = Arc::new(Stats::default());
         let tls = match (&settings.http.tls_cert_file, &settings.http.tls_key_file) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
@@ -121,6 +122,7 @@ impl App {
         if let Ok(addr) = self.listener.local_addr() {
             info!(sink = ?self.settings.sink.kind, "openim-bridge listening on http://{addr}");
         }
+        let writer_stopped = self.spool.stopped();
         let handler = Handler::new(
             self.spool,
             &self.settings.event.source,
@@ -158,6 +160,14 @@ impl App {
             return Err(err);
         }
         let deadline = fired + drain;
+        // In `memory` mode acked events may still be queued for the disk:
+        // they are written before anything else ends.
+        if tokio::time::timeout_at(deadline, writer_stopped)
+            .await
+            .is_err()
+        {
+            error!("shutdown deadline passed before the spool's writer finished; events still queued for the disk are lost (spool.ack = \"memory\") or were never acked (\"durable\")");
+        }
         info!("draining the spool to the broker");
         let mut publisher = self.publisher;
         if tokio::time::timeout_at(deadline, &mut publisher)
@@ -204,4 +214,50 @@ async fn run_publisher<S: Sink>(
 ) {
     let dead_letter = DeadLetter::new(&settings.spool.dir);
     publisher::run(sink, spool, dead_letter, settings.sink.clone(), stats).await;
+}
+
+/// File descriptors kept free for the spool, the broker client, logs and
+/// the runtime, beyond one per connection.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the soft open-files limit to the hard one, and returns a
+/// connection limit that fits in it: a connection flood must never leave
+/// the spool without a descriptor (EMFILE), whatever `ulimit -n` says.
+fn fit_open_files(max_connections: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            warn!(cause = %err, "cannot read or raise the open-files limit; http.max_connections is used as set");
+            return max_connections;
+        }
+    };
+    let fits = usize::try_from(limit.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX);
+    if max_connections > fits {
+        warn!(
+            http_max_connections = max_connections,
+            open_files_limit = limit,
+            using = fits,
+            "http.max_connections does not fit in the open-files limit; serving at most `using` connections (raise the limit, e.g. `ulimit -n` or the container's nofile ulimit, or lower http.max_connections)"
+        );
+        return fits;
+    }
+    max_connections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_leaves_descriptors_for_the_spool() {
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().1;
+        let connections = fit_open_files(usize::MAX);
+        assert!(
+            (connections as u64) + RESERVED_FILES <= limit.max(RESERVED_FILES + 1),
+            "{connections} connections with a hard limit of {limit}"
+        );
+        let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().0;
+        assert_eq!(soft, limit, "the soft limit is raised to the hard one");
+        assert_eq!(fit_open_files(10), 10, "a limit that fits is kept");
+    }
 }

@@ -95,6 +95,17 @@ pub struct Stats {
     pub spool_syncs: Counter,
     /// Bytes of torn or corrupt records cut from the spool at startup.
     pub spool_torn_bytes: Counter,
+    /// Bytes of damaged records (checksum mismatch, impossible length)
+    /// skipped by the spool's reader while running.
+    pub spool_skipped_bytes: Counter,
+    /// Reads of the spool that failed with an I/O error (retried).
+    pub spool_read_errors: Counter,
+    /// 1 while reading the spool fails (the publisher is stalled and
+    /// retries), else 0.
+    pub spool_read_failing: Gauge,
+    /// Events acked in `memory` mode that could not be written before
+    /// shutdown (the disk kept refusing them).
+    pub spool_lost_records: Counter,
     /// Bytes the spool's files hold.
     pub spool_bytes: Gauge<u64, AtomicU64>,
     /// Events in the spool not yet confirmed by the broker (or dead-lettered).
@@ -122,6 +133,10 @@ impl Default for Stats {
             broker_up: Gauge::default(),
             spool_syncs: Counter::default(),
             spool_torn_bytes: Counter::default(),
+            spool_skipped_bytes: Counter::default(),
+            spool_read_errors: Counter::default(),
+            spool_read_failing: Gauge::default(),
+            spool_lost_records: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_records: Gauge::default(),
             header_timeouts: Counter::default(),
@@ -184,6 +199,26 @@ impl Stats {
             "spool_torn",
             "Bytes of torn records cut from the spool at startup",
             self.spool_torn_bytes.clone(),
+        );
+        r.register(
+            "spool_skipped",
+            "Bytes of damaged records skipped by the spool's reader (checksum mismatch); each skip is logged with its byte range",
+            self.spool_skipped_bytes.clone(),
+        );
+        r.register(
+            "spool_read_errors",
+            "Reads of the spool that failed with an I/O error and are retried",
+            self.spool_read_errors.clone(),
+        );
+        r.register(
+            "spool_read_failing",
+            "1 while reading the spool fails and the publisher waits to retry",
+            self.spool_read_failing.clone(),
+        );
+        r.register(
+            "spool_lost_records",
+            "Events acked in memory mode that the disk refused until shutdown",
+            self.spool_lost_records.clone(),
         );
         r.register(
             "spool_records",
@@ -292,6 +327,9 @@ impl Stats {
             events_rejected: self.events_with(&self.dead_lettered),
             spool_syncs: self.spool_syncs.get(),
             spool_torn_bytes: self.spool_torn_bytes.get(),
+            spool_skipped_bytes: self.spool_skipped_bytes.get(),
+            spool_read_errors: self.spool_read_errors.get(),
+            spool_lost_records: self.spool_lost_records.get(),
         }
     }
 }
@@ -315,6 +353,12 @@ pub struct Snapshot {
     pub spool_syncs: u64,
     /// See [`Stats::spool_torn_bytes`].
     pub spool_torn_bytes: u64,
+    /// See [`Stats::spool_skipped_bytes`].
+    pub spool_skipped_bytes: u64,
+    /// See [`Stats::spool_read_errors`].
+    pub spool_read_errors: u64,
+    /// See [`Stats::spool_lost_records`].
+    pub spool_lost_records: u64,
 }
 
 #[cfg(test)]

@@ -238,10 +238,18 @@ impl Handler {
                 } else {
                     "failing"
                 };
+                // Reported, not required either: callbacks are still
+                // spooled while the publisher retries a failing read.
+                let spool_reads = if self.stats.spool_read_failing.get() == 0 {
+                    "ok"
+                } else {
+                    "failing"
+                };
                 let body = serde_json::json!({
                     "status": if ready { "ready" } else { "spool full" },
                     "spool_used_bytes": used,
                     "spool_max_bytes": max,
+                    "spool_reads": spool_reads,
                     "broker": broker,
                 });
                 Some(reply::json_value(status, &body))

@@ -153,6 +153,13 @@ impl State {
             (Err(SinkError::Rejected(cause)), _) => {
                 if self.reject(&item, &cause) {
                     queue.complete(item.position);
+                } else {
+                    // Not written anywhere yet: it stays in the spool and
+                    // goes round again after a backoff, like a retryable
+                    // error, so the acked position never stalls on it.
+                    let failure = self.failed.get_or_insert_with(Failure::default);
+                    failure.keys.insert(item.event.key.clone());
+                    failure.resend.push_back(item);
                 }
             }
             (Err(SinkError::Retryable(cause)), failed) => {
@@ -199,10 +206,9 @@ impl State {
 
     /// Counts, logs and dead-letters a refused event. `false` if the
     /// dead-letter write failed: the event then stays in the spool and is
-    /// tried again after a restart.
+    /// sent (and, if refused again, dead-lettered) again after a backoff.
     fn reject(&mut self, item: &Spooled, cause: &str) -> bool {
         let event = &item.event;
-        self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
         if let Some(suppressed) = self.reject_log.allow() {
             error!(
                 sink = self.sink_name,
@@ -215,9 +221,12 @@ impl State {
             );
         }
         match self.dead_letter.write(event, self.sink_name, cause) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
+                true
+            }
             Err(err) => {
-                error!(event_id = %event.id, cause = %err, "cannot write the dead-letter file; the event stays in the spool");
+                error!(event_id = %event.id, cause = %err, "cannot write the dead-letter file; the event stays in the spool and is tried again");
                 false
             }
         }

@@ -8,8 +8,7 @@
 //!
 //! Replay after fixing the cause: each `event` is a complete CloudEvent.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -19,6 +18,7 @@ use time::OffsetDateTime;
 use crate::normalize::event::rfc3339;
 use crate::normalize::Event;
 use crate::sink::stdout::structured_json;
+use crate::spool::disk::{self, SharedDisk};
 
 /// File name of the dead-letter log inside the spool directory.
 pub const FILE_NAME: &str = "dead-letter.jsonl";
@@ -28,6 +28,7 @@ pub const FILE_NAME: &str = "dead-letter.jsonl";
 pub struct DeadLetter {
     path: PathBuf,
     file: Option<File>,
+    disk: SharedDisk,
 }
 
 #[derive(Serialize)]
@@ -41,9 +42,15 @@ struct Line<'a> {
 impl DeadLetter {
     /// The dead-letter file in `dir` (created on first use).
     pub fn new(dir: &Path) -> Self {
+        Self::on(dir, disk::os())
+    }
+
+    /// [`DeadLetter::new`] on a given disk (tests inject failures there).
+    pub fn on(dir: &Path, disk: SharedDisk) -> Self {
         Self {
             path: dir.join(FILE_NAME),
             file: None,
+            disk,
         }
     }
 
@@ -62,14 +69,20 @@ impl DeadLetter {
         bytes.push(b'\n');
         let file = match &mut self.file {
             Some(file) => file,
-            None => self.file.insert(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            ),
+            None => self.file.insert(self.disk.open_append(&self.path)?),
         };
-        file.write_all(&bytes)?;
-        file.sync_data()
+        let written = self
+            .disk
+            .write(file, &bytes)
+            .and_then(|()| self.disk.sync(file));
+        if written.is_err() {
+            // A short write may have left part of a line: the next one
+            // starts on a new line, so every whole line stays readable.
+            self.file = None;
+            if let Ok(file) = self.disk.open_append(&self.path) {
+                let _ = self.disk.write(&file, b"\n");
+            }
+        }
+        written
     }
 }

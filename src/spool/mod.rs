@@ -46,6 +46,9 @@
 //!    back to its last good length; the bridge never panics on them.
 
 pub mod dead_letter;
+pub mod disk;
+#[cfg(test)]
+mod fault_tests;
 pub mod reader;
 pub mod record;
 pub mod writer;
@@ -91,6 +94,15 @@ pub fn open(
     settings: &SpoolSettings,
     stats: Arc<Stats>,
 ) -> Result<(SpoolWriter, SpoolReader), OpenError> {
+    open_on(settings, stats, disk::os())
+}
+
+/// [`open`] on a given [`Disk`](disk::Disk) (tests inject failures there).
+pub fn open_on(
+    settings: &SpoolSettings,
+    stats: Arc<Stats>,
+    disk: disk::SharedDisk,
+) -> Result<(SpoolWriter, SpoolReader), OpenError> {
     let dir = settings.dir.clone();
     let wrap = |cause| OpenError {
         dir: dir.clone(),
@@ -134,12 +146,19 @@ pub fn open(
     if !segments.is_empty() {
         info!(dir = %dir.display(), segments = segments.len(), from = ?start, "spool recovered; unconfirmed events will be published again");
     }
-    let (writer, watermark) =
-        writer::start(settings, next, Arc::clone(&used), Arc::clone(&stats), lock).map_err(wrap)?;
+    let (writer, watermark) = writer::start(
+        settings,
+        next,
+        Arc::clone(&used),
+        Arc::clone(&stats),
+        lock,
+        Arc::clone(&disk),
+    )
+    .map_err(wrap)?;
     stats
         .spool_records
         .set(count_records(&dir, start, &segments).map_err(wrap)?);
-    let reader = SpoolReader::new(dir, start, watermark, used, stats);
+    let reader = SpoolReader::new(dir, start, watermark, used, stats, disk);
     Ok((writer, reader))
 }
 
@@ -210,10 +229,9 @@ fn read_acked(dir: &Path) -> Position {
 }
 
 /// Writes the acked position atomically (temporary file + rename).
-fn write_acked(dir: &Path, position: Position) -> std::io::Result<()> {
-    let tmp = dir.join("acked.tmp");
-    fs::write(&tmp, format!("{} {}\n", position.segment, position.offset))?;
-    fs::rename(tmp, dir.join(ACKED_FILE))
+fn write_acked(disk: &dyn disk::Disk, dir: &Path, position: Position) -> std::io::Result<()> {
+    let text = format!("{} {}\n", position.segment, position.offset);
+    disk.replace(&dir.join(ACKED_FILE), text.as_bytes())
 }
 
 /// Frames from `start` to the end of the recovered `segments` (what will be

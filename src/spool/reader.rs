@@ -1,22 +1,34 @@
 //! The spool's reader: follows the writer's watermark, hands frames to the
 //! publisher in log order, and advances (and persists) the acked position
 //! as the publisher completes them.
+//!
+//! Reading never skips what it merely failed to read: an I/O error (EMFILE,
+//! EIO, anything passing) is counted, logged and retried with backoff, and
+//! the cursor stays where it is. Only bytes that were read and are damaged
+//! (a checksum mismatch, an impossible length) are skipped, each skip
+//! logged with its byte range and counted in `spool_skipped_bytes_total`.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
+use super::disk::SharedDisk;
 use super::record::{self, Frame};
 use super::{segment_path, write_acked, Position, ACK_PERSIST_INTERVAL};
 use crate::normalize::Event;
 use crate::stats::Stats;
+use crate::telemetry::RateLimit;
+
+/// First wait after a failed read; doubles up to [`READ_RETRY_MAX`].
+const READ_RETRY_INITIAL: Duration = Duration::from_millis(10);
+/// Longest wait between two tries of a failing read.
+const READ_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Bytes read from a segment at a time.
 const READ_CHUNK: u64 = 256 * 1024;
@@ -49,6 +61,8 @@ pub struct SpoolReader {
     file: Option<(u64, Arc<File>)>,
     used: Arc<AtomicU64>,
     stats: Arc<Stats>,
+    disk: SharedDisk,
+    error_log: RateLimit,
 }
 
 impl SpoolReader {
@@ -58,6 +72,7 @@ impl SpoolReader {
         watermark: watch::Receiver<Position>,
         used: Arc<AtomicU64>,
         stats: Arc<Stats>,
+        disk: SharedDisk,
     ) -> Self {
         Self {
             dir,
@@ -71,12 +86,15 @@ impl SpoolReader {
             file: None,
             used,
             stats,
+            disk,
+            error_log: RateLimit::default(),
         }
     }
 
     /// The next event in log order; `None` once the writer has stopped and
     /// everything it wrote was read.
     pub async fn recv(&mut self) -> Option<Spooled> {
+        let mut retry = READ_RETRY_INITIAL;
         loop {
             if let Some(item) = self.ready.pop_front() {
                 self.outstanding.insert(item.position);
@@ -84,7 +102,25 @@ impl SpoolReader {
             }
             let watermark = *self.watermark.borrow_and_update();
             if self.cursor < watermark {
-                self.read_more(watermark);
+                match self.read_more(watermark) {
+                    Ok(()) => {
+                        if self.stats.spool_read_failing.get() != 0 {
+                            self.stats.spool_read_failing.set(0);
+                            info!(at = ?self.cursor, "spool reads work again");
+                        }
+                        retry = READ_RETRY_INITIAL;
+                    }
+                    Err(err) => {
+                        Stats::add(&self.stats.spool_read_errors, 1);
+                        self.stats.spool_read_failing.set(1);
+                        if let Some(suppressed) = self.error_log.allow() {
+                            error!(at = ?self.cursor, cause = %err, retry_ms = retry.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
+                        }
+                        self.file = None;
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(READ_RETRY_MAX);
+                    }
+                }
                 continue;
             }
             if self.watermark.changed().await.is_err() {
@@ -98,6 +134,13 @@ impl SpoolReader {
         if self.outstanding.remove(&position) {
             self.stats.spool_records.dec();
         }
+        self.advance_acked();
+    }
+
+    /// Moves the acked position up to the oldest event not yet confirmed
+    /// (or the cursor, when none is outstanding); persists it when it
+    /// reaches a new segment, so that segment's predecessors are deleted.
+    fn advance_acked(&mut self) {
         let acked = self
             .outstanding
             .first()
@@ -133,15 +176,19 @@ impl SpoolReader {
         while id > 0 {
             id -= 1;
             let path = segment_path(&self.dir, id);
-            let Ok(meta) = fs::metadata(&path) else { break };
-            if fs::remove_file(&path).is_ok() {
-                self.used.fetch_sub(meta.len(), Ordering::AcqRel);
-            }
+            let Ok(len) = self.disk.len(&path) else { break };
             if matches!(&self.file, Some((open, _)) if *open == id) {
                 self.file = None;
             }
+            if self.disk.remove(&path).is_ok() {
+                let _ = self
+                    .used
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                        Some(used.saturating_sub(len))
+                    });
+            }
         }
-        match write_acked(&self.dir, self.acked) {
+        match write_acked(self.disk.as_ref(), &self.dir, self.acked) {
             Ok(()) => self.persisted = self.acked,
             Err(err) => {
                 warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart")
@@ -150,38 +197,51 @@ impl SpoolReader {
     }
 
     /// Reads frames from the cursor up to `watermark` into `ready`.
-    fn read_more(&mut self, watermark: Position) {
+    fn read_more(&mut self, watermark: Position) -> std::io::Result<()> {
         let segment = self.cursor.segment;
-        let end = if segment < watermark.segment {
+        if segment < watermark.segment {
             // An older segment is complete: read it to its end, then move on.
-            match fs::metadata(segment_path(&self.dir, segment)) {
-                Ok(meta) if self.cursor.offset < meta.len() => meta.len(),
-                _ => {
-                    self.cursor = Position {
-                        segment: segment + 1,
-                        offset: 0,
-                    };
-                    return;
+            let path = segment_path(&self.dir, segment);
+            let len = match self.disk.len(&path) {
+                Ok(len) => len,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    // Only this reader deletes segments, and only confirmed
+                    // ones: a missing one was removed by hand (or never
+                    // created when a roll failed). There is nothing to read.
+                    if self.cursor.offset > 0 {
+                        error!(
+                            segment,
+                            "spool segment disappeared while being read; moving to the next one"
+                        );
+                    }
+                    0
                 }
+                Err(err) => return Err(err),
+            };
+            if self.cursor.offset < len {
+                return self.read_range(segment, len, true);
             }
-        } else {
-            watermark.offset
-        };
-        match self.read_range(segment, end) {
-            Ok(()) => {}
-            Err(problem) => {
-                error!(segment, offset = self.cursor.offset, %problem, "spool segment is damaged; skipping the rest of it");
-                self.cursor.offset = end;
-            }
+            self.cursor = Position {
+                segment: segment + 1,
+                offset: 0,
+            };
+            // A segment closed with nothing outstanding (the writer rolled
+            // after a failed write, or at its size limit) is freed now, not
+            // at the next confirmation, which may never come.
+            self.advance_acked();
+            return Ok(());
         }
+        self.read_range(segment, watermark.offset, false)
     }
 
-    fn read_range(&mut self, segment: u64, end: u64) -> Result<(), String> {
-        let file = self.open(segment).map_err(|err| err.to_string())?;
+    /// Reads frames of `segment` from the cursor towards `end`. `closed`:
+    /// the writer is done with this segment, so bytes at its end that do not
+    /// form a frame are a failed write's leftovers, not data still coming.
+    fn read_range(&mut self, segment: u64, end: u64, closed: bool) -> std::io::Result<()> {
+        let file = self.open(segment)?;
         let len = (end - self.cursor.offset).min(READ_CHUNK);
         let mut buf = vec![0; len as usize];
-        file.read_exact_at(&mut buf, self.cursor.offset)
-            .map_err(|err| err.to_string())?;
+        self.disk.read_at(&file, &mut buf, self.cursor.offset)?;
         let mut at = 0;
         loop {
             match record::frame(&buf[at..]) {
@@ -202,28 +262,66 @@ impl SpoolReader {
                 }
                 Frame::Incomplete if at == 0 => {
                     // One frame bigger than a chunk: read exactly that frame.
-                    let need = frame_len(&buf).ok_or("truncated frame header")?;
-                    if self.cursor.offset + need > end {
-                        return Err("frame runs past the synced end".to_owned());
+                    let need = frame_len(&buf).unwrap_or(u64::MAX);
+                    if need <= buf.len() as u64 || self.cursor.offset.saturating_add(need) > end {
+                        // It runs past the end: in a closed segment, bytes a
+                        // failed write left behind; in the open one (which
+                        // the writer ends at frames) damage.
+                        let problem = if closed {
+                            "bytes after the last whole record"
+                        } else {
+                            "record runs past the synced end"
+                        };
+                        self.skip(segment, end, problem);
+                        return Ok(());
                     }
                     buf.resize(need as usize, 0);
-                    file.read_exact_at(&mut buf, self.cursor.offset)
-                        .map_err(|err| err.to_string())?;
+                    self.disk.read_at(&file, &mut buf, self.cursor.offset)?;
                     continue;
                 }
                 Frame::Incomplete => break,
-                Frame::Corrupt(problem) => return Err(problem.to_owned()),
+                Frame::Corrupt(problem) => {
+                    self.cursor.offset += at as u64;
+                    // A checksum mismatch with a length that fits: skip this
+                    // record only. An impossible length: nothing after it can
+                    // be found, skip to the end of what is readable.
+                    let to = match frame_len(&buf[at..]) {
+                        Some(need)
+                            if problem == record::CHECKSUM_MISMATCH
+                                && self.cursor.offset + need <= end =>
+                        {
+                            self.cursor.offset + need
+                        }
+                        _ => end,
+                    };
+                    self.skip(segment, to, problem);
+                    return Ok(());
+                }
             }
         }
         self.cursor.offset += at as u64;
         Ok(())
     }
 
+    /// Moves the cursor over damaged bytes up to `to`, counted and logged.
+    fn skip(&mut self, segment: u64, to: u64, problem: &str) {
+        let from = self.cursor.offset;
+        Stats::add(&self.stats.spool_skipped_bytes, to - from);
+        error!(
+            segment,
+            from_byte = from,
+            to_byte = to,
+            %problem,
+            "damaged bytes in the spool; skipping them (these events, if any, cannot be recovered)"
+        );
+        self.cursor.offset = to;
+    }
+
     fn open(&mut self, segment: u64) -> std::io::Result<Arc<File>> {
         match &self.file {
             Some((open, file)) if *open == segment => Ok(Arc::clone(file)),
             _ => {
-                let file = Arc::new(File::open(segment_path(&self.dir, segment))?);
+                let file = Arc::new(self.disk.open_read(&segment_path(&self.dir, segment))?);
                 self.file = Some((segment, Arc::clone(&file)));
                 Ok(file)
             }

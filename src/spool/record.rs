@@ -20,6 +20,10 @@ pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 const VERSION: u8 = 1;
 
+/// [`Frame::Corrupt`]'s reason when the length is plausible and the
+/// checksum is not: only this frame is damaged.
+pub const CHECKSUM_MISMATCH: &str = "checksum mismatch";
+
 /// What a read of one frame found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
@@ -69,9 +73,20 @@ pub fn frame(buf: &[u8]) -> Frame<'_> {
         return Frame::Incomplete;
     };
     if crc32c::crc32c(payload) != crc {
-        return Frame::Corrupt("checksum mismatch");
+        return Frame::Corrupt(CHECKSUM_MISMATCH);
     }
     Frame::Record(payload, HEADER_LEN + len)
+}
+
+/// How many whole frames `buf` holds (frames the writer itself made).
+pub fn count_frames(buf: &[u8]) -> u64 {
+    let mut at = 0;
+    let mut count = 0;
+    while let Frame::Record(_, used) = frame(&buf[at..]) {
+        at += used;
+        count += 1;
+    }
+    count
 }
 
 /// Decodes a payload that passed its checksum.
