@@ -194,10 +194,12 @@ async fn publish(
         SinkKind::Stdout => {
             return run_publisher(StdoutSink::new(), spool, &settings, stats).await;
         }
-        SinkKind::Kafka => match KafkaSink::start(&settings.kafka, routes).await {
-            Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
-            Err(err) => StartError::from(err),
-        },
+        SinkKind::Kafka => {
+            match KafkaSink::start(&settings.kafka, routes, settings.http.max_body_bytes).await {
+                Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
+                Err(err) => StartError::from(err),
+            }
+        }
         SinkKind::Rabbitmq => match RabbitMqSink::start(&settings.rabbitmq, routes).await {
             Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
             Err(err) => StartError::from(err),

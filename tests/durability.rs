@@ -534,6 +534,50 @@ async fn a_disk_smaller_than_one_segment_recovers_too() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_with_a_healthy_sink_recovers_without_a_restart() {
+    // The stdout sink confirms every event at once, so when the disk
+    // fills, nothing is outstanding and no confirmation will come again:
+    // the spool itself must free its confirmed segment, or every callback
+    // gets 503 until the bridge is restarted.
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let mut settings = test_settings();
+    settings.spool.dir = disk.0.join("spool");
+    settings.spool.max_bytes = 1 << 30;
+    settings.sink.kind = SinkKind::Stdout;
+    let bridge = TestBridge::start(settings).await;
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    let mut ids = Vec::new();
+    let refused = send_until_refused(&mut client, &mut ids, 100_000).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    let message = refused.json()["errMsg"].as_str().unwrap().to_owned();
+    assert!(message.contains("could not write to disk"), "{message}");
+    // Low traffic from now on, as after a burst.
+    let mut recovered = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if is_ack(&post_next(&mut client, &mut ids, "fill").await) {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(
+        recovered,
+        "still refusing 10 s after the disk filled ({} acked before), with a healthy sink",
+        ids.len()
+    );
+    let stats = Arc::clone(&bridge.stats);
+    let published = eventually(Duration::from_secs(10), || {
+        stats.snapshot().events_published == ids.len() as u64
+    })
+    .await;
+    assert!(published, "{:?} for {} acked", stats.snapshot(), ids.len());
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_torn_tail_is_reported_cut_and_the_intact_events_delivered() {
     let exchange = unique("openim-torn");
     let url = amqp_url();

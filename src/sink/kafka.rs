@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -29,6 +29,10 @@ use crate::routing::Routes;
 
 /// How long startup waits for the broker to describe the topic.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// librdkafka's default `message.max.bytes`, used when the topics' own
+/// limit cannot be read.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 /// How long `close` waits for librdkafka to hand over what it still holds.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,6 +66,8 @@ pub struct KafkaSink {
     producer: FutureProducer,
     settings: KafkaSettings,
     routes: Arc<Routes>,
+    /// The topics' `max.message.bytes`, if the broker told.
+    topic_limit: Option<usize>,
 }
 
 impl KafkaSink {
@@ -69,11 +75,19 @@ impl KafkaSink {
     /// every routed topic exists, creating missing ones when
     /// `kafka.create_topics` is on. An unreachable broker is waited for
     /// (events wait in the spool); a missing topic is an error.
+    ///
+    /// Then reads the topics' `max.message.bytes` and sizes the producer's
+    /// batches to it, so a batch never exceeds what the topic takes (the
+    /// broker refuses a whole batch that does: events that fit alone would
+    /// be dead-lettered). An event larger than the limit is refused by the
+    /// producer itself and dead-lettered; `max_event_bytes` (the largest
+    /// callback accepted) above the limit is warned about.
     pub async fn start(
         settings: &KafkaSettings,
         routes: Arc<Routes>,
+        max_event_bytes: usize,
     ) -> Result<Self, KafkaStartError> {
-        let producer = producer(settings).map_err(KafkaStartError::Config)?;
+        let mut producer = producer(settings, None).map_err(KafkaStartError::Config)?;
         // The bridge already serves (callbacks wait in the spool), so wait
         // for the broker to answer: the topics are checked, and created,
         // even when Kafka comes up after the bridge.
@@ -116,17 +130,29 @@ impl KafkaSink {
             create_topics(settings, &missing).await?;
         }
         info!(topics = ?routes.kafka_topics(), "kafka topics found");
+        let topic_limit = topic_message_limit(settings, &routes.kafka_topics()).await;
+        if topic_limit.is_some() {
+            producer = self::producer(settings, topic_limit).map_err(KafkaStartError::Config)?;
+        }
+        let limit = message_max_bytes(settings, topic_limit);
+        if max_event_bytes > limit {
+            warn!(
+                http_max_body_bytes = max_event_bytes,
+                kafka_message_max_bytes = limit,
+                "callbacks larger than kafka_message_max_bytes are acked and then dead-lettered: raise the topics' max.message.bytes (and kafka.options.\"message.max.bytes\") or lower http.max_body_bytes"
+            );
+        }
         Ok(Self {
             producer,
             settings: settings.clone(),
             routes,
+            topic_limit,
         })
     }
 }
 
-/// Creates `topics` with the configured partitions and replication factor;
-/// one that exists by now (another replica made it) is fine.
-async fn create_topics(settings: &KafkaSettings, topics: &[String]) -> Result<(), KafkaStartError> {
+/// An admin client with the producer's connection and security settings.
+fn admin_client(settings: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.brokers);
     for (key, value) in &settings.options {
@@ -136,8 +162,53 @@ async fn create_topics(settings: &KafkaSettings, topics: &[String]) -> Result<()
             config.set(key, value);
         }
     }
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().map_err(KafkaStartError::Config)?;
+    config.create()
+}
+
+/// The smallest `max.message.bytes` of `topics`, if the broker tells.
+async fn topic_message_limit(settings: &KafkaSettings, topics: &[Arc<str>]) -> Option<usize> {
+    let admin = admin_client(settings).ok()?;
+    let specifiers: Vec<ResourceSpecifier> = topics
+        .iter()
+        .map(|topic| ResourceSpecifier::Topic(topic))
+        .collect();
+    let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+    let described = match admin.describe_configs(&specifiers, &options).await {
+        Ok(described) => described,
+        Err(err) => {
+            info!(cause = %err, "cannot read the topics' max.message.bytes; batches use librdkafka's message.max.bytes");
+            return None;
+        }
+    };
+    described
+        .iter()
+        .filter_map(|result| result.as_ref().ok())
+        .filter_map(|resource| {
+            resource
+                .get("max.message.bytes")?
+                .value
+                .as_deref()?
+                .parse()
+                .ok()
+        })
+        .min()
+}
+
+/// The largest record (and batch) the producer sends: `kafka.options`'
+/// `message.max.bytes` if set, else the topics' limit, else librdkafka's.
+fn message_max_bytes(settings: &KafkaSettings, topic_limit: Option<usize>) -> usize {
+    settings
+        .options
+        .get("message.max.bytes")
+        .and_then(|value| value.parse().ok())
+        .or(topic_limit)
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+}
+
+/// Creates `topics` with the configured partitions and replication factor;
+/// one that exists by now (another replica made it) is fine.
+async fn create_topics(settings: &KafkaSettings, topics: &[String]) -> Result<(), KafkaStartError> {
+    let admin = admin_client(settings).map_err(KafkaStartError::Config)?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|topic| {
@@ -174,8 +245,16 @@ async fn create_topics(settings: &KafkaSettings, topics: &[String]) -> Result<()
 }
 
 /// librdkafka settings: ours first, then `kafka.options` (validated not to
-/// weaken idempotence or acks).
-fn producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
+/// weaken idempotence or acks). `topic_limit`: the topics'
+/// `max.message.bytes`, which records and batches must fit in.
+fn producer(
+    settings: &KafkaSettings,
+    topic_limit: Option<usize>,
+) -> Result<FutureProducer, KafkaError> {
+    producer_config(settings, topic_limit).create()
+}
+
+fn producer_config(settings: &KafkaSettings, topic_limit: Option<usize>) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -191,14 +270,29 @@ fn producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
         // Same key -> same partition as the Java client, so other producers
         // of the same keys agree with us.
         .set("partitioner", "murmur2_random");
+    if let Some(limit) = topic_limit {
+        // librdkafka caps a batch at batch.size (and message.max.bytes);
+        // the broker checks a whole batch against max.message.bytes.
+        // librdkafka's bounds: message.max.bytes >= 1000, batch.size >= 1.
+        let limit = limit.clamp(1000, 1_000_000_000);
+        config.set("message.max.bytes", limit.to_string()).set(
+            "batch.size",
+            limit.min(DEFAULT_MESSAGE_MAX_BYTES).to_string(),
+        );
+    }
     for (key, value) in &settings.options {
         config.set(key, value);
     }
-    config.create()
+    config
 }
 
-/// Whether librdkafka gave up on a record for a reason that retrying will
-/// not fix.
+/// Whether librdkafka gave up on a record for a reason in the record
+/// itself, that no retry and no operator fix of the cluster will change.
+///
+/// Not here, on purpose: authorization failures (`TopicAuthorizationFailed`,
+/// `ClusterAuthorizationFailed`) are an ACL an operator can fix, so events
+/// wait in the spool instead of going to the dead-letter file; and a topic
+/// that does not exist is waited for the same way.
 fn is_permanent(err: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
@@ -209,19 +303,23 @@ fn is_permanent(err: &KafkaError) -> bool {
                 | C::InvalidMessage
                 | C::InvalidRecord
                 | C::MessageBatchTooLarge
-                | C::TopicAuthorizationFailed
-                | C::ClusterAuthorizationFailed
-                | C::InvalidTopic
                 | C::InvalidRequiredAcks
         )
     )
 }
 
 fn classify(err: KafkaError) -> SinkError {
+    use RDKafkaErrorCode as C;
     if is_permanent(&err) {
-        SinkError::Rejected(format!("kafka refused the record: {err}"))
-    } else {
-        SinkError::Retryable(format!("kafka delivery failed: {err}"))
+        return SinkError::Rejected(format!("kafka refused the record: {err}"));
+    }
+    match err.rdkafka_error_code() {
+        Some(C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed) => {
+            SinkError::Retryable(format!(
+                "kafka refused the record: {err}; grant this client Write on the topic (and IdempotentWrite on the cluster): events wait in the spool until then"
+            ))
+        }
+        _ => SinkError::Retryable(format!("kafka delivery failed: {err}")),
     }
 }
 
@@ -281,8 +379,8 @@ impl Sink for KafkaSink {
         // idempotent producer was fenced) needs a new producer.
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             warn!(?code, %reason, "kafka producer hit a fatal error; creating a new one");
-            self.producer =
-                producer(&self.settings).map_err(|err| SinkError::Retryable(err.to_string()))?;
+            self.producer = producer(&self.settings, self.topic_limit)
+                .map_err(|err| SinkError::Retryable(err.to_string()))?;
         }
         Ok(())
     }
@@ -294,5 +392,66 @@ impl Sink for KafkaSink {
         if let Ok(Err(err)) = flushed {
             warn!(cause = %err, "kafka producer did not flush before shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_failures_wait_for_an_acl_fix_and_oversized_records_are_refused() {
+        let code = |code| KafkaError::MessageProduction(code);
+        for waits in [
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::ClusterAuthorizationFailed,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::NotEnoughReplicas,
+        ] {
+            assert!(
+                matches!(classify(code(waits)), SinkError::Retryable(_)),
+                "{waits:?} must wait in the spool"
+            );
+        }
+        let acl = classify(code(RDKafkaErrorCode::TopicAuthorizationFailed)).to_string();
+        assert!(acl.contains("grant this client Write"), "{acl}");
+        for refused in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::InvalidRecord,
+        ] {
+            assert!(
+                matches!(classify(code(refused)), SinkError::Rejected(_)),
+                "{refused:?} is dead-lettered"
+            );
+        }
+    }
+
+    #[test]
+    fn batches_fit_the_topics_message_limit() {
+        let settings = KafkaSettings::default();
+        let config = producer_config(&settings, Some(512 * 1024));
+        assert_eq!(config.get("message.max.bytes"), Some("524288"));
+        assert_eq!(config.get("batch.size"), Some("524288"));
+        let big = producer_config(&settings, Some(8 * 1024 * 1024));
+        assert_eq!(big.get("message.max.bytes"), Some("8388608"));
+        assert_eq!(big.get("batch.size"), Some("1000000"));
+        assert_eq!(
+            producer_config(&settings, None).get("message.max.bytes"),
+            None
+        );
+        // The user's own setting wins.
+        let mut own = KafkaSettings::default();
+        own.options
+            .insert("message.max.bytes".to_owned(), "2000000".to_owned());
+        assert_eq!(
+            producer_config(&own, Some(512 * 1024)).get("message.max.bytes"),
+            Some("2000000")
+        );
+        assert_eq!(message_max_bytes(&own, Some(512 * 1024)), 2_000_000);
+        assert_eq!(message_max_bytes(&settings, Some(512 * 1024)), 524_288);
+        assert_eq!(
+            message_max_bytes(&settings, None),
+            DEFAULT_MESSAGE_MAX_BYTES
+        );
     }
 }

@@ -324,6 +324,15 @@ mod tests {
 
     /// Spools `events`, then publishes until the spool is drained.
     async fn publish_all(sink: Flaky, events: Vec<Event>) -> (Arc<Stats>, tempfile::TempDir) {
+        publish_all_on(sink, events, crate::spool::disk::os()).await
+    }
+
+    /// [`publish_all`] with the dead-letter file on `disk`.
+    async fn publish_all_on(
+        sink: Flaky,
+        events: Vec<Event>,
+        disk: crate::spool::disk::SharedDisk,
+    ) -> (Arc<Stats>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let stats = Arc::new(Stats::default());
         let spool_settings = SpoolSettings {
@@ -343,7 +352,7 @@ mod tests {
         run(
             sink,
             reader,
-            DeadLetter::new(dir.path()),
+            DeadLetter::on(dir.path(), disk),
             settings,
             Arc::clone(&stats),
         )
@@ -389,6 +398,32 @@ mod tests {
         assert_eq!(line["event"]["id"], "1");
         assert_eq!(line["reason"], "too large");
         assert_eq!(dead.lines().count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_dead_letter_write_keeps_the_event_and_is_tried_again() {
+        use crate::spool::disk::faults::{Faulty, Op, ENOSPC};
+        let sink = Flaky {
+            reject_id: Some("1"),
+            ..Flaky::default()
+        };
+        let disk = Faulty::new();
+        disk.fail(Op::Write, ENOSPC, 0, 2);
+        let events = (0..3).map(|i| event("a", i)).collect();
+        let (stats, dir) = publish_all_on(sink.clone(), events, disk.clone()).await;
+        assert_eq!(disk.failures(), 2, "both injected failures were hit");
+        let dead =
+            std::fs::read_to_string(dir.path().join(crate::spool::dead_letter::FILE_NAME)).unwrap();
+        let lines: Vec<serde_json::Value> = dead
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{dead}");
+        assert_eq!(lines[0]["event"]["id"], "1");
+        assert_eq!(stats.snapshot().events_rejected, 1);
+        assert!(sink.log.lock().unwrap().contains(&"a:2".to_owned()));
+        assert_eq!(stats.spool_records.get(), 0, "the spool is drained");
     }
 
     #[test]
