@@ -23,9 +23,16 @@
 //! down, so a backlog is in its spool), both replicas of a sink killed at
 //! once, Tansu paused (SIGSTOP), the bridges partitioned from Kafka (their
 //! connections reset), RabbitMQ restarted (`rabbitmqctl stop_app` /
-//! `start_app`), a replica's spool disk kept full. (Restarting the
-//! in-memory Tansu empty is available but not in the rotation: see
-//! `World::restart_tansu`.)
+//! `start_app`), a replica's spool disk kept full, a replica's spool disk
+//! filled once while its broker is healthy (it must recover by itself,
+//! within 10 s, by freeing what the broker confirmed), a replica out of file
+//! descriptors (`prlimit` lowers its open-files limit to what it has open).
+//! (Restarting the in-memory Tansu empty is available but not in the
+//! rotation: see `World::restart_tansu`.)
+//!
+//! All the while, one RabbitMQ callback in five goes to a group no queue is
+//! bound for (routing key `chat.lost_N`): every such acked event must be in
+//! a replica's dead-letter file, and no routable one may be there.
 //!
 //! Then the load stops, the readers wait for every acked id, and the
 //! replicas get SIGTERM (exit 0 expected). The report (stdout and
@@ -37,7 +44,7 @@
 //! Run with `scripts/chaos` (default 300 s; `scripts/chaos 60` for a short
 //! run). Knobs: `CHAOS_SECONDS`, `CHAOS_RATE` (callbacks/s per sink),
 //! `CHAOS_FAULTS` (e.g. `7,3`: only those faults, numbered as in
-//! `World::inject`), `CHAOS_ONE_PRODUCER=1` (all Kafka load on `kafka-a`).
+//! `World::inject`; 13 is the Tansu restart), `CHAOS_ONE_PRODUCER=1` (all Kafka load on `kafka-a`).
 
 mod support;
 
@@ -68,6 +75,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const DISK: &str = "16m";
 /// The reader's Kafka client id; the proxy never cuts it off.
 const READER: &str = "chaos-reader";
+/// Every n-th RabbitMQ callback is unroutable.
+const UNROUTABLE_EVERY: u64 = 5;
 
 // ---------------------------------------------------------------------------
 // What happened, shared between the load, the readers and the report.
@@ -80,6 +89,8 @@ fn new_histogram() -> Histogram<u64> {
 struct Tally {
     name: &'static str,
     acked: Mutex<Vec<String>>,
+    /// Acked, and sent where no queue is bound: due in a dead-letter file.
+    unroutable: Mutex<Vec<String>>,
     sent: AtomicU64,
     /// Non-ack replies by HTTP status.
     refused: Mutex<BTreeMap<u16, u64>>,
@@ -99,6 +110,7 @@ impl Tally {
         Self {
             name,
             acked: Mutex::default(),
+            unroutable: Mutex::default(),
             sent: AtomicU64::default(),
             refused: Mutex::default(),
             transport_errors: AtomicU64::default(),
@@ -180,6 +192,15 @@ impl Disk {
             .status()
             .is_ok_and(|status| status.success());
         Self { dir, mounted }
+    }
+
+    fn dead_letter_ids(&self) -> std::collections::HashSet<String> {
+        let path = self.dir.path().join("spool/dead-letter.jsonl");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|line| Some(line["event"]["id"].as_str()?.to_owned()))
+            .collect()
     }
 
     fn filler(&self) -> PathBuf {
@@ -562,7 +583,7 @@ async fn rabbitmq_session(
         .queue_bind(
             queue.into(),
             exchange.into(),
-            "#".into(),
+            "chat.g_*".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -649,6 +670,34 @@ async fn post(sender: &mut Sender, body: String) -> Outcome {
     }
 }
 
+/// The sum of the replica's `openim_bridge_callbacks_total` series whose
+/// labels contain `labels` (0 when it does not answer).
+async fn replica_metric(port: u16, labels: &str) -> u64 {
+    let Some(mut sender) = connect(port).await else {
+        return 0;
+    };
+    let request = hyper::Request::get("/metrics")
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let exchange = async {
+        let response = sender.send_request(request).await?;
+        response
+            .into_body()
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+    };
+    let Ok(Ok(body)) = tokio::time::timeout(Duration::from_secs(2), exchange).await else {
+        return 0;
+    };
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|line| line.starts_with("openim_bridge_callbacks_total{") && line.contains(labels))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// One worker: sends each callback to `ports[0]`, or to `ports[1]` while
 /// `ports[0]` cannot be reached (what a load balancer does; a refused
 /// callback is not sent again, as OpenIM does not retry).
@@ -693,9 +742,11 @@ async fn worker(
         let Some(connection) = senders[n].as_mut() else {
             continue;
         };
+        let unroutable = tally.name == "rabbitmq" && i.is_multiple_of(UNROUTABLE_EVERY);
+        let group = if unroutable { "lost" } else { "g" };
         let body = TEMPLATE
             .replace(TEMPLATE_ID, &id)
-            .replace("\"g_3001\"", &format!("\"g_{}\"", i % 32));
+            .replace("\"g_3001\"", &format!("\"{group}_{}\"", i % 32));
         let begun = Instant::now();
         match post(connection, body).await {
             Outcome::Acked => {
@@ -704,7 +755,11 @@ async fn worker(
                 tally
                     .last_ack_ms
                     .fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-                tally.acked.lock().unwrap().push(id);
+                if unroutable {
+                    tally.unroutable.lock().unwrap().push(id);
+                } else {
+                    tally.acked.lock().unwrap().push(id);
+                }
             }
             Outcome::Refused(status) => {
                 *tally.refused.lock().unwrap().entry(status).or_default() += 1;
@@ -743,6 +798,8 @@ struct World {
     replicas: Vec<Replica>,
     started: Instant,
     log: Vec<(f64, f64, String)>,
+    /// What the last fault measured, for its line in the log.
+    note: Option<String>,
 }
 
 impl World {
@@ -780,7 +837,7 @@ impl World {
     /// first and the reader catches up, so only what the bridges send
     /// after the restart is looked for in the new broker.
     ///
-    /// Only with `CHAOS_FAULTS=10`: an in-memory Tansu also forgets the
+    /// Only with `CHAOS_FAULTS=13`: an in-memory Tansu also forgets the
     /// producer IDs it handed out and hands them out again, so after a
     /// restart two bridges can produce under one producer ID and the
     /// broker drops records as idempotent duplicates while acking them
@@ -854,6 +911,87 @@ impl World {
         Ok(())
     }
 
+    /// Fills `name`'s spool disk once and leaves the filler there: with a
+    /// healthy broker the bridge must answer again by itself, within 10 s,
+    /// by deleting segments the broker confirmed.
+    async fn fill_disk_once(&mut self, name: &str) -> Result<(), String> {
+        let replica = self.replica(name);
+        if !replica.disk.mounted {
+            return Err("skipped: no tmpfs (mount needs root)".into());
+        }
+        let port = replica.port;
+        let before = replica_metric(port, "outcome=\"unavailable\"").await;
+        replica.disk.fill();
+        let filled = Instant::now();
+        let result = loop {
+            if filled.elapsed() > Duration::from_secs(10) {
+                break Err("NOT RECOVERED within 10 s".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Recovered: refusals happened and stopped, acks go on.
+            let refused = replica_metric(port, "outcome=\"unavailable\"").await;
+            if refused > before {
+                let acked = replica_metric(port, "outcome=\"acked\"").await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let still_refusing = replica_metric(port, "outcome=\"unavailable\"").await;
+                if still_refusing == refused
+                    && replica_metric(port, "outcome=\"acked\"").await > acked
+                {
+                    break Ok(format!(
+                        "recovered by itself after {} ms ({} refused)",
+                        filled.elapsed().as_millis(),
+                        refused - before
+                    ));
+                }
+            } else if filled.elapsed() > Duration::from_secs(5) {
+                break Ok("the disk never filled up for it (no refusals)".to_owned());
+            }
+        };
+        self.replica(name).disk.free();
+        result.map(|note| self.note = Some(note))
+    }
+
+    /// Lowers `name`'s open-files limit to what it has open for `seconds`:
+    /// every new socket, segment and read of the spool fails with EMFILE.
+    async fn exhaust_files(&mut self, name: &str, seconds: u64) -> Result<(), String> {
+        let replica = self.replica(name);
+        let Some(pid) = replica.child.as_ref().map(Child::id) else {
+            return Err("not running".into());
+        };
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| dir.count())
+            .map_err(|err| err.to_string())?;
+        let limit = |value: &str| {
+            Command::new("prlimit")
+                .args(["--pid", &pid.to_string(), &format!("--nofile={value}")])
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        let original = Command::new("prlimit")
+            .args([
+                "--pid",
+                &pid.to_string(),
+                "--nofile",
+                "--raw",
+                "--noheadings",
+                "-o",
+                "SOFT,HARD",
+            ])
+            .output()
+            .map_err(|err| format!("prlimit: {err}"))?;
+        let original = String::from_utf8_lossy(&original.stdout);
+        let original: Vec<&str> = original.split_whitespace().collect();
+        let [soft, hard] = original[..] else {
+            return Err(format!("prlimit printed {original:?}"));
+        };
+        if !limit(&format!("{open}:{hard}")) {
+            return Err("prlimit failed (needs util-linux and root)".into());
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        limit(&format!("{soft}:{hard}"));
+        Ok(())
+    }
+
     async fn inject(&mut self, fault: usize) {
         let at = self.started.elapsed().as_secs_f64();
         let (name, result) = match fault {
@@ -905,6 +1043,18 @@ impl World {
                 "restart RabbitMQ; kill -9 + restart rabbitmq-a during it",
                 self.restart_rabbitmq(Some("rabbitmq-a")).await,
             ),
+            10 => (
+                "kafka-a out of file descriptors for 6 s (prlimit)",
+                self.exhaust_files("kafka-a", 6).await,
+            ),
+            11 => (
+                "fill rabbitmq-b's spool disk once, broker healthy",
+                self.fill_disk_once("rabbitmq-b").await,
+            ),
+            12 => (
+                "rabbitmq-a out of file descriptors for 6 s (prlimit)",
+                self.exhaust_files("rabbitmq-a", 6).await,
+            ),
             // Not in the default rotation (see `restart_tansu`).
             _ => (
                 "restart Tansu empty (kill -9; topic re-created)",
@@ -912,16 +1062,17 @@ impl World {
             ),
         };
         let until = self.started.elapsed().as_secs_f64();
-        let name = match result {
-            Ok(()) => name.to_owned(),
-            Err(problem) => format!("{name}: {problem}"),
+        let name = match (result, self.note.take()) {
+            (Ok(()), None) => name.to_owned(),
+            (Ok(()), Some(note)) => format!("{name}: {note}"),
+            (Err(problem), _) => format!("{name}: {problem}"),
         };
         eprintln!("  [{at:6.1}-{until:6.1} s] {name}");
         self.log.push((at, until, name));
     }
 }
 
-const FAULTS: usize = 10;
+const FAULTS: usize = 13;
 const GAP: Duration = Duration::from_secs(4);
 
 // ---------------------------------------------------------------------------
@@ -1006,6 +1157,10 @@ async fn main() {
         ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq".to_owned()),
         ("OPENIM_BRIDGE__RABBITMQ__URL", amqp.clone()),
         ("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", run.clone()),
+        (
+            "OPENIM_BRIDGE__RABBITMQ__ROUTING_KEY",
+            "chat.{key}".to_owned(),
+        ),
     ];
     let mut replicas = vec![
         Replica::new("kafka-a", kafka_env.clone(), &out),
@@ -1053,6 +1208,7 @@ async fn main() {
         replicas,
         started,
         log: Vec::new(),
+        note: None,
     };
     let deadline = started + Duration::from_secs(seconds);
     let mut fault = 0;
@@ -1098,7 +1254,8 @@ async fn main() {
     }
 
     let (panics, errors, examples) = bridge_logs(&world.replicas);
-    let report = report(
+    let dead_letters = DeadLetters::check(&world.replicas, &[&kafka, &rabbitmq]);
+    let mut report = report(
         &[&kafka, &rabbitmq],
         &world,
         seconds,
@@ -1107,6 +1264,7 @@ async fn main() {
         (panics, errors, &examples),
         &unclean,
     );
+    dead_letters.render(&mut report);
     println!("{report}");
     std::fs::write(out.join("report.md"), &report).unwrap();
     eprintln!("report written to {}", out.join("report.md").display());
@@ -1119,8 +1277,60 @@ async fn main() {
     let _ = world.tansu.child.wait();
     let missing = kafka.missing().len() + rabbitmq.missing().len();
     drop(world);
-    if missing > 0 || panics > 0 || !unclean.is_empty() {
+    if missing > 0 || panics > 0 || !unclean.is_empty() || !dead_letters.sound() {
         std::process::exit(1);
+    }
+}
+
+/// What the replicas' dead-letter files hold, per sink, against what was
+/// sent unroutable.
+struct DeadLetters {
+    /// (sink, unroutable acked, of those in a dead-letter file, routable
+    /// acked found in a dead-letter file)
+    rows: Vec<(&'static str, usize, usize, usize)>,
+}
+
+impl DeadLetters {
+    fn check(replicas: &[Replica], tallies: &[&Arc<Tally>]) -> Self {
+        let rows = tallies
+            .iter()
+            .map(|tally| {
+                let dead: std::collections::HashSet<String> = replicas
+                    .iter()
+                    .filter(|replica| replica.name.starts_with(tally.name))
+                    .flat_map(|replica| replica.disk.dead_letter_ids())
+                    .collect();
+                let unroutable = tally.unroutable.lock().unwrap();
+                let found = unroutable.iter().filter(|id| dead.contains(*id)).count();
+                let wrong = tally
+                    .acked
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|id| dead.contains(*id))
+                    .count();
+                (tally.name, unroutable.len(), found, wrong)
+            })
+            .collect();
+        Self { rows }
+    }
+
+    /// Appends the dead-letter table to the report.
+    fn render(&self, text: &mut String) {
+        let _ = writeln!(
+            text,
+            "\nDead-letter files: every unroutable acked event must be there, no routable one.\n\n| sink | unroutable acked | in a dead-letter file | routable ones dead-lettered |\n|---|---|---|---|"
+        );
+        for (sink, unroutable, found, wrong) in &self.rows {
+            let _ = writeln!(text, "| {sink} | {unroutable} | {found} | {wrong} |");
+        }
+    }
+
+    /// Every unroutable event dead-lettered, and no routable one.
+    fn sound(&self) -> bool {
+        self.rows
+            .iter()
+            .all(|(_, unroutable, found, wrong)| unroutable == found && *wrong == 0)
     }
 }
 

@@ -23,6 +23,9 @@
 //!    only after `fdatasync` returned for the batch holding its frame. The
 //!    writer thread batches every append waiting at the time into one write
 //!    and one sync (group commit), so concurrent callbacks share a sync.
+//!    In `memory` mode the ack comes first; a batch that then fails keeps
+//!    those acked frames in memory, writes them first in the next batch, and
+//!    until one succeeds new appends wait for their write (see [`writer`]).
 //! 2. **Readers see only synced data**: the writer publishes a watermark (the
 //!    end of the last synced batch) and the reader never reads past it, so it
 //!    never sees a partial frame.
@@ -35,7 +38,11 @@
 //!    every [`ACK_PERSIST_INTERVAL`] and at close. A lost update only means
 //!    re-delivery: **at-least-once**, deduplicate on the event id.
 //! 5. **A segment is deleted only when every frame in it is confirmed**:
-//!    i.e. when the acked position is in a later segment. Segments are
+//!    i.e. when the acked position is in a later segment. The acked position
+//!    moves on both when a confirmation comes and when the reader moves past
+//!    the end of a closed segment with nothing outstanding (the writer rolls
+//!    on a failed write, so a full disk frees what the broker confirmed even
+//!    when no confirmation is due). Segments are
 //!    deleted *before* the new position is written, so space comes back even
 //!    on a full disk; a stale `acked` file pointing at a deleted segment makes
 //!    the next start replay from the oldest segment left (never skip).
@@ -43,7 +50,15 @@
 //!    `spool.max_bytes` are refused at once (the callback gets 503); space
 //!    comes back when fully confirmed segments are deleted. Disk errors
 //!    (ENOSPC, EIO) refuse the batch the same way, after cutting the file
-//!    back to its last good length; the bridge never panics on them.
+//!    back to its last good length; the bridge never panics on them. A batch
+//!    that cannot be cut back leaves the writer moving to a new segment, so
+//!    the leftover bytes sit past the last frame of a closed segment.
+//! 7. **A read that fails is retried, never skipped**: only bytes that were
+//!    read and are damaged (checksum, impossible length, leftovers past the
+//!    last frame of a closed segment) are skipped, logged and counted.
+//!
+//! Every file operation after startup goes through [`disk::Disk`], so tests
+//! inject EMFILE, EIO, ENOSPC and short writes at any call.
 
 pub mod dead_letter;
 pub mod disk;
