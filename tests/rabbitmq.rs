@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use common::rabbitmq::{header, Binding};
@@ -157,4 +158,94 @@ async fn a_deleted_exchange_is_declared_again_and_nothing_is_lost() {
         .any(|d| header(d, "ce-id") == "redeclare-1"));
     bridge.stop().await;
     binding.delete_exchange(&exchange).await;
+}
+
+/// lapin hands a basic.return to whichever confirm it resolves next, and
+/// RabbitMQ coalesces confirms, so with many confirms in flight a return
+/// can ride on another message's confirm. The sink must dead-letter
+/// exactly the events the broker returned, and count no returned event as
+/// delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn unroutable_events_and_only_those_are_dead_lettered() {
+    const EVENTS: usize = 4_000;
+    const CLIENTS: usize = 8;
+    // Every fifth event's group has no queue bound for its routing key.
+    fn unroutable(n: usize) -> bool {
+        n.is_multiple_of(5)
+    }
+    fn id(n: usize) -> String {
+        format!("mixed-{n}")
+    }
+    fn group(n: usize) -> String {
+        let prefix = if unroutable(n) { "lost" } else { "ok" };
+        format!("{prefix}.{n}")
+    }
+    let exchange = unique("openim-mixed");
+    let mut settings = rabbit_settings(&exchange);
+    settings.rabbitmq.routing_key = "chat.{command}.{key}".to_owned();
+    let bridge = TestBridge::start(settings).await;
+    let mut binding = Binding::new(&amqp_url(), &exchange, "chat.*.ok.*").await;
+    let senders: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let addr = bridge.addr;
+            tokio::spawn(async move {
+                let mut connection = OpenImClient::connect(addr).await;
+                for n in (client..EVENTS).step_by(CLIENTS) {
+                    let body = group_message(&id(n), &group(n));
+                    assert_ack(
+                        &connection
+                            .post("/callbackAfterSendGroupMsgCommand", &body)
+                            .await,
+                    );
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let expected_dead: HashSet<String> = (0..EVENTS).filter(|&n| unroutable(n)).map(id).collect();
+    let expected_delivered: HashSet<String> =
+        (0..EVENTS).filter(|&n| !unroutable(n)).map(id).collect();
+
+    let dead_letter = bridge
+        .spool
+        .join(openim_bridge::spool::dead_letter::FILE_NAME);
+    let dead_ids = || -> Vec<String> {
+        std::fs::read_to_string(&dead_letter)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let line: Value = serde_json::from_str(line).expect("dead-letter line is JSON");
+                line["event"]["id"].as_str().expect("event.id").to_owned()
+            })
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || dead_ids().len()
+            >= expected_dead.len())
+        .await,
+        "{} of {} events dead-lettered",
+        dead_ids().len(),
+        expected_dead.len()
+    );
+    let delivered: HashSet<String> = binding
+        .read(expected_delivered.len(), Duration::from_secs(60))
+        .await
+        .iter()
+        .map(|d| header(d, "ce-id"))
+        .collect();
+    let dead: HashSet<String> = dead_ids().into_iter().collect();
+    bridge.stop().await;
+    binding.delete_exchange(&exchange).await;
+
+    let wrongly_dead = dead.difference(&expected_dead).count();
+    let lost = expected_dead.difference(&dead).count();
+    assert_eq!(
+        (wrongly_dead, lost),
+        (0, 0),
+        "{wrongly_dead} delivered events dead-lettered, {lost} unroutable events not dead-lettered"
+    );
+    assert_eq!(dead, expected_dead);
+    assert_eq!(delivered, expected_delivered);
 }

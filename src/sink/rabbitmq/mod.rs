@@ -7,23 +7,25 @@
 //! `message_id` = the event id, `timestamp` = when it was sent (seconds),
 //! `app_id` = `openim-bridge` and `delivery_mode` 2 (persistent).
 //!
-//! Messages are published `mandatory`: a broker Ack carrying a returned
-//! message (no queue bound for the routing key) is [`SinkError::Rejected`],
-//! a Nack is [`SinkError::Retryable`]. A lost connection is retryable: the
-//! publisher calls [`Sink::recover`], which reconnects and declares the
+//! Messages are published `mandatory`: a message the broker returned (no
+//! queue bound for the routing key) is [`SinkError::Rejected`], a Nack is
+//! [`SinkError::Retryable`]. Returns are matched to messages by their
+//! `message_id`, not by the confirm lapin attaches them to (`confirms.rs`
+//! explains why and proves the matching). A lost connection is retryable:
+//! the publisher calls [`Sink::recover`], which reconnects and declares the
 //! exchange again.
+
+mod confirms;
 
 use std::sync::Arc;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
-    ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
+use self::confirms::{Confirms, Decision, Resolution};
 use super::{Delivery, Sink, SinkError};
 use crate::config::{ExchangeType, RabbitMqSettings};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
@@ -51,6 +53,9 @@ struct Link {
     /// Kept so the connection lives as long as the channel.
     _connection: Connection,
     channel: Channel,
+    /// Matches the channel's returns to its publishes; a new channel gets
+    /// a new one (delivery tags start again).
+    confirms: Confirms,
 }
 
 impl RabbitMqSink {
@@ -126,6 +131,7 @@ async fn connect(
     Ok(Link {
         _connection: connection,
         channel,
+        confirms: Confirms::default(),
     })
 }
 
@@ -173,6 +179,7 @@ impl Sink for RabbitMqSink {
             ..BasicPublishOptions::default()
         };
         let exchange = Arc::clone(&self.routes.route(event.kind).rabbitmq_exchange);
+        let publishing = link.confirms.begin();
         let confirm = link
             .channel
             .basic_publish(
@@ -184,25 +191,30 @@ impl Sink for RabbitMqSink {
             )
             .await
             .map_err(|err| SinkError::Retryable(format!("rabbitmq publish failed: {err}")))?;
+        let tracked = publishing.arm(
+            event.id.clone(),
+            Box::pin(async move { Resolution::from(confirm.await) }),
+        );
         Ok(Box::pin(async move {
-            match confirm.await {
-                Ok(Confirmation::Ack(None)) => Ok(()),
-                Ok(Confirmation::Ack(Some(returned))) => Err(SinkError::Rejected(format!(
+            match tracked.await {
+                Decision::Delivered => Ok(()),
+                Decision::Unroutable(returned) => Err(SinkError::Rejected(format!(
                     "rabbitmq returned the message as unroutable ({} {}): no queue is bound to exchange `{exchange}` for routing key `{}`",
-                    returned.reply_code, returned.reply_text, returned.delivery.routing_key
+                    returned.reply_code, returned.reply_text, returned.routing_key
                 ))),
-                Ok(Confirmation::Nack(_)) => Err(SinkError::Retryable("rabbitmq nacked the message".to_owned())),
-                Ok(Confirmation::NotRequested) => Err(SinkError::Retryable(
+                Decision::Nacked => Err(SinkError::Retryable("rabbitmq nacked the message".to_owned())),
+                Decision::NotRequested => Err(SinkError::Retryable(
                     "rabbitmq channel is not in confirm mode".to_owned(),
                 )),
-                Err(err) => Err(SinkError::Retryable(format!("rabbitmq confirm failed: {err}"))),
+                Decision::Failed(cause) => Err(SinkError::Retryable(format!("rabbitmq confirm failed: {cause}"))),
             }
         }))
     }
 
     async fn recover(&mut self) -> Result<(), SinkError> {
         if let Some(link) = &self.link {
-            if link.channel.status().connected() {
+            // A broken tracker cannot match returns any more: start afresh.
+            if link.channel.status().connected() && !link.confirms.is_broken() {
                 return Ok(());
             }
         }
