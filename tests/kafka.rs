@@ -184,3 +184,80 @@ async fn a_missing_topic_stops_the_bridge_with_a_clear_error() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_too_large_for_kafka_is_dead_lettered_and_its_neighbours_are_delivered() {
+    // A 2 MiB callback fits http.max_body_bytes (4 MiB) but not Kafka's
+    // message limit (about 1 MB by default): it is acked (OpenIM would not
+    // send it again), refused by the producer and dead-lettered with the
+    // reason; the events sent around it, in the same batches, all arrive.
+    let topic = unique("openim-large");
+    let bridge = kafka_bridge(&topic).await;
+    let big_id = unique("big");
+    let mut big: Value = serde_json::from_str(&group_message(&big_id, "g_1")).unwrap();
+    big["content"] = format!("{{\"content\":\"{}\"}}", "x".repeat(2 << 20)).into();
+    let mut senders = Vec::new();
+    for worker in 0..4 {
+        let (addr, big) = (bridge.addr, big.to_string());
+        senders.push(tokio::spawn(async move {
+            let mut client = OpenImClient::connect(addr).await;
+            let mut ids = Vec::new();
+            for i in 0..25 {
+                if worker == 0 && i == 10 {
+                    assert_ack(&client.post("/callbackAfterSendGroupMsgCommand", &big).await);
+                }
+                let id = format!("small-{worker}-{i}");
+                let body = group_message(&id, &format!("g_{}", i % 3));
+                assert_ack(
+                    &client
+                        .post("/callbackAfterSendGroupMsgCommand", &body)
+                        .await,
+                );
+                ids.push(id);
+            }
+            ids
+        }));
+    }
+    let mut small = Vec::new();
+    for sender in senders {
+        small.extend(sender.await.unwrap());
+    }
+    let records = read(
+        &kafka_brokers(),
+        &topic,
+        PARTITIONS,
+        small.len(),
+        Duration::from_secs(30),
+    );
+    let delivered: std::collections::HashSet<_> = records
+        .iter()
+        .map(|r| r.header("ce_id").to_owned())
+        .collect();
+    let missing: Vec<_> = small.iter().filter(|id| !delivered.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "small events not delivered: {missing:?}"
+    );
+    assert!(
+        !delivered.contains(&big_id),
+        "the big one cannot be in Kafka"
+    );
+    let stats = std::sync::Arc::clone(&bridge.stats);
+    assert!(
+        eventually(Duration::from_secs(10), || stats.snapshot().events_rejected
+            == 1)
+        .await,
+        "{:?}",
+        stats.snapshot()
+    );
+    let dead = std::fs::read_to_string(bridge.spool.join("dead-letter.jsonl")).unwrap();
+    let lines: Vec<Value> = dead
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "only the big event is dead-lettered");
+    assert_eq!(lines[0]["event"]["id"], big_id.as_str());
+    let reason = lines[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("too large"), "{reason}");
+    bridge.stop().await;
+}
