@@ -31,7 +31,7 @@
 //! rotation: see `World::restart_tansu`.)
 //!
 //! All the while, one RabbitMQ callback in five goes to a group no queue is
-//! bound for (routing key `chat.lost_N`): every such acked event must be in
+//! bound for (routing key `chat.lost.N`; the reader binds `chat.g.*`): every such acked event must be in
 //! a replica's dead-letter file, and no routable one may be there.
 //!
 //! Then the load stops, the readers wait for every acked id, and the
@@ -583,7 +583,7 @@ async fn rabbitmq_session(
         .queue_bind(
             queue.into(),
             exchange.into(),
-            "chat.g_*".into(),
+            "chat.g.*".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -742,11 +742,13 @@ async fn worker(
         let Some(connection) = senders[n].as_mut() else {
             continue;
         };
+        // Group IDs `g.N`, or `lost.N` (no queue bound): RabbitMQ topic
+        // bindings match whole dot-separated words.
         let unroutable = tally.name == "rabbitmq" && i.is_multiple_of(UNROUTABLE_EVERY);
         let group = if unroutable { "lost" } else { "g" };
         let body = TEMPLATE
             .replace(TEMPLATE_ID, &id)
-            .replace("\"g_3001\"", &format!("\"{group}_{}\"", i % 32));
+            .replace("\"g_3001\"", &format!("\"{group}.{}\"", i % 32));
         let begun = Instant::now();
         match post(connection, body).await {
             Outcome::Acked => {

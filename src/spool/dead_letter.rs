@@ -7,6 +7,14 @@
 //! ```
 //!
 //! Replay after fixing the cause: each `event` is a complete CloudEvent.
+//!
+//! The file shares the spool's disk, and a refused event leaves the spool
+//! only once its line is synced: on a full disk that could hold up the
+//! spool (whose confirmed segments cannot be deleted past the event). So
+//! [`RESERVE_BYTES`] are kept in `dead-letter.reserve`, a file of zeros
+//! that a write finding the disk full deletes before it tries again; it
+//! is made again once a write succeeds with room to spare. A write that
+//! still fails is retried by the publisher with backoff.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -19,14 +27,22 @@ use crate::normalize::event::rfc3339;
 use crate::normalize::Event;
 use crate::sink::stdout::structured_json;
 use crate::spool::disk::{self, SharedDisk};
+use tracing::warn;
 
 /// File name of the dead-letter log inside the spool directory.
 pub const FILE_NAME: &str = "dead-letter.jsonl";
+
+/// Disk space kept for dead-letter lines (about a thousand typical events).
+pub const RESERVE_BYTES: usize = 1 << 20;
+
+/// File name of the space reserve beside the dead-letter file.
+pub const RESERVE_NAME: &str = "dead-letter.reserve";
 
 /// Appends refused events to the dead-letter file.
 #[derive(Debug)]
 pub struct DeadLetter {
     path: PathBuf,
+    reserve: PathBuf,
     file: Option<File>,
     disk: SharedDisk,
 }
@@ -40,18 +56,43 @@ struct Line<'a> {
 }
 
 impl DeadLetter {
-    /// The dead-letter file in `dir` (created on first use).
+    /// The dead-letter file in `dir` (created on first use), with its
+    /// space reserve made now.
     pub fn new(dir: &Path) -> Self {
-        Self::on(dir, disk::os())
+        let dead_letter = Self::on(dir, disk::os());
+        dead_letter.keep_reserve();
+        dead_letter
     }
 
-    /// [`DeadLetter::new`] on a given disk (tests inject failures there).
+    /// [`DeadLetter::new`] on a given disk (tests inject failures there),
+    /// without making the reserve yet.
     pub fn on(dir: &Path, disk: SharedDisk) -> Self {
         Self {
             path: dir.join(FILE_NAME),
+            reserve: dir.join(RESERVE_NAME),
             file: None,
             disk,
         }
+    }
+
+    /// Makes the space reserve if it is missing; a disk without room for
+    /// it is left alone (tried again after the next successful write).
+    fn keep_reserve(&self) {
+        if self.disk.len(&self.reserve).is_ok() {
+            return;
+        }
+        let made = self.disk.open_append(&self.reserve).and_then(|file| {
+            self.disk.write(&file, &vec![0; RESERVE_BYTES])?;
+            self.disk.sync(&file)
+        });
+        if made.is_err() {
+            let _ = self.disk.remove(&self.reserve);
+        }
+    }
+
+    /// Gives the reserve's space back; `false` if there was none.
+    fn release_reserve(&self) -> bool {
+        self.disk.remove(&self.reserve).is_ok()
     }
 
     /// Records `event` with the reason; returns once it is synced.
@@ -67,13 +108,28 @@ impl DeadLetter {
         };
         let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
+        let written = match self.append(&bytes) {
+            Err(err) if is_disk_full(&err) && self.release_reserve() => {
+                warn!(cause = %err, "the spool's disk is full: used the dead-letter space reserve");
+                self.append(&bytes)
+            }
+            written => written,
+        };
+        if written.is_ok() {
+            self.keep_reserve();
+        }
+        written
+    }
+
+    /// Appends `bytes` to the file and syncs it.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let file = match &mut self.file {
             Some(file) => file,
             None => self.file.insert(self.disk.open_append(&self.path)?),
         };
         let written = self
             .disk
-            .write(file, &bytes)
+            .write(file, bytes)
             .and_then(|()| self.disk.sync(file));
         if written.is_err() {
             // A short write may have left part of a line: the next one
@@ -84,5 +140,63 @@ impl DeadLetter {
             }
         }
         written
+    }
+}
+
+/// ENOSPC or EDQUOT: the disk (or the quota) is full.
+fn is_disk_full(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(28 | 122))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{CallbackKind, Event};
+    use crate::spool::disk::faults::{Faulty, Op, EIO, ENOSPC};
+    use std::sync::Arc;
+
+    fn event() -> Event {
+        Event {
+            id: "m1".to_owned(),
+            kind: CallbackKind::GROUP_MESSAGE_SENT,
+            source: Arc::from("openim"),
+            time: "2024-07-01T02:13:20.123Z".to_owned(),
+            key: "g1".to_owned(),
+            data: b"{}".to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn a_full_disk_spends_the_reserve_and_the_line_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Faulty::new();
+        let mut dead_letter = DeadLetter::on(dir.path(), disk.clone());
+        dead_letter.keep_reserve();
+        let reserve = dir.path().join(RESERVE_NAME);
+        assert_eq!(
+            std::fs::metadata(&reserve).unwrap().len(),
+            RESERVE_BYTES as u64
+        );
+        // The disk is full for one write: the reserve goes, the line is in.
+        disk.fail(Op::Write, ENOSPC, 0, 1);
+        dead_letter.write(&event(), "kafka", "too large").unwrap();
+        let lines = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(
+            lines.lines().filter(|l| l.contains("\"m1\"")).count(),
+            1,
+            "{lines}"
+        );
+        // Made again once there is room.
+        assert_eq!(
+            std::fs::metadata(&reserve).unwrap().len(),
+            RESERVE_BYTES as u64
+        );
+        // Without a reserve, or for another error, the failure is reported.
+        std::fs::remove_file(&reserve).unwrap();
+        disk.fail(Op::Write, ENOSPC, 0, 2);
+        assert!(dead_letter.write(&event(), "kafka", "too large").is_err());
+        disk.fail(Op::Write, EIO, 0, 1);
+        assert!(dead_letter.write(&event(), "kafka", "too large").is_err());
+        assert!(!reserve.exists() || disk.failures() == 5);
     }
 }
