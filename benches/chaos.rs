@@ -30,7 +30,7 @@
 //! (Restarting the in-memory Tansu empty is available but not in the
 //! rotation: see `World::restart_tansu`.)
 //!
-//! All the while, one RabbitMQ callback in five goes to a group no queue is
+//! All the while, one RabbitMQ callback in fifty goes to a group no queue is
 //! bound for (routing key `chat.lost.N`; the reader binds `chat.g.*`): every such acked event must be in
 //! a replica's dead-letter file, and no routable one may be there.
 //!
@@ -76,7 +76,7 @@ const DISK: &str = "16m";
 /// The reader's Kafka client id; the proxy never cuts it off.
 const READER: &str = "chaos-reader";
 /// Every n-th RabbitMQ callback is unroutable.
-const UNROUTABLE_EVERY: u64 = 5;
+const UNROUTABLE_EVERY: u64 = 50;
 
 // ---------------------------------------------------------------------------
 // What happened, shared between the load, the readers and the report.
@@ -537,22 +537,46 @@ async fn reader_caught_up(brokers: &str, topic: &str, reader: &Reader, within: D
 // RabbitMQ: a durable queue that outlives the broker's restarts.
 
 async fn rabbitmq_reader(url: String, exchange: String, queue: String, tally: Arc<Tally>) {
+    use futures_util::StreamExt;
+    use lapin::options::BasicAckOptions;
     loop {
-        let _ = rabbitmq_session(&url, &exchange, &queue, &tally).await;
+        // A session can hang (seen after `rabbitmqctl start_app`: a
+        // consumer that never delivers again): setup is bounded, and a
+        // consumer idle for READER_IDLE is dropped and started afresh; the
+        // durable queue keeps what was not acked.
+        let setup = rabbitmq_consumer(&url, &exchange, &queue);
+        if let Ok(Ok((_connection, mut consumer))) =
+            tokio::time::timeout(Duration::from_secs(10), setup).await
+        {
+            while let Ok(Some(Ok(delivery))) =
+                tokio::time::timeout(READER_IDLE, consumer.next()).await
+            {
+                if let Some(id) = event_id(&delivery.data) {
+                    tally.saw(&id);
+                }
+                if delivery.ack(BasicAckOptions::default()).await.is_err() {
+                    break;
+                }
+            }
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-async fn rabbitmq_session(
+/// How long the reader's consumer may go without a delivery before its
+/// session is started again.
+const READER_IDLE: Duration = Duration::from_secs(5);
+
+/// Connects, declares the exchange and the durable queue, binds the
+/// routable groups (`chat.g.*`) and consumes.
+async fn rabbitmq_consumer(
     url: &str,
     exchange: &str,
     queue: &str,
-    tally: &Tally,
-) -> Result<(), lapin::Error> {
-    use futures_util::StreamExt;
+) -> Result<(lapin::Connection, lapin::Consumer), lapin::Error> {
     use lapin::options::{
-        BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
-        QueueBindOptions, QueueDeclareOptions,
+        BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
     };
     use lapin::types::{AMQPValue, FieldTable};
     let connection = lapin::Connection::connect(url, Default::default()).await?;
@@ -589,7 +613,7 @@ async fn rabbitmq_session(
         )
         .await?;
     channel.basic_qos(1000, BasicQosOptions::default()).await?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             queue.into(),
             "".into(),
@@ -597,14 +621,7 @@ async fn rabbitmq_session(
             FieldTable::default(),
         )
         .await?;
-    while let Some(delivery) = consumer.next().await {
-        let delivery = delivery?;
-        if let Some(id) = event_id(&delivery.data) {
-            tally.saw(&id);
-        }
-        delivery.ack(BasicAckOptions::default()).await?;
-    }
-    Ok(())
+    Ok((connection, consumer))
 }
 
 async fn delete_rabbitmq_objects(url: &str, exchange: &str, queue: &str) {
