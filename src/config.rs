@@ -535,6 +535,17 @@ impl Settings {
                 "is shorter than 16 characters; use a long random value",
             );
         }
+        // It travels in a URL (path segment or `?token=`): characters that a
+        // URL escapes or splits on would arrive changed.
+        if self.http.auth_token.as_deref().is_some_and(|t| {
+            !t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        }) {
+            return invalid(
+                "http.auth_token",
+                "may contain only letters, digits, `-`, `.`, `_` and `~` (it goes into OpenIM's webhooks.url); e.g. `openssl rand -hex 24`",
+            );
+        }
         if let Err(problem) = HttpSettings::parse_allow_ips(&self.http.allow_ips) {
             return invalid("http.allow_ips", &problem);
         }

@@ -163,8 +163,8 @@ macro_rules! command_tests {
 command_tests! {
     msg_save_db: "callbackAfterMsgSaveDBCommand" => "io.openim.message.saved", key "g_3001", "/message/seq" = 812;
     single_msg_read: "callbackAfterSingleMsgReadCommand" => "io.openim.single.message.read", key "si_u_1001_u_1002", "/seqs" = vec![41, 42, 43];
-    group_msg_read: "callbackAfterGroupMsgReadCommand" => "io.openim.group.message.read", key "g_3001", "/send_id" = "u_1005";
-    revoke_msg: "callbackBeforeAfterMsgCommand" => "io.openim.message.revoked", key "sg_g_3001", "/seq" = 812;
+    group_msg_read: "callbackAfterGroupMsgReadCommand" => "io.openim.group.message.read", key "u_1005", "/unread_msg_num" = 812;
+    revoke_msg: "callbackBeforeAfterMsgCommand" => "io.openim.message.revoked", key "g_3001", "/seq" = 812;
     user_online: "callbackAfterUserOnlineCommand" => "io.openim.user.online", key "u_1001", "/platform" = "Android";
     user_offline: "callbackAfterUserOfflineCommand" => "io.openim.user.offline", key "u_1002", "/platform_id" = 5;
     user_kick_off: "callbackAfterUserKickOffCommand" => "io.openim.user.kicked_off", key "u_1003", "/is_app_background" = true;
@@ -178,7 +178,7 @@ command_tests! {
     dismiss_group: "callbackAfterDisMissGroupCommand" => "io.openim.group.dismissed", key "g_3004", "/group_type" = 2;
     join_group: "callbackAfterJoinGroupCommand" => "io.openim.group.member.joined", key "g_3001", "/join_source" = 3;
     transfer_group_owner: "callbackAfterTransferGroupOwnerCommand" => "io.openim.group.owner.transferred", key "g_3001", "/new_owner_user_id" = "u_1002";
-    set_group_info: "callbackAfterSetGroupInfoCommand" => "io.openim.group.info.updated", key "g_3001", "/notification" = "standup at 10";
+    set_group_info: "callbackAfterSetGroupInfoCommand" => "io.openim.group.info.updated", key "g_3001", "/notification" = "standup at 10 <b>sharp</b> & bring coffee";
     set_group_info_ex: "callbackAfterSetGroupInfoExCommand" => "io.openim.group.info_ex.updated", key "g_3001", "/need_verification" = 1;
     add_friend: "callbackAfterAddFriendCommand" => "io.openim.friend.requested", key "u_1001", "/to_user_id" = "u_1009";
     add_friend_agree: "callbackAfterAddFriendAgreeCommand" => "io.openim.friend.request.handled", key "u_1009", "/to_user_id" = "u_1001";

@@ -91,6 +91,25 @@ impl CallbackError {
     }
 }
 
+/// What the handler learned of a request while accepting it, for its reply
+/// and metrics.
+#[derive(Debug)]
+struct Seen {
+    /// The body's command, once known (else [`UNKNOWN_COMMAND`]).
+    command: &'static str,
+    /// The body, once read (a before-callback's reply may echo from it).
+    body: Bytes,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Self {
+            command: UNKNOWN_COMMAND,
+            body: Bytes::new(),
+        }
+    }
+}
+
 /// Shared by every connection.
 #[derive(Debug)]
 pub struct Handler {
@@ -158,18 +177,13 @@ impl Handler {
             event_id = tracing::field::Empty,
             key = tracing::field::Empty,
         );
-        let mut command = UNKNOWN_COMMAND;
+        let mut seen = Seen::default();
         let named_in_url = url_command(request.uri());
         let result = match self.admit(&request, peer) {
             Ok(()) => {
-                self.accept(
-                    request,
-                    named_in_url.as_deref(),
-                    &operation_id,
-                    &mut command,
-                )
-                .instrument(span.clone())
-                .await
+                self.accept(request, named_in_url.as_deref(), &operation_id, &mut seen)
+                    .instrument(span.clone())
+                    .await
             }
             Err(refused) => Err(refused),
         };
@@ -177,10 +191,20 @@ impl Handler {
             .ack_seconds
             .observe(started.elapsed().as_secs_f64());
         let _entered = span.enter();
+        // A before-callback's spec, by the body's command or the URL's.
+        let before = [Some(seen.command), named_in_url.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(CallbackKind::from_command)
+            .map(CallbackKind::spec)
+            .find(|spec| spec.is_before());
+        // "Continue", leaving the user's request as OpenIM sent it.
+        let continue_reply =
+            || reply::continue_unchanged(before.map_or(&[], |spec| spec.echo), &seen.body);
         match result {
             Ok(outcome) => {
-                self.stats.callback(command, outcome);
-                reply::ack()
+                self.stats.callback(seen.command, outcome);
+                continue_reply()
             }
             Err(err) => {
                 let status = err.status();
@@ -189,19 +213,15 @@ impl Handler {
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Outcome::Unauthorized,
                     _ => Outcome::Invalid,
                 };
-                self.stats.callback(command, outcome);
+                self.stats.callback(seen.command, outcome);
                 // OpenIM waits for a before-callback's answer and blocks the
                 // user's action on an error reply: those get "continue".
-                let is_before = |named: &str| {
-                    CallbackKind::from_command(named).is_some_and(|kind| kind.spec().is_before())
-                };
-                let before = is_before(command) || named_in_url.as_deref().is_some_and(is_before);
-                let answer_continue = before && outcome != Outcome::Unauthorized;
+                let answer_continue = before.is_some() && outcome != Outcome::Unauthorized;
                 if let Some(suppressed) = self.refusal_log.allow() {
                     warn!(status = status.as_u16(), reason = %err, answered_continue = answer_continue, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
                 }
                 if answer_continue {
-                    return reply::ack();
+                    return continue_reply();
                 }
                 reply::error(status, &err.to_string())
             }
@@ -271,23 +291,30 @@ impl Handler {
         let in_header = request
             .headers()
             .get(self.auth_header.as_str())
-            .map(|v| v.as_bytes());
-        let in_query = uri
-            .query()
-            .into_iter()
-            .flat_map(|query| query.split('&'))
-            .filter_map(|pair| pair.strip_prefix("token="))
-            .map(str::as_bytes);
-        let in_path = uri.path().split('/').map(str::as_bytes);
+            .map(|v| v.as_bytes().to_vec());
+        let in_query = query_token(uri).map(String::into_bytes);
+        let in_path = uri.path().split('/').map(|s| s.as_bytes().to_vec());
         let presented = in_header.into_iter().chain(in_query).chain(in_path);
         // Check every candidate, so timing does not depend on where it is.
         let found = presented.fold(false, |found, candidate| {
-            found | same(candidate, token.as_bytes())
+            found | same(&candidate, token.as_bytes())
         });
         if found {
             Ok(())
         } else {
             Err(CallbackError::Unauthorized(self.auth_header.clone()))
+        }
+    }
+
+    /// `path` with a path-segment token replaced by `***`.
+    fn without_token(&self, path: &str) -> String {
+        match &self.auth_token {
+            Some(token) => path
+                .split('/')
+                .map(|segment| if segment == token { "***" } else { segment })
+                .collect::<Vec<_>>()
+                .join("/"),
+            None => path.to_owned(),
         }
     }
 
@@ -299,7 +326,7 @@ impl Handler {
         request: Request<Incoming>,
         url_command: Option<&str>,
         operation_id: &str,
-        command: &mut &'static str,
+        seen: &mut Seen,
     ) -> Result<Outcome, CallbackError> {
         let received_at = OffsetDateTime::now_utc();
         if request.method() != Method::POST {
@@ -321,10 +348,13 @@ impl Handler {
         if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
             return Err(CallbackError::TooLarge(self.max_body_bytes));
         }
-        let path = request.uri().path().to_owned();
+        // Kept in the invalid-callback log: without the secret (the query,
+        // which may hold `?token=`, is never kept).
+        let path = self.without_token(request.uri().path());
         let body = self.read_body(request.into_body()).await?;
+        seen.body = body.clone();
 
-        let event = match self.validate(&body, url_command, command, received_at) {
+        let event = match self.validate(&body, url_command, &mut seen.command, received_at) {
             Ok(event) => event,
             Err(err) => {
                 if let Some(log) = &self.invalid_log {
@@ -426,9 +456,33 @@ fn same(presented: &[u8], secret: &[u8]) -> bool {
             == 0
 }
 
+/// The query's parameters, decoded as Go's `url.ParseQuery` does
+/// (percent-escapes and `+` for a space).
+fn query_pairs(uri: &Uri) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+}
+
+/// The secret of a `?token=` in OpenIM's `webhooks.url`. OpenIM appends
+/// `/<command>` to that URL by string concatenation, so the parameter
+/// arrives as `token=S/callback...Command` (and, once newer OpenIM
+/// re-encodes the query for message callbacks, as `token=S%2Fcallback...`):
+/// the secret is the decoded value up to its first `/`. Only the `token`
+/// parameter is read; no other parameter (`key`, ...) can pass for it.
+fn query_token(uri: &Uri) -> impl Iterator<Item = String> + '_ {
+    query_pairs(uri)
+        .filter(|(key, _)| key == "token")
+        .map(|(_, value)| match value.split_once('/') {
+            Some((token, _command)) => token.to_owned(),
+            None => value,
+        })
+}
+
 /// The callback command the URL names, if any: the last path segment when it
-/// looks like one (`/prefix/callbackAfterSendGroupMsgCommand`), else the
-/// `command` query parameter (OpenIM 3.0-3.4 posted to `{url}?command=...`).
+/// looks like one (`/prefix/callbackAfterSendGroupMsgCommand`); else the
+/// `command` query parameter (OpenIM 3.0-3.4 posted to `{url}?command=...`);
+/// else what follows the last `/` of a query parameter (a `webhooks.url`
+/// with a query, e.g. `?token=S`, gets `/<command>` appended to it).
 pub fn url_command(uri: &Uri) -> Option<String> {
     let is_command = |s: &str| {
         s.starts_with("callback") && s.ends_with("Command") && s.len() > "callbackCommand".len()
@@ -437,12 +491,18 @@ pub fn url_command(uri: &Uri) -> Option<String> {
     if let Some(segment) = last.filter(|s| is_command(s)) {
         return Some(segment.to_owned());
     }
-    uri.query()?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "command")
-        .map(|(_, value)| value.to_owned())
-        .filter(|value| is_command(value))
+    let mut appended = None;
+    for (key, value) in query_pairs(uri) {
+        if key == "command" && is_command(&value) {
+            return Some(value);
+        }
+        if let Some((_, tail)) = value.rsplit_once('/') {
+            if is_command(tail) {
+                appended = Some(tail.to_owned());
+            }
+        }
+    }
+    appended
 }
 
 #[cfg(test)]
@@ -470,5 +530,41 @@ mod tests {
         );
         assert_eq!(command("/callbackExample?key=abc%3D"), None);
         assert_eq!(command("/"), None);
+    }
+
+    #[test]
+    fn command_appended_to_a_query() {
+        // OpenIM v3.8: `webhooks.url + "/" + command`, the URL having a query.
+        assert_eq!(
+            command("/openim?token=S/callbackAfterQuitGroupCommand").as_deref(),
+            Some("callbackAfterQuitGroupCommand")
+        );
+        // OpenIM main, message callbacks: the query re-encoded, keys sorted.
+        assert_eq!(
+            command(
+                "/openim?key=eyJzZW5kSUQiOiIxIn0%3D&token=S%2FcallbackAfterSendGroupMsgCommand"
+            )
+            .as_deref(),
+            Some("callbackAfterSendGroupMsgCommand")
+        );
+    }
+
+    #[test]
+    fn the_query_token_is_the_value_up_to_its_first_slash() {
+        let tokens = |uri: &str| {
+            let uri: hyper::Uri = uri.parse().unwrap();
+            super::query_token(&uri).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tokens("/openim?token=S3/callbackAfterQuitGroupCommand"),
+            ["S3"]
+        );
+        assert_eq!(
+            tokens("/openim?key=dG9rZW4%3D&token=S3%2FcallbackAfterSendGroupMsgCommand"),
+            ["S3"]
+        );
+        assert_eq!(tokens("/openim?token=S3"), ["S3"]);
+        // Only `token` counts: a `key` holding the secret is not a token.
+        assert!(tokens("/openim?key=S3&tok=S3").is_empty());
     }
 }

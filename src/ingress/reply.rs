@@ -32,6 +32,36 @@ pub fn ack() -> Reply {
     json(StatusCode::OK, Bytes::from_static(ACK))
 }
 
+/// "Continue" for a callback whose request OpenIM rebuilds from our reply:
+/// [`ACK`] plus each key of `echo` with its value in `body`, as received
+/// (keys matched as Go's decoder does). With nothing to echo, or a body
+/// that is not a JSON object (then nothing can be echoed), plain [`ACK`].
+pub fn continue_unchanged(echo: &[&str], body: &[u8]) -> Reply {
+    if echo.is_empty() {
+        return ack();
+    }
+    let Ok(request) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+    else {
+        return ack();
+    };
+    let mut reply = ACK[..ACK.len() - 1].to_vec();
+    for key in echo {
+        let value = request.get(*key).or_else(|| {
+            request
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        });
+        if let Some(value) = value {
+            // Keys are our own ASCII names; a Value always serializes.
+            reply.extend_from_slice(format!(",\"{key}\":").as_bytes());
+            reply.extend(serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()));
+        }
+    }
+    reply.push(b'}');
+    json(StatusCode::OK, reply.into())
+}
+
 /// An error reply: `errCode` is the HTTP status code, `errMsg` says what is
 /// wrong, `errDlt` names the bridge so an operator knows who answered.
 pub fn error(status: StatusCode, message: &str) -> Reply {

@@ -96,6 +96,11 @@ pub struct Spec {
     pub id_suffix: &'static str,
     /// The known keys of the body ([`Layout::Fields`]).
     pub fields: &'static [Field],
+    /// Before-callbacks: wire keys the "continue" reply must echo as
+    /// received, because OpenIM copies them from the reply into the user's
+    /// request whether or not they are set. Empty: the plain ack leaves the
+    /// request unchanged.
+    pub echo: &'static [&'static str],
     /// One line for the docs.
     pub summary: &'static str,
 }
@@ -122,6 +127,7 @@ pub const UNKNOWN: Spec = Spec {
     id: None,
     id_suffix: "",
     fields: &[],
+    echo: &[],
     summary: "A callback command this version does not know, published as sent.",
 };
 
@@ -246,14 +252,19 @@ macro_rules! after {
             id: None,
             id_suffix: "",
             fields: $fields,
+            echo: &[],
             summary: $summary,
         }
     };
 }
 
-/// A before-callback: acked at once, published raw when enabled.
+/// A before-callback: acked at once, published raw when enabled. `echo`:
+/// see [`Spec::echo`].
 macro_rules! before {
     ($code:literal, $command:literal, $type:literal) => {
+        before!($code, $command, $type, &[])
+    };
+    ($code:literal, $command:literal, $type:literal, $echo:expr) => {
         Spec {
             command: $command,
             code: $code,
@@ -264,10 +275,35 @@ macro_rules! before {
             id: None,
             id_suffix: "",
             fields: &[],
+            echo: $echo,
             summary: "Before-callback: answered \"continue\" at once; published (raw) only when a route enables it.",
         }
     };
 }
+
+/// What `callbackBeforeSetGroupInfoCommand`'s reply must echo: OpenIM
+/// copies these four plain strings from the reply unconditionally (a
+/// missing one would blank the group's ID, failing every group edit). Not
+/// `ex`, `needVerification`, `lookMemberInfo`, `applyMemberFriend`: those
+/// are pointers OpenIM applies when set, and the request shows their unset
+/// state as `""`/`0`, which echoed would overwrite the group's values.
+const ECHO_SET_GROUP_INFO: &[&str] = &["groupID", "groupName", "faceURL", "introduction"];
+
+/// What `callbackBeforeSetGroupInfoExCommand`'s reply must echo: OpenIM
+/// copies `groupID` and assigns every wrapper field from the reply, so a
+/// missing one would become "unset"; each is echoed exactly as received
+/// (`null` stays `null`).
+const ECHO_SET_GROUP_INFO_EX: &[&str] = &[
+    "groupID",
+    "groupName",
+    "notification",
+    "introduction",
+    "faceURL",
+    "ex",
+    "needVerification",
+    "lookMemberInfo",
+    "applyMemberFriend",
+];
 
 /// Every known command. Codes 1-63 are after-callbacks, 64-127
 /// before-callbacks; a code is never reused.
@@ -282,6 +318,7 @@ pub const CATALOG: &[Spec] = &[
         id: Some("serverMsgID"),
         id_suffix: "",
         fields: &[],
+        echo: &[],
         summary: "A group message was sent.",
     },
     Spec {
@@ -294,6 +331,7 @@ pub const CATALOG: &[Spec] = &[
         id: Some("serverMsgID"),
         id_suffix: "",
         fields: &[],
+        echo: &[],
         summary: "A 1:1 message was sent.",
     },
     Spec {
@@ -306,6 +344,7 @@ pub const CATALOG: &[Spec] = &[
         id: Some("serverMsgID"),
         id_suffix: ".saved",
         fields: &[],
+        echo: &[],
         summary: "A message was stored (newer OpenIM; carries the real `seq`).",
     },
     after!(
@@ -313,12 +352,10 @@ pub const CATALOG: &[Spec] = &[
         "callbackAfterSingleMsgReadCommand",
         "io.openim.single.message.read",
         "message",
-        &["conversationID", "receiveID", "userID"],
+        &["conversationID", "userID"],
         &[
             field!("conversationID", "conversation_id", String),
             field!("userID", "user_id", String),
-            field!("sendID", "send_id", String),
-            field!("receiveID", "receive_id", String),
             field!("Seqs", "seqs", Int64List),
             field!("contentType", "content_type", Int32),
         ],
@@ -329,32 +366,26 @@ pub const CATALOG: &[Spec] = &[
         "callbackAfterGroupMsgReadCommand",
         "io.openim.group.message.read",
         "message",
-        &["groupID", "receiveID", "conversationID"],
+        // OpenIM names no group or conversation here: keyed by the reader.
+        &["receiveID", "sendID"],
         &[
-            field!("conversationID", "conversation_id", String),
-            field!("groupID", "group_id", String),
-            field!("userID", "user_id", String),
             field!("sendID", "send_id", String),
             field!("receiveID", "receive_id", String),
-            field!("Seqs", "seqs", Int64List),
             field!("unreadMsgNum", "unread_msg_num", Int64),
             field!("contentType", "content_type", Int64),
         ],
-        "A user read group messages (read receipt)."
+        "A user read group messages (read receipt). OpenIM sends only the reader (as both `sendID` and `receiveID`), the read seq (`unreadMsgNum`) and the conversation type (`contentType`): no group."
     ),
     after!(
         6,
         "callbackBeforeAfterMsgCommand",
         "io.openim.message.revoked",
         "message",
-        &["conversationID", "groupID", "userID"],
+        &["conversationID", "userID"],
         &[
             field!("conversationID", "conversation_id", String),
             field!("seq", "seq", Int64),
             field!("userID", "user_id", String),
-            field!("groupID", "group_id", String),
-            field!("groupType", "group_type", GroupType),
-            field!("content", "content", String),
         ],
         "A message was revoked (OpenIM's command name is `callbackBeforeAfterMsgCommand`)."
     ),
@@ -484,15 +515,11 @@ pub const CATALOG: &[Spec] = &[
         &["groupID"],
         &[
             field!("groupID", "group_id", String),
-            field!("userID", "user_id", String),
-            field!("applyID", "apply_id", String),
-            field!("groupType", "group_type", GroupType),
             field!("reqMessage", "req_message", String),
             field!("joinSource", "join_source", Int32),
             field!("inviterUserID", "inviter_user_id", String),
-            field!("ex", "ex", String),
         ],
-        "A user joined a group."
+        "A user joined a group (OpenIM does not say which user: only the group, the request message, how they joined and who invited them)."
     ),
     after!(
         19,
@@ -678,12 +705,14 @@ pub const CATALOG: &[Spec] = &[
     before!(
         75,
         "callbackBeforeSetGroupInfoCommand",
-        "io.openim.before.set_group_info"
+        "io.openim.before.set_group_info",
+        ECHO_SET_GROUP_INFO
     ),
     before!(
         76,
         "callbackBeforeSetGroupInfoExCommand",
-        "io.openim.before.set_group_info_ex"
+        "io.openim.before.set_group_info_ex",
+        ECHO_SET_GROUP_INFO_EX
     ),
     before!(
         77,

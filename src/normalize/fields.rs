@@ -49,10 +49,18 @@ pub(super) fn normalize(
     };
     // Without any of its key fields the event is still published (never
     // lost), keyed by its command.
+    // A conversation ID keys like the conversation's messages.
     let key = spec
         .key
         .iter()
-        .find_map(|wire| text(wire))
+        .find_map(|wire| {
+            let value = text(wire)?;
+            Some(if same_key(wire, "conversationID") {
+                super::conversation_key(value)
+            } else {
+                value
+            })
+        })
         .unwrap_or(&command)
         .to_owned();
     let received = rfc3339(received_at);
@@ -294,6 +302,94 @@ mod tests {
         assert_eq!(data["nickname"], "Ann");
         assert_eq!(data["face_url"], Value::Null);
         assert_eq!(data["ex"], "");
+    }
+
+    #[test]
+    fn wrappers_as_openim_writes_them_are_bare_values() {
+        let data = event(
+            "callbackAfterSetGroupInfoExCommand",
+            json!({"groupID": "g_1", "groupName": "Team B", "needVerification": 1,
+                   "notification": null, "ex": {"value": "kept too"}}),
+        )
+        .unwrap();
+        assert_eq!(data["group_name"], "Team B");
+        assert_eq!(data["need_verification"], 1);
+        assert_eq!(data["notification"], Value::Null);
+        assert_eq!(data["ex"], "kept too");
+    }
+
+    #[test]
+    fn fields_openim_never_sends_are_not_in_the_layout() {
+        // What OpenIM's structs really carry (PROTOCOL.md, round two).
+        let cases = [
+            (
+                "callbackAfterGroupMsgReadCommand",
+                json!({"sendID": "u_5", "receiveID": "u_5", "unreadMsgNum": 9, "contentType": 3}),
+                &["group_id", "conversation_id", "user_id", "seqs"][..],
+            ),
+            (
+                "callbackAfterSingleMsgReadCommand",
+                json!({"conversationID": "si_a_b", "userID": "a", "Seqs": [3], "contentType": 1}),
+                &["send_id", "receive_id"][..],
+            ),
+            (
+                "callbackAfterJoinGroupCommand",
+                json!({"groupID": "g_1", "reqMessage": "hi", "joinSource": 3, "inviterUserID": ""}),
+                &["user_id", "apply_id", "group_type", "ex"][..],
+            ),
+            (
+                "callbackBeforeAfterMsgCommand",
+                json!({"conversationID": "sg_g_1", "seq": 4, "userID": "u_1"}),
+                &["group_id", "group_type", "content"][..],
+            ),
+        ];
+        for (command, body, never) in cases {
+            let data = event(command, body).unwrap();
+            for name in never {
+                assert!(
+                    data.get(name).is_none(),
+                    "{command}: `{name}` is never sent"
+                );
+            }
+            assert_eq!(data["extra_fields"], json!({}), "{command}");
+        }
+    }
+
+    #[test]
+    fn a_conversation_id_keys_like_the_conversations_messages() {
+        let key = |command: &str, body: Value| event(command, body).unwrap()["_key"].clone();
+        let revoke = "callbackBeforeAfterMsgCommand";
+        assert_eq!(
+            key(revoke, json!({"conversationID": "sg_g_1", "userID": "u"})),
+            "g_1"
+        );
+        assert_eq!(
+            key(revoke, json!({"conversationID": "g_g_1", "userID": "u"})),
+            "g_1"
+        );
+        assert_eq!(
+            key(revoke, json!({"conversationID": "si_a_b", "userID": "a"})),
+            "si_a_b"
+        );
+        assert_eq!(
+            key(revoke, json!({"conversationID": "sn_a_b", "userID": "a"})),
+            "sn_a_b"
+        );
+        assert_eq!(
+            key(
+                "callbackAfterSingleMsgReadCommand",
+                json!({"conversationID": "si_a_b", "userID": "a"})
+            ),
+            "si_a_b"
+        );
+        // No conversation in a group read receipt: the reader.
+        assert_eq!(
+            key(
+                "callbackAfterGroupMsgReadCommand",
+                json!({"sendID": "u_5", "receiveID": "u_5"})
+            ),
+            "u_5"
+        );
     }
 
     #[test]

@@ -153,12 +153,23 @@ fn normalize_message(
             .as_deref()
             .is_some_and(|group| !group.is_empty()),
     };
+    // OpenIM's conversation ID (pkg/msgprocessor GetChatConversationIDByMsg);
+    // the partition key is the group for group chats, else the whole ID.
     let (conversation_id, key) = if in_group {
         let group = required("groupID", msg.group_id.as_deref())?;
-        (format!("sg_{group}"), group)
+        let prefix = if msg.session_type == Some(WRITE_GROUP_SESSION) {
+            "g_"
+        } else {
+            "sg_"
+        };
+        (format!("{prefix}{group}"), group)
     } else {
         let receiver = required("recvID", msg.recv_id.as_deref())?;
-        let id = single_conversation_id(&sender, &receiver);
+        let id = if msg.session_type == Some(NOTIFICATION_SESSION) {
+            pair_conversation_id("sn_", &sender, &receiver)
+        } else {
+            single_conversation_id(&sender, &receiver)
+        };
         (id.clone(), id)
     };
     let event_id = format!("{}{}", msg.server_msg_id, kind.spec().id_suffix);
@@ -207,11 +218,35 @@ fn normalize_message(
     })
 }
 
+/// `sessionType` of OpenIM's write-group chats (`g_` conversations; unused
+/// by current OpenIM, whose groups are read-groups, 3, `sg_`).
+const WRITE_GROUP_SESSION: i32 = 2;
+/// `sessionType` of OpenIM's notification sessions (`sn_` conversations).
+const NOTIFICATION_SESSION: i32 = 4;
+
 /// OpenIM's own conversation ID for a 1:1 chat: `si_` + both user IDs, sorted,
 /// joined by `_`. The same for both directions, so one chat stays in order.
 pub fn single_conversation_id(a: &str, b: &str) -> String {
+    pair_conversation_id("si_", a, b)
+}
+
+/// `prefix` + both user IDs, sorted (bytewise, as Go's `sort.Strings`),
+/// joined by `_`.
+fn pair_conversation_id(prefix: &str, a: &str, b: &str) -> String {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    format!("si_{low}_{high}")
+    format!("{prefix}{low}_{high}")
+}
+
+/// The partition key of an event that names its conversation by OpenIM's
+/// conversation ID: the group ID for group conversations (`sg_<group>`,
+/// `g_<group>`), so they share the key of the group's messages; the ID
+/// itself otherwise (`si_...`, `sn_...`), as the messages' key.
+pub fn conversation_key(conversation_id: &str) -> &str {
+    conversation_id
+        .strip_prefix("sg_")
+        .or_else(|| conversation_id.strip_prefix("g_"))
+        .filter(|group| !group.is_empty())
+        .unwrap_or(conversation_id)
 }
 
 #[cfg(test)]
@@ -275,6 +310,36 @@ mod tests {
         let event = parse(CallbackKind::GROUP_MESSAGE_SENT, &body).unwrap();
         assert_eq!(event.time, "2024-07-01T02:13:20.001Z");
         assert_eq!(data(&event)["message"]["send_time_ms"], Value::Null);
+    }
+
+    #[test]
+    fn notification_sessions_and_write_groups_use_openims_conversation_ids() {
+        let saved = |session_type: i32, group: &str| {
+            let mut body: Value = serde_json::from_str(GROUP).unwrap();
+            body["callbackCommand"] = "callbackAfterMsgSaveDBCommand".into();
+            body["sessionType"] = session_type.into();
+            body["groupID"] = group.into();
+            body["sendID"] = "u_9".into();
+            body["recvID"] = "u_1".into();
+            let event = normalize(
+                CallbackKind::from_command("callbackAfterMsgSaveDBCommand").unwrap(),
+                body.to_string().as_bytes(),
+                OffsetDateTime::UNIX_EPOCH,
+                &source(),
+            )
+            .unwrap();
+            (data(&event)["conversation_id"].clone(), event.key)
+        };
+        assert_eq!(
+            saved(4, ""),
+            (Value::from("sn_u_1_u_9"), "sn_u_1_u_9".into())
+        );
+        assert_eq!(
+            saved(1, ""),
+            (Value::from("si_u_1_u_9"), "si_u_1_u_9".into())
+        );
+        assert_eq!(saved(3, "g_1"), (Value::from("sg_g_1"), "g_1".into()));
+        assert_eq!(saved(2, "g_1"), (Value::from("g_g_1"), "g_1".into()));
     }
 
     #[test]
