@@ -91,6 +91,9 @@ struct Tally {
     acked: Mutex<Vec<String>>,
     /// Acked, and sent where no queue is bound: due in a dead-letter file.
     unroutable: Mutex<Vec<String>>,
+    /// Which replica (port) acked each id, and when (ms since the start):
+    /// printed for missing ids.
+    acked_by: Mutex<HashMap<String, (u16, u64)>>,
     sent: AtomicU64,
     /// Non-ack replies by HTTP status.
     refused: Mutex<BTreeMap<u16, u64>>,
@@ -111,6 +114,7 @@ impl Tally {
             name,
             acked: Mutex::default(),
             unroutable: Mutex::default(),
+            acked_by: Mutex::default(),
             sent: AtomicU64::default(),
             refused: Mutex::default(),
             transport_errors: AtomicU64::default(),
@@ -774,6 +778,12 @@ async fn worker(
                 tally
                     .last_ack_ms
                     .fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                let at = started.elapsed().as_millis() as u64;
+                tally
+                    .acked_by
+                    .lock()
+                    .unwrap()
+                    .insert(id.clone(), (ports[n], at));
                 if unroutable {
                     tally.unroutable.lock().unwrap().push(id);
                 } else {
@@ -1407,8 +1417,22 @@ fn report(
             ms(latency.value_at_quantile(0.99)),
             ms(latency.max()),
         );
-        if let Some(first) = missing.first() {
-            let _ = writeln!(text, "\nMISSING on {}: e.g. {first}\n", tally.name);
+        if !missing.is_empty() {
+            let acked_by = tally.acked_by.lock().unwrap();
+            let listed: Vec<String> = missing
+                .iter()
+                .take(20)
+                .map(|id| {
+                    let (port, at) = acked_by.get(id).copied().unwrap_or_default();
+                    let replica = world
+                        .replicas
+                        .iter()
+                        .find(|replica| replica.port == port)
+                        .map_or("?", |replica| replica.name.as_str());
+                    format!("{id} (acked by {replica} at {:.1} s)", at as f64 / 1000.0)
+                })
+                .collect();
+            let _ = writeln!(text, "\nMISSING on {}: {}\n", tally.name, listed.join(", "));
         }
     }
     let _ = writeln!(text, "\nFaults injected ({}):\n", world.log.len());
