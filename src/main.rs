@@ -59,15 +59,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let ready_delay = std::time::Duration::from_millis(settings.shutdown.ready_delay_ms);
     let app = App::start(settings, listener).await;
     match app {
-        Ok(app) => match app.run(shutdown::signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                tracing::error!(cause = %err, "openim-bridge stopped: its sink could not start");
-                ExitCode::FAILURE
+        Ok(app) => {
+            let stopping = shutdown::graceful(app.stats(), ready_delay);
+            match app.run(stopping).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(cause = %err, "openim-bridge stopped: its sink could not start");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Err(err) => {
             tracing::error!(cause = %err, "openim-bridge could not start");
             ExitCode::FAILURE

@@ -1,4 +1,34 @@
-//! The process's stop signal.
+//! The process's stop signal, and the shutdown timeline a load balancer
+//! can follow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::info;
+
+use crate::stats::Stats;
+
+/// Resolves when the bridge should stop serving, on this timeline:
+///
+/// 1. SIGTERM (or SIGINT): `/readyz` turns 503 (`shutting down`), while
+///    callbacks are still accepted and acked, for `ready_delay`, so load
+///    balancers' health checks and Kubernetes' endpoint removal take the
+///    replica out before it stops listening;
+/// 2. then (or at a second SIGTERM) it resolves: the bridge stops
+///    accepting, finishes in-flight requests and drains the spool within
+///    `shutdown.drain_timeout_ms` ([`crate::App::run`]).
+pub async fn graceful(stats: Arc<Stats>, ready_delay: Duration) {
+    signal().await;
+    stats.shutting_down.set(1);
+    info!(
+        ready_delay_ms = ready_delay.as_millis() as u64,
+        "stop signal: /readyz answers 503 now; still serving until the delay is over (a second signal stops at once)"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(ready_delay) => {}
+        () = signal() => info!("second stop signal: stopping now"),
+    }
+}
 
 /// Resolves on SIGTERM (Docker, Kubernetes) or SIGINT (Ctrl-C).
 pub async fn signal() {

@@ -113,6 +113,9 @@ pub struct Stats {
     /// Connections closed because request headers did not arrive in time
     /// (slow or stalled clients).
     pub header_timeouts: Counter,
+    /// 1 from the first SIGTERM on: `/readyz` answers 503 while the bridge
+    /// still serves (`shutdown.ready_delay_ms`), then it stops.
+    pub shutting_down: Gauge,
     registry: Registry,
 }
 
@@ -140,6 +143,7 @@ impl Default for Stats {
             spool_bytes: Gauge::default(),
             spool_records: Gauge::default(),
             header_timeouts: Counter::default(),
+            shutting_down: Gauge::default(),
             registry: Registry::with_prefix("openim_bridge"),
         };
         stats.broker_up.set(1);
@@ -229,6 +233,11 @@ impl Stats {
             "header_timeouts",
             "Connections closed because request headers did not arrive within http.header_read_timeout_ms",
             self.header_timeouts.clone(),
+        );
+        r.register(
+            "shutting_down",
+            "1 once SIGTERM arrived: not ready, still serving for shutdown.ready_delay_ms",
+            self.shutting_down.clone(),
         );
         r.register(
             "spool_size_bytes",

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{spawn, terminate, Running, BIN};
+use common::process::{spawn, terminate, wait_exit, Running, BIN};
 use common::*;
 use serde_json::Value;
 
@@ -163,4 +163,62 @@ async fn two_replicas_on_one_host_get_their_own_default_spools() {
     for (child, _) in replicas {
         assert!(terminate(child).success());
     }
+}
+
+/// `GET path` on a fresh connection: the status and JSON body, or `None`
+/// when nothing answers.
+async fn probe(addr: std::net::SocketAddr, path: &str) -> Option<(u16, Value)> {
+    tokio::net::TcpStream::connect(addr).await.ok()?;
+    let reply = OpenImClient::connect(addr).await.send(get(path)).await;
+    Some((reply.status, serde_json::from_slice(&reply.body).ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_turns_readyz_503_and_keeps_acking_for_the_ready_delay() {
+    let bridge = spawn(&[("OPENIM_BRIDGE__SHUTDOWN__READY_DELAY_MS", "3000")]);
+    let mut client = OpenImClient::connect(bridge.addr).await;
+    assert_eq!(probe(bridge.addr, "/readyz").await.unwrap().0, 200);
+    let pid = bridge.child.id();
+    let stopped_at = std::time::Instant::now();
+    common::process::signal(pid, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Not ready, yet still serving: the load balancer takes it out first.
+    let (status, body) = probe(bridge.addr, "/readyz")
+        .await
+        .expect("still listening");
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "shutting down");
+    for i in 0..20 {
+        let body = group_message(&format!("during-delay-{i}"), "g_1");
+        assert_ack(
+            &client
+                .post("/callbackAfterSendGroupMsgCommand", &body)
+                .await,
+        );
+    }
+    let status = wait_exit(bridge.child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let took = stopped_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(2_900),
+        "stopped {took:?} after SIGTERM, before the 3 s ready delay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigterm_skips_the_ready_delay() {
+    let bridge = spawn(&[("OPENIM_BRIDGE__SHUTDOWN__READY_DELAY_MS", "60000")]);
+    let pid = bridge.child.id();
+    common::process::signal(pid, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(probe(bridge.addr, "/readyz").await.unwrap().0, 503);
+    let second = std::time::Instant::now();
+    common::process::signal(pid, "TERM");
+    let status = wait_exit(bridge.child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    assert!(
+        second.elapsed() < Duration::from_secs(10),
+        "a second SIGTERM still waited {:?}",
+        second.elapsed()
+    );
 }

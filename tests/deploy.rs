@@ -63,7 +63,8 @@ fn every_replica_has_its_own_spool_and_time_to_drain() {
     let doc = compose();
     let bridges = bridges(&doc);
     assert!(bridges.len() >= 2, "two replicas behind the load balancer");
-    let drain_ms = Settings::default().shutdown.drain_timeout_ms;
+    let shutdown = Settings::default().shutdown;
+    let drain_ms = shutdown.ready_delay_ms + shutdown.drain_timeout_ms;
     let mut spools = Vec::new();
     for (name, service) in &bridges {
         let volumes = service["volumes"]
@@ -81,7 +82,7 @@ fn every_replica_has_its_own_spool_and_time_to_drain() {
         let seconds: u64 = grace.trim_end_matches('s').parse().unwrap();
         assert!(
             seconds * 1000 > drain_ms,
-            "{name}: stop_grace_period {grace} <= drain {drain_ms} ms"
+            "{name}: stop_grace_period {grace} <= ready delay + drain {drain_ms} ms"
         );
         assert!(
             doc["volumes"].get(&spools[spools.len() - 1]).is_some(),
@@ -101,12 +102,18 @@ fn every_replica_has_its_own_spool_and_time_to_drain() {
 #[test]
 fn load_balancer_and_prometheus_know_every_replica() {
     let doc = compose();
-    let nginx = read("deploy/nginx/nginx.conf");
+    let haproxy = read("deploy/haproxy/haproxy.cfg");
     let prometheus = read("deploy/prometheus/prometheus.yml");
+    assert!(
+        doc["services"]["load-balancer"]["volumes"][0]
+            .as_str()
+            .is_some_and(|v| v.starts_with("./deploy/haproxy/haproxy.cfg:")),
+        "compose runs the shipped HAProxy file"
+    );
     for (name, _) in bridges(&doc) {
         assert!(
-            nginx.contains(&format!("server {name}:8080")),
-            "nginx upstream lacks {name}"
+            haproxy.contains(&format!("server {name} {name}:8080")),
+            "haproxy backend lacks {name}"
         );
         assert!(
             prometheus.contains(&format!("\"{name}:8080\"")),
@@ -213,14 +220,26 @@ fn kubernetes_config_loads_and_drains_within_the_grace_period() {
         serde_yaml_ng::from_str(&read("deploy/kubernetes/statefulset.yaml")).unwrap();
     let pod = &statefulset["spec"]["template"]["spec"];
     let grace_ms = pod["terminationGracePeriodSeconds"].as_u64().unwrap() * 1000;
+    let shutdown = &settings.shutdown;
     assert!(
-        settings.shutdown.drain_timeout_ms < grace_ms,
-        "drain {} ms >= grace {grace_ms} ms",
-        settings.shutdown.drain_timeout_ms
+        shutdown.ready_delay_ms + shutdown.drain_timeout_ms < grace_ms,
+        "ready delay {} ms + drain {} ms >= grace {grace_ms} ms",
+        shutdown.ready_delay_ms,
+        shutdown.drain_timeout_ms
     );
     let container = &pod["containers"][0];
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let readiness = &container["readinessProbe"];
+    assert_eq!(readiness["httpGet"]["path"], "/readyz");
+    // The endpoint is removed well within the ready delay.
+    let notice_ms = readiness["periodSeconds"].as_u64().unwrap()
+        * readiness["failureThreshold"].as_u64().unwrap_or(3)
+        * 1000;
+    assert!(
+        notice_ms < shutdown.ready_delay_ms,
+        "readiness notices shutdown after {notice_ms} ms, ready delay {} ms",
+        shutdown.ready_delay_ms
+    );
     let mount = container["volumeMounts"]
         .as_array()
         .unwrap()

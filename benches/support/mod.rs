@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -20,4 +20,88 @@ pub async fn connect(addr: SocketAddr) -> Option<Sender> {
         .ok()?;
     tokio::spawn(conn);
     Some(sender)
+}
+
+/// Every `data.event_id` in `topic` (partitions `0..partitions`), read with
+/// a fresh consumer from the first offset until all of `wanted` were seen
+/// or `within` passed.
+// Not every benchmark binary reads Kafka back.
+#[allow(dead_code)]
+pub fn kafka_read_back(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    wanted: &std::collections::HashSet<String>,
+    within: std::time::Duration,
+) -> std::collections::HashSet<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let mut seen = std::collections::HashSet::new();
+    let created: Result<BaseConsumer, _> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("read-back-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create();
+    let Ok(consumer) = created else {
+        return seen;
+    };
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        let _ = assignment.add_partition_offset(topic, partition, rdkafka::Offset::Beginning);
+    }
+    if consumer.assign(&assignment).is_err() {
+        return seen;
+    }
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline && !wanted.is_subset(&seen) {
+        if let Some(Ok(message)) = consumer.poll(std::time::Duration::from_millis(200)) {
+            let data: serde_json::Value =
+                serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or_default();
+            if let Some(id) = data["event_id"].as_str() {
+                seen.insert(id.to_owned());
+            }
+        }
+    }
+    seen
+}
+
+/// OpenIM's "continue" ack, byte for byte.
+#[allow(dead_code)]
+pub const ACK: &[u8] = br#"{"actionCode":0,"errCode":0,"errMsg":"","errDlt":"","nextCode":0}"#;
+
+/// What became of one callback, as OpenIM sees it.
+#[allow(dead_code)]
+pub enum Outcome {
+    /// The exact ack.
+    Acked,
+    /// Any other reply, by HTTP status.
+    Refused(u16),
+    /// No reply: refused or reset connection, or `within` passed.
+    NoReply,
+}
+
+/// POSTs a group-message callback `body` the way OpenIM does, and waits at
+/// most `within` for the reply.
+// Not every benchmark binary posts one callback at a time.
+#[allow(dead_code)]
+pub async fn post(sender: &mut Sender, body: String, within: std::time::Duration) -> Outcome {
+    let request = hyper::Request::post("/openim/callbackAfterSendGroupMsgCommand")
+        .header("Host", "bridge")
+        .header("Content-Type", "application/json; charset=utf-8")
+        .header("Operationid", "1719800000123456789")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid request");
+    let exchange = async {
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((status, body))
+    };
+    match tokio::time::timeout(within, exchange).await {
+        Ok(Ok((200, body))) if body.as_ref() == ACK => Outcome::Acked,
+        Ok(Ok((status, _))) => Outcome::Refused(status),
+        _ => Outcome::NoReply,
+    }
 }

@@ -246,7 +246,8 @@ impl Handler {
             }
             "/readyz" => {
                 let (used, max) = self.spool.usage();
-                let ready = used + self.max_body_bytes as u64 <= max;
+                let shutting_down = self.stats.shutting_down.get() != 0;
+                let ready = used + self.max_body_bytes as u64 <= max && !shutting_down;
                 let status = if ready {
                     StatusCode::OK
                 } else {
@@ -266,7 +267,13 @@ impl Handler {
                     "failing"
                 };
                 let body = serde_json::json!({
-                    "status": if ready { "ready" } else { "spool full" },
+                    "status": if shutting_down {
+                        "shutting down"
+                    } else if ready {
+                        "ready"
+                    } else {
+                        "spool full"
+                    },
                     "spool_used_bytes": used,
                     "spool_max_bytes": max,
                     "spool_reads": spool_reads,

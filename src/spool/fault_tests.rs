@@ -7,27 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::disk::faults::{Faulty, Op, EIO, EMFILE, ENOSPC};
+use super::tests::event;
 use super::*;
 use crate::config::AckMode;
-use crate::normalize::{CallbackKind, Event};
 
 fn settings(dir: &Path, ack: AckMode) -> SpoolSettings {
     SpoolSettings {
-        dir: dir.to_owned(),
-        max_bytes: 1 << 30,
         ack,
-        segment_bytes: 4096,
-    }
-}
-
-fn event(i: usize) -> Event {
-    Event {
-        id: format!("m{i:05}"),
-        kind: CallbackKind::GROUP_MESSAGE_SENT,
-        source: Arc::from("openim"),
-        time: "2024-07-01T02:13:20.123Z".to_owned(),
-        key: format!("g{}", i % 3),
-        data: format!("{{\"n\":{i}}}").into_bytes().into(),
+        ..super::tests::settings(dir)
     }
 }
 

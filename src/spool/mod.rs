@@ -308,7 +308,8 @@ mod tests {
     use crate::config::AckMode;
     use crate::normalize::{CallbackKind, Event};
 
-    fn settings(dir: &Path) -> SpoolSettings {
+    /// Durable acks, 4 KiB segments, no size limit to speak of.
+    pub(super) fn settings(dir: &Path) -> SpoolSettings {
         SpoolSettings {
             dir: dir.to_owned(),
             max_bytes: 1 << 30,
@@ -317,7 +318,8 @@ mod tests {
         }
     }
 
-    fn event(i: usize) -> Event {
+    /// Event number `i` (id `m0000i`, three keys in turn).
+    pub(super) fn event(i: usize) -> Event {
         Event {
             id: format!("m{i:05}"),
             kind: CallbackKind::GROUP_MESSAGE_SENT,

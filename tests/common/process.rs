@@ -31,6 +31,8 @@ pub fn spawn(env: &[(&str, &str)]) -> Running {
         .env_clear()
         .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
         .env("OPENIM_BRIDGE__SPOOL__DIR", spool_dir())
+        // No load balancer to wait for; tests of the delay set their own.
+        .env("OPENIM_BRIDGE__SHUTDOWN__READY_DELAY_MS", "0")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -74,21 +76,28 @@ pub fn spawn(env: &[(&str, &str)]) -> Running {
 }
 
 /// Sends SIGTERM and waits for the exit status.
-pub fn terminate(mut child: Child) -> std::process::ExitStatus {
+pub fn terminate(child: Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    for _ in 0..300 {
+    wait_exit(child, Duration::from_secs(15))
+}
+
+/// Waits at most `within` for `child` to exit (killing it and panicking
+/// after that).
+pub fn wait_exit(mut child: Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    panic!("bridge did not exit within 15 s of SIGTERM");
+    panic!("bridge did not exit within {within:?}");
 }
 
 /// Sends `signal` (e.g. `KILL`, `STOP`, `CONT`) to `pid`.

@@ -1,0 +1,537 @@
+//! Operations test: the shipped load balancer configuration
+//! (`deploy/haproxy/haproxy.cfg`, Debian's HAProxy) in front of real
+//! `openim-bridge` replicas and a Tansu broker, under OpenIM-like load,
+//! through the routine operations of a deployment:
+//!
+//! * a rolling restart (SIGTERM, wait for the exit, start again, wait until
+//!   ready, next replica), as an orchestrator does it;
+//! * `kill -9` of a replica and its restart;
+//! * scale from 2 to 3 replicas and back to 2;
+//! * a reload of the load balancer (`kill -USR2` to HAProxy's master).
+//!
+//! Only the listen address, the replicas' addresses and the stats socket
+//! path of the shipped file are rewritten (loopback, temporary directory);
+//! scaling to 3 adds a `server` line, as an operator would.
+//!
+//! Load: 4 senders like OpenIM's webhook workers: one request at a time,
+//! keep-alive, a failed request is not sent again, its connection is
+//! dropped. Per scenario the report lists callbacks sent, acked, error
+//! replies by status, requests with no reply, the longest time without an
+//! ack, and acked callbacks missing from Kafka. Targets: 0 errors and 0
+//! missing for every scenario; for `kill -9`, only requests in flight on the
+//! killed replica may fail (at most one per sender), and 0 missing.
+//!
+//! Run with `scripts/operations` (about 90 s); report in
+//! `target/operations/report.md`; exit status 1 when a target is missed.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use support::{post, Outcome, Sender};
+
+const BIN: &str = env!("CARGO_BIN_EXE_openim-bridge");
+const CONFIG: &str = include_str!("../deploy/haproxy/haproxy.cfg");
+const TEMPLATE: &str = include_str!("../tests/fixtures/after_send_group_msg_01_text_ios.json");
+const TEMPLATE_ID: &str = "9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91";
+const SENDERS: usize = 4;
+/// Per sender: about 250 callbacks/s, 1,000/s in all.
+const INTERVAL: Duration = Duration::from_millis(4);
+const PARTITIONS: i32 = 3;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status();
+}
+
+/// One HTTP GET; the status, or `None` without an answer.
+async fn get_status(port: u16, path: &str) -> Option<u16> {
+    let mut sender = support::connect(([127, 0, 0, 1], port).into()).await?;
+    let request = hyper::Request::get(path)
+        .header("Host", "bridge")
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let response = tokio::time::timeout(Duration::from_secs(2), sender.send_request(request))
+        .await
+        .ok()?
+        .ok()?;
+    Some(response.status().as_u16())
+}
+
+/// One replica slot: a fixed port and spool, so a restart is the same
+/// replica coming back.
+struct Replica {
+    name: String,
+    port: u16,
+    spool: PathBuf,
+    log: PathBuf,
+    env: Vec<(&'static str, String)>,
+    child: Option<Child>,
+}
+
+impl Replica {
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .env_clear()
+            .env(
+                "OPENIM_BRIDGE__HTTP__LISTEN",
+                format!("127.0.0.1:{}", self.port),
+            )
+            .env("OPENIM_BRIDGE__SPOOL__DIR", &self.spool)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start openim-bridge");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..300 {
+            if get_status(self.port, "/readyz").await == Some(200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{} not ready within 30 s (log: {})",
+            self.name,
+            self.log.display()
+        );
+    }
+
+    /// SIGTERM, and the exit status once it exits.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What happened to the callbacks sent during one scenario.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    acked: Mutex<Vec<String>>,
+    refused: Mutex<BTreeMap<u16, u64>>,
+    no_reply: AtomicU64,
+    /// Milliseconds since the start of the run of the last ack.
+    last_ack_ms: AtomicU64,
+    longest_stall_ms: AtomicU64,
+}
+
+struct Load {
+    scenarios: Vec<Tally>,
+    current: AtomicUsize,
+    stop: AtomicBool,
+    started: Instant,
+}
+
+impl Load {
+    fn tally(&self) -> &Tally {
+        &self.scenarios[self.current.load(Ordering::SeqCst)]
+    }
+}
+
+/// One OpenIM-like sender through the load balancer.
+async fn sender(load: Arc<Load>, lb: u16, number: usize) {
+    let mut connection: Option<Sender> = None;
+    let mut ticker = tokio::time::interval(INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for i in 0u64.. {
+        ticker.tick().await;
+        if load.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let tally = load.tally();
+        tally.sent.fetch_add(1, Ordering::SeqCst);
+        if connection.as_ref().is_none_or(|c| c.is_closed()) {
+            connection = support::connect(([127, 0, 0, 1], lb).into()).await;
+        }
+        let Some(open) = connection.as_mut() else {
+            tally.no_reply.fetch_add(1, Ordering::SeqCst);
+            continue;
+        };
+        let id = format!("ops-{number}-{i}");
+        let body = TEMPLATE
+            .replace(TEMPLATE_ID, &id)
+            .replace("\"g_3001\"", &format!("\"g_{}\"", i % 16));
+        match post(open, body, Duration::from_secs(15)).await {
+            Outcome::Acked => {
+                let now = load.started.elapsed().as_millis() as u64;
+                let last = tally.last_ack_ms.swap(now, Ordering::SeqCst);
+                if last > 0 {
+                    tally
+                        .longest_stall_ms
+                        .fetch_max(now.saturating_sub(last), Ordering::SeqCst);
+                }
+                tally.acked.lock().unwrap().push(id);
+            }
+            Outcome::Refused(status) => {
+                *tally.refused.lock().unwrap().entry(status).or_default() += 1;
+            }
+            Outcome::NoReply => {
+                tally.no_reply.fetch_add(1, Ordering::SeqCst);
+                connection = None;
+            }
+        }
+    }
+}
+
+fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    config
+}
+
+async fn create_topic(brokers: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        kafka_config(brokers).create().unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create the topic");
+    for result in created {
+        result.expect("create the topic");
+    }
+}
+
+/// The shipped HAProxy file with loopback addresses: the frontend on
+/// `lb`, `servers` as the replicas, the stats socket in `dir`.
+fn haproxy_config(lb: u16, servers: &[(String, u16)], dir: &Path) -> String {
+    let mut config = String::new();
+    for line in CONFIG.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("server ") {
+            continue;
+        }
+        let line = match trimmed {
+            t if t.starts_with("bind :8080") => format!("    bind 127.0.0.1:{lb}"),
+            t if t.starts_with("stats socket /tmp/haproxy.sock") => line.replace(
+                "/tmp/haproxy.sock",
+                &dir.join("haproxy.sock").display().to_string(),
+            ),
+            _ => line.to_owned(),
+        };
+        config.push_str(&line);
+        config.push('\n');
+    }
+    for (name, port) in servers {
+        let _ = writeln!(config, "    server {name} 127.0.0.1:{port}");
+    }
+    config
+}
+
+struct Scenario {
+    name: &'static str,
+    /// kill -9: in-flight requests on the killed replica may fail.
+    in_flight_may_fail: bool,
+}
+
+const SCENARIOS: [Scenario; 6] = [
+    Scenario {
+        name: "steady load (baseline)",
+        in_flight_may_fail: false,
+    },
+    Scenario {
+        name: "rolling restart (SIGTERM, restart, ready; each replica in turn)",
+        in_flight_may_fail: false,
+    },
+    Scenario {
+        name: "kill -9 one replica, restart it",
+        in_flight_may_fail: true,
+    },
+    Scenario {
+        name: "scale 2 -> 3 replicas",
+        in_flight_may_fail: false,
+    },
+    Scenario {
+        name: "scale 3 -> 2 replicas",
+        in_flight_may_fail: false,
+    },
+    Scenario {
+        name: "reload HAProxy (kill -USR2 to its master)",
+        in_flight_may_fail: false,
+    },
+];
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return; // `cargo bench` lists benchmarks this way.
+    }
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/operations");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let work = tempfile::tempdir().unwrap();
+
+    // Tansu, with a topic of this run's own.
+    let kafka_port = free_port();
+    let url = format!("tcp://127.0.0.1:{kafka_port}");
+    let mut tansu = Command::new("tansu")
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(out.join("tansu.log")).unwrap())
+        .spawn()
+        .expect("tansu (scripts/operations installs it)");
+    let brokers = format!("127.0.0.1:{kafka_port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", kafka_port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let topic = format!("operations-{}", std::process::id());
+    create_topic(&brokers, &topic).await;
+
+    let env = vec![
+        ("OPENIM_BRIDGE__SINK__KIND", "kafka".to_owned()),
+        ("OPENIM_BRIDGE__KAFKA__BROKERS", brokers.clone()),
+        ("OPENIM_BRIDGE__KAFKA__TOPIC", topic.clone()),
+    ];
+    let mut replicas: Vec<Replica> = (1..=3)
+        .map(|n| Replica {
+            name: format!("bridge-{n}"),
+            port: free_port(),
+            spool: work.path().join(format!("spool-{n}")),
+            log: out.join(format!("bridge-{n}.log")),
+            env: env.clone(),
+            child: None,
+        })
+        .collect();
+    replicas[0].start().await;
+    replicas[1].start().await;
+
+    let lb = free_port();
+    let servers = |replicas: &[Replica]| -> Vec<(String, u16)> {
+        replicas
+            .iter()
+            .map(|replica| (replica.name.clone(), replica.port))
+            .collect()
+    };
+    let two = servers(&replicas[..2]);
+    let config_path = work.path().join("haproxy.cfg");
+    std::fs::write(&config_path, haproxy_config(lb, &two, work.path())).unwrap();
+    let mut haproxy = Command::new("haproxy")
+        .arg("-W")
+        .arg("-db")
+        .arg("-f")
+        .arg(&config_path)
+        .stdout(std::fs::File::create(out.join("haproxy.log")).unwrap())
+        .stderr(std::fs::File::create(out.join("haproxy.stderr")).unwrap())
+        .spawn()
+        .expect("haproxy (scripts/operations installs it)");
+    for _ in 0..100 {
+        if get_status(lb, "/readyz").await == Some(200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both replicas seen up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let load = Arc::new(Load {
+        scenarios: SCENARIOS.iter().map(|_| Tally::default()).collect(),
+        current: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        started: Instant::now(),
+    });
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|n| tokio::spawn(sender(Arc::clone(&load), lb, n)))
+        .collect();
+    let steady = Duration::from_secs(3);
+    // How long HAProxy needs to see a replica that became ready (one
+    // check every 500 ms, rise 1), with a margin.
+    let seen_up = Duration::from_millis(1500);
+    let mut unclean = Vec::new();
+    let next = |load: &Load, index: usize| {
+        load.current.store(index, Ordering::SeqCst);
+        eprintln!("  {}", SCENARIOS[index].name);
+    };
+
+    next(&load, 0);
+    tokio::time::sleep(steady).await;
+
+    next(&load, 1);
+    for replica in &mut replicas[..2] {
+        let status = replica.terminate().await;
+        if !status.success() {
+            unclean.push(format!("{}: {status}", replica.name));
+        }
+        replica.start().await;
+        tokio::time::sleep(seen_up).await;
+    }
+    tokio::time::sleep(steady).await;
+
+    next(&load, 2);
+    replicas[0].kill_9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    replicas[0].start().await;
+    tokio::time::sleep(seen_up).await;
+    tokio::time::sleep(steady).await;
+
+    next(&load, 3);
+    replicas[2].start().await;
+    let three = servers(&replicas);
+    std::fs::write(&config_path, haproxy_config(lb, &three, work.path())).unwrap();
+    signal(haproxy.id(), "USR2");
+    tokio::time::sleep(seen_up).await;
+    tokio::time::sleep(steady).await;
+
+    next(&load, 4);
+    let status = replicas[2].terminate().await;
+    if !status.success() {
+        unclean.push(format!("{}: {status}", replicas[2].name));
+    }
+    std::fs::write(&config_path, haproxy_config(lb, &two, work.path())).unwrap();
+    signal(haproxy.id(), "USR2");
+    tokio::time::sleep(steady).await;
+
+    next(&load, 5);
+    signal(haproxy.id(), "USR2");
+    tokio::time::sleep(steady).await;
+
+    load.stop.store(true, Ordering::SeqCst);
+    for sender in senders {
+        let _ = sender.await;
+    }
+
+    // Every acked callback must be in Kafka.
+    let wanted: HashSet<String> = load
+        .scenarios
+        .iter()
+        .flat_map(|tally| tally.acked.lock().unwrap().clone())
+        .collect();
+    let seen = tokio::task::spawn_blocking({
+        let (brokers, topic, wanted) = (brokers.clone(), topic.clone(), wanted.clone());
+        move || {
+            support::kafka_read_back(
+                &brokers,
+                &topic,
+                PARTITIONS,
+                &wanted,
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await
+    .unwrap();
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# Operations test report\n\nShipped `deploy/haproxy/haproxy.cfg` ({}) in front of openim-bridge replicas (Kafka sink, durable spool, `shutdown.ready_delay_ms` default) and Tansu; {SENDERS} OpenIM-like senders, one request at a time, keep-alive, about {} callbacks/s in all.\n",
+        String::from_utf8_lossy(&Command::new("haproxy").arg("-v").output().map(|o| o.stdout).unwrap_or_default())
+            .lines()
+            .next()
+            .unwrap_or("HAProxy"),
+        SENDERS as u128 * 1000 / INTERVAL.as_millis(),
+    );
+    let _ = writeln!(
+        report,
+        "| scenario | sent | acked | error replies | no reply | longest ack stall | missing | target |\n|---|---|---|---|---|---|---|---|"
+    );
+    let mut failed = !unclean.is_empty();
+    for (scenario, tally) in SCENARIOS.iter().zip(&load.scenarios) {
+        let acked = tally.acked.lock().unwrap();
+        let missing = acked.iter().filter(|id| !seen.contains(*id)).count();
+        let refused = tally.refused.lock().unwrap();
+        let errors: u64 = refused.values().sum::<u64>() + tally.no_reply.load(Ordering::SeqCst);
+        let allowed = if scenario.in_flight_may_fail {
+            SENDERS as u64
+        } else {
+            0
+        };
+        let met = missing == 0 && errors <= allowed;
+        failed |= !met;
+        let refused = if refused.is_empty() {
+            "0".to_owned()
+        } else {
+            refused
+                .iter()
+                .map(|(status, n)| format!("{n} x {status}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            report,
+            "| {} | {} | {} | {refused} | {} | {} ms | {missing} | {} |",
+            scenario.name,
+            tally.sent.load(Ordering::SeqCst),
+            acked.len(),
+            tally.no_reply.load(Ordering::SeqCst),
+            tally.longest_stall_ms.load(Ordering::SeqCst),
+            if met { "met" } else { "MISSED" },
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nTargets: 0 error replies, 0 requests without a reply and 0 missing; for kill -9 at most {SENDERS} failed requests (one in flight per sender). Clean exit on SIGTERM: {}.",
+        if unclean.is_empty() {
+            "every replica".to_owned()
+        } else {
+            format!("NOT {}", unclean.join("; "))
+        }
+    );
+    println!("{report}");
+    std::fs::write(out.join("report.md"), &report).unwrap();
+
+    for replica in &mut replicas {
+        if replica.child.is_some() {
+            let _ = replica.terminate().await;
+        }
+    }
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
+    let _ = tansu.kill();
+    let _ = tansu.wait();
+    if failed {
+        std::process::exit(1);
+    }
+}
