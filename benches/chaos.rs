@@ -735,9 +735,6 @@ async fn worker(
             tally.transport_errors.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let Some(connection) = senders[n].as_mut() else {
-            continue;
-        };
         // Group IDs `g.N`, or `lost.N` (no queue bound): RabbitMQ topic
         // bindings match whole dot-separated words.
         let unroutable = tally.name == "rabbitmq" && i.is_multiple_of(UNROUTABLE_EVERY);
@@ -746,7 +743,7 @@ async fn worker(
             .replace(TEMPLATE_ID, &id)
             .replace("\"g_3001\"", &format!("\"{group}.{}\"", i % 32));
         let begun = Instant::now();
-        match post(connection, body, REQUEST_TIMEOUT).await {
+        match post(&mut senders[n], body, REQUEST_TIMEOUT).await {
             Outcome::Acked => {
                 let micros = begun.elapsed().as_micros().max(1) as u64;
                 let _ = tally.latency.lock().unwrap().record(micros);
@@ -768,9 +765,8 @@ async fn worker(
             Outcome::Refused(status) => {
                 *tally.refused.lock().unwrap().entry(status).or_default() += 1;
             }
-            Outcome::NoReply => {
+            Outcome::NoReply(_) => {
                 tally.transport_errors.fetch_add(1, Ordering::Relaxed);
-                senders[n] = None;
             }
         }
     }

@@ -150,6 +150,8 @@ struct Tally {
     acked: Mutex<Vec<String>>,
     refused: Mutex<BTreeMap<u16, u64>>,
     no_reply: AtomicU64,
+    /// Requests without a reply: when, which sender, why.
+    failures: Mutex<Vec<String>>,
     /// Milliseconds since the start of the run of the last ack.
     last_ack_ms: AtomicU64,
     longest_stall_ms: AtomicU64,
@@ -183,15 +185,19 @@ async fn sender(load: Arc<Load>, lb: u16, number: usize) {
         if connection.as_ref().is_none_or(|c| c.is_closed()) {
             connection = support::connect(([127, 0, 0, 1], lb).into()).await;
         }
-        let Some(open) = connection.as_mut() else {
+        if connection.is_none() {
             tally.no_reply.fetch_add(1, Ordering::SeqCst);
+            let at = load.started.elapsed().as_secs_f64();
+            tally.failures.lock().unwrap().push(format!(
+                "{at:.3} s, sender {number}: cannot connect to the load balancer"
+            ));
             continue;
-        };
+        }
         let id = format!("ops-{number}-{i}");
         let body = TEMPLATE
             .replace(TEMPLATE_ID, &id)
             .replace("\"g_3001\"", &format!("\"g_{}\"", i % 16));
-        match post(open, body, Duration::from_secs(15)).await {
+        match post(&mut connection, body, Duration::from_secs(15)).await {
             Outcome::Acked => {
                 let now = load.started.elapsed().as_millis() as u64;
                 let last = tally.last_ack_ms.swap(now, Ordering::SeqCst);
@@ -205,9 +211,14 @@ async fn sender(load: Arc<Load>, lb: u16, number: usize) {
             Outcome::Refused(status) => {
                 *tally.refused.lock().unwrap().entry(status).or_default() += 1;
             }
-            Outcome::NoReply => {
+            Outcome::NoReply(why) => {
                 tally.no_reply.fetch_add(1, Ordering::SeqCst);
-                connection = None;
+                let at = load.started.elapsed().as_secs_f64();
+                tally
+                    .failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("{at:.3} s, sender {number}: {why}"));
             }
         }
     }
@@ -509,6 +520,11 @@ async fn main() {
             tally.longest_stall_ms.load(Ordering::SeqCst),
             if met { "met" } else { "MISSED" },
         );
+    }
+    for (scenario, tally) in SCENARIOS.iter().zip(&load.scenarios) {
+        for failure in tally.failures.lock().unwrap().iter() {
+            let _ = writeln!(report, "\n- no reply ({}): {failure}", scenario.name);
+        }
     }
     let _ = writeln!(
         report,

@@ -77,15 +77,23 @@ pub enum Outcome {
     Acked,
     /// Any other reply, by HTTP status.
     Refused(u16),
-    /// No reply: refused or reset connection, or `within` passed.
-    NoReply,
+    /// No reply: refused or reset connection, or `within` passed; why.
+    NoReply(String),
 }
 
 /// POSTs a group-message callback `body` the way OpenIM does, and waits at
-/// most `within` for the reply.
+/// most `within` for the reply. Like Go's client, a connection whose reply
+/// said `Connection: close` is not used again: `sender` becomes `None`.
 // Not every benchmark binary posts one callback at a time.
 #[allow(dead_code)]
-pub async fn post(sender: &mut Sender, body: String, within: std::time::Duration) -> Outcome {
+pub async fn post(
+    connection: &mut Option<Sender>,
+    body: String,
+    within: std::time::Duration,
+) -> Outcome {
+    let Some(sender) = connection.as_mut() else {
+        return Outcome::NoReply("not connected".to_owned());
+    };
     let request = hyper::Request::post("/openim/callbackAfterSendGroupMsgCommand")
         .header("Host", "bridge")
         .header("Content-Type", "application/json; charset=utf-8")
@@ -96,12 +104,29 @@ pub async fn post(sender: &mut Sender, body: String, within: std::time::Duration
         sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
+        let close = response
+            .headers()
+            .get(hyper::header::CONNECTION)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
         let body = response.into_body().collect().await?.to_bytes();
-        Ok::<_, hyper::Error>((status, body))
+        Ok::<_, hyper::Error>((status, body, close))
     };
-    match tokio::time::timeout(within, exchange).await {
-        Ok(Ok((200, body))) if body.as_ref() == ACK => Outcome::Acked,
-        Ok(Ok((status, _))) => Outcome::Refused(status),
-        _ => Outcome::NoReply,
+    let outcome = match tokio::time::timeout(within, exchange).await {
+        Ok(Ok((status, body, close))) => {
+            if close {
+                *connection = None;
+            }
+            if status == 200 && body.as_ref() == ACK {
+                Outcome::Acked
+            } else {
+                Outcome::Refused(status)
+            }
+        }
+        Ok(Err(err)) => Outcome::NoReply(err.to_string()),
+        Err(_) => Outcome::NoReply(format!("no reply within {within:?}")),
+    };
+    if matches!(outcome, Outcome::NoReply(_)) {
+        *connection = None;
     }
+    outcome
 }
