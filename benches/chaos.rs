@@ -264,27 +264,8 @@ impl Replica {
     }
 
     async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .env_clear()
-            .env(
-                "OPENIM_BRIDGE__HTTP__LISTEN",
-                format!("127.0.0.1:{}", self.port),
-            )
-            .env(
-                "OPENIM_BRIDGE__SPOOL__DIR",
-                self.disk.dir.path().join("spool"),
-            )
-            .env("OPENIM_BRIDGE__LOG__LEVEL", "info")
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start openim-bridge");
+        let spool = self.disk.dir.path().join("spool");
+        let child = support::spawn_bridge(BIN, self.port, &spool, &self.env, &self.log);
         self.child = Some(child);
         self.starts += 1;
         if !wait_for_port(self.port, Duration::from_secs(30)).await {

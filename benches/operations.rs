@@ -88,23 +88,7 @@ struct Replica {
 
 impl Replica {
     async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .env_clear()
-            .env(
-                "OPENIM_BRIDGE__HTTP__LISTEN",
-                format!("127.0.0.1:{}", self.port),
-            )
-            .env("OPENIM_BRIDGE__SPOOL__DIR", &self.spool)
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start openim-bridge");
+        let child = support::spawn_bridge(BIN, self.port, &self.spool, &self.env, &self.log);
         self.child = Some(child);
         self.wait_ready().await;
     }

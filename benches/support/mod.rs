@@ -130,3 +130,31 @@ pub async fn post(
     }
     outcome
 }
+
+/// Starts the `openim-bridge` binary at `bin` on 127.0.0.1:`port` with its
+/// spool in `spool`, the extra `env`, and its log appended to `log`.
+// Not every benchmark binary runs replicas.
+#[allow(dead_code)]
+pub fn spawn_bridge(
+    bin: &str,
+    port: u16,
+    spool: &std::path::Path,
+    env: &[(&'static str, String)],
+    log: &std::path::Path,
+) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the replica's log");
+    std::process::Command::new(bin)
+        .env_clear()
+        .env("OPENIM_BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPENIM_BRIDGE__SPOOL__DIR", spool)
+        .env("OPENIM_BRIDGE__LOG__LEVEL", "info")
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start openim-bridge")
+}
