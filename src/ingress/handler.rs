@@ -93,20 +93,18 @@ impl CallbackError {
 
 /// What the handler learned of a request while accepting it, for its reply
 /// and metrics.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Seen {
-    /// The body's command, once known (else [`UNKNOWN_COMMAND`]).
-    command: &'static str,
+    /// The body's command, once known.
+    kind: Option<CallbackKind>,
     /// The body, once read (a before-callback's reply may echo from it).
     body: Bytes,
 }
 
-impl Default for Seen {
-    fn default() -> Self {
-        Self {
-            command: UNKNOWN_COMMAND,
-            body: Bytes::new(),
-        }
+impl Seen {
+    /// The metrics label: the command, or [`UNKNOWN_COMMAND`].
+    fn command(&self) -> &'static str {
+        self.kind.map_or(UNKNOWN_COMMAND, CallbackKind::command)
     }
 }
 
@@ -191,20 +189,16 @@ impl Handler {
             .ack_seconds
             .observe(started.elapsed().as_secs_f64());
         let _entered = span.enter();
-        // A before-callback's spec, by the body's command or the URL's.
-        let before = [Some(seen.command), named_in_url.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter_map(CallbackKind::from_command)
+        // A before-callback's catalog entry, by the body's command.
+        let before = seen
+            .kind
             .map(CallbackKind::spec)
-            .find(|spec| spec.is_before());
-        // "Continue", leaving the user's request as OpenIM sent it.
-        let continue_reply =
-            || reply::continue_unchanged(before.map_or(&[], |spec| spec.echo), &seen.body);
+            .filter(|spec| spec.is_before());
         match result {
             Ok(outcome) => {
-                self.stats.callback(seen.command, outcome);
-                continue_reply()
+                self.stats.callback(seen.command(), outcome);
+                // "Continue", leaving the user's request as OpenIM sent it.
+                reply::continue_unchanged(before.map_or(&[], |spec| spec.echo), &seen.body)
             }
             Err(err) => {
                 let status = err.status();
@@ -213,15 +207,21 @@ impl Handler {
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Outcome::Unauthorized,
                     _ => Outcome::Invalid,
                 };
-                self.stats.callback(seen.command, outcome);
+                self.stats.callback(seen.command(), outcome);
                 // OpenIM waits for a before-callback's answer and blocks the
-                // user's action on an error reply: those get "continue".
+                // user's action on an error reply: those get "continue". The
+                // body may not have named its command; the URL may.
+                let before = before.or_else(|| {
+                    let kind = CallbackKind::from_command(named_in_url.as_deref()?)?;
+                    Some(kind.spec()).filter(|spec| spec.is_before())
+                });
                 let answer_continue = before.is_some() && outcome != Outcome::Unauthorized;
                 if let Some(suppressed) = self.refusal_log.allow() {
                     warn!(status = status.as_u16(), reason = %err, answered_continue = answer_continue, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
                 }
                 if answer_continue {
-                    return continue_reply();
+                    let echo = before.map_or(&[][..], |spec| spec.echo);
+                    return reply::continue_unchanged(echo, &seen.body);
                 }
                 reply::error(status, &err.to_string())
             }
@@ -361,7 +361,7 @@ impl Handler {
         let body = self.read_body(request.into_body()).await?;
         seen.body = body.clone();
 
-        let event = match self.validate(&body, url_command, &mut seen.command, received_at) {
+        let event = match self.validate(&body, url_command, &mut seen.kind, received_at) {
             Ok(event) => event,
             Err(err) => {
                 if let Some(log) = &self.invalid_log {
@@ -397,7 +397,7 @@ impl Handler {
         &self,
         body: &[u8],
         url_command: Option<&str>,
-        command: &mut &'static str,
+        seen_kind: &mut Option<CallbackKind>,
         received_at: OffsetDateTime,
     ) -> Result<Event, CallbackError> {
         let named = normalize::peek_command(body)?;
@@ -418,7 +418,7 @@ impl Handler {
             }
             None => return Err(CallbackError::UnknownCommand(named)),
         };
-        *command = kind.command();
+        *seen_kind = Some(kind);
         Ok(normalize::normalize(kind, body, received_at, &self.source)?)
     }
 
