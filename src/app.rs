@@ -156,17 +156,18 @@ impl App {
         let (fired, failure) = fired_rx
             .await
             .unwrap_or_else(|_| (tokio::time::Instant::now(), None));
-        if let Some(err) = failure {
-            return Err(err);
-        }
         let deadline = fired + drain;
         // In `memory` mode acked events may still be queued for the disk:
-        // they are written before anything else ends.
+        // they are written before anything else ends (also when the sink
+        // could not start: they wait in the spool for the next start).
         if tokio::time::timeout_at(deadline, writer_stopped)
             .await
             .is_err()
         {
             error!("shutdown deadline passed before the spool's writer finished; events still queued for the disk are lost (spool.ack = \"memory\") or were never acked (\"durable\")");
+        }
+        if let Some(err) = failure {
+            return Err(err);
         }
         info!("draining the spool to the broker");
         let mut publisher = self.publisher;

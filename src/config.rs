@@ -569,6 +569,14 @@ impl Settings {
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes", "must be at least 1024 bytes");
         }
+        // An event is about its body's size plus a little: half the spool's
+        // record limit leaves room, so every acked callback can be read back.
+        if self.http.max_body_bytes > crate::spool::record::MAX_PAYLOAD / 2 {
+            return invalid(
+                "http.max_body_bytes",
+                "must be at most 33554432 bytes (32 MiB), half the spool's record limit",
+            );
+        }
         if self.spool.segment_bytes < 1024 * 1024 {
             return invalid("spool.segment_bytes", "must be at least 1 MiB (1048576)");
         }
@@ -842,6 +850,15 @@ mod tests {
         assert!(err.contains("rabbitmq.routing_key"), "{err}");
         let err = load_err(&[("OPENIM_BRIDGE__SPOOL__MAX_BYTES", "1000")]);
         assert!(err.contains("spool.max_bytes"), "{err}");
+        // A body the spool could not read back once acked.
+        let err = load_err(&[
+            ("OPENIM_BRIDGE__HTTP__MAX_BODY_BYTES", "67108864"),
+            ("OPENIM_BRIDGE__SPOOL__MAX_BYTES", "1099511627776"),
+        ]);
+        assert!(
+            err.contains("http.max_body_bytes") && err.contains("32 MiB"),
+            "{err}"
+        );
         let err = load_err(&[("OPENIM_BRIDGE__SPOOL__ACK", "fast")]);
         assert!(
             err.contains("spool.ack") && err.contains("durable"),

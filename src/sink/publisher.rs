@@ -49,6 +49,8 @@ pub async fn run<S: Sink>(
         sink_name: sink.name(),
         reject_log: RateLimit::default(),
         dead_letter,
+        dead_letter_due: VecDeque::new(),
+        dead_letter_log: RateLimit::default(),
     };
     let mut backoff = Backoff::new(&settings);
     let mut queue_done = false;
@@ -68,7 +70,11 @@ pub async fn run<S: Sink>(
             }
             continue;
         }
-        if queue_done && state.pending.is_empty() && state.in_flight.is_empty() {
+        if queue_done
+            && state.pending.is_empty()
+            && state.in_flight.is_empty()
+            && state.dead_letter_due.is_empty()
+        {
             break;
         }
         let can_send = state.failed.is_none() && state.in_flight.len() < settings.max_in_flight;
@@ -85,7 +91,10 @@ pub async fn run<S: Sink>(
                 Some(item) => state.send(&mut sink, item).await,
                 None => queue_done = true,
             },
-            _ = persist.tick() => queue.persist_if_moved(),
+            _ = persist.tick() => {
+                state.write_dead_letters(&mut queue);
+                queue.persist_if_moved();
+            }
             // Unreachable by construction (some branch is always enabled);
             // present so an oversight can never panic the publisher.
             else => tokio::task::yield_now().await,
@@ -109,6 +118,9 @@ struct State {
     sink_name: &'static str,
     reject_log: RateLimit,
     dead_letter: DeadLetter,
+    /// Refused events whose dead-letter line is not written yet, in order.
+    dead_letter_due: VecDeque<(Spooled, String)>,
+    dead_letter_log: RateLimit,
 }
 
 /// Events to send again once the sink has recovered.
@@ -151,16 +163,9 @@ impl State {
         }
         match (result, &mut self.failed) {
             (Err(SinkError::Rejected(cause)), _) => {
-                if self.reject(&item, &cause) {
-                    queue.complete(item.position);
-                } else {
-                    // Not written anywhere yet: it stays in the spool and
-                    // goes round again after a backoff, like a retryable
-                    // error, so the acked position never stalls on it.
-                    let failure = self.failed.get_or_insert_with(Failure::default);
-                    failure.keys.insert(item.event.key.clone());
-                    failure.resend.push_back(item);
-                }
+                self.log_rejected(&item, &cause);
+                self.dead_letter_due.push_back((item, cause));
+                self.write_dead_letters(queue);
             }
             (Err(SinkError::Retryable(cause)), failed) => {
                 self.stats.events(self.sink_name, Outcome::Failed, 1);
@@ -204,10 +209,31 @@ impl State {
         }
     }
 
-    /// Counts, logs and dead-letters a refused event. `false` if the
-    /// dead-letter write failed: the event then stays in the spool and is
-    /// sent (and, if refused again, dead-lettered) again after a backoff.
-    fn reject(&mut self, item: &Spooled, cause: &str) -> bool {
+    /// Writes the refused events waiting for the dead-letter file, in
+    /// order; each leaves the spool once its line is synced. One that cannot
+    /// be written stays (in the spool and here) and is tried again at the
+    /// next call (every [`ACK_PERSIST_INTERVAL`]), while other events keep
+    /// flowing to the broker: only the acked position waits for it.
+    fn write_dead_letters(&mut self, queue: &mut SpoolReader) {
+        while let Some((item, cause)) = self.dead_letter_due.front() {
+            match self.dead_letter.write(&item.event, self.sink_name, cause) {
+                Ok(()) => {
+                    self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
+                    queue.complete(item.position);
+                    self.dead_letter_due.pop_front();
+                }
+                Err(err) => {
+                    if let Some(suppressed) = self.dead_letter_log.allow() {
+                        error!(event_id = %item.event.id, waiting = self.dead_letter_due.len(), cause = %err, suppressed, "cannot write the dead-letter file; the event stays in the spool and the write is tried again (segments from this event on are kept until then)");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Logs a refused event (rate-limited).
+    fn log_rejected(&mut self, item: &Spooled, cause: &str) {
         let event = &item.event;
         if let Some(suppressed) = self.reject_log.allow() {
             error!(
@@ -219,16 +245,6 @@ impl State {
                 suppressed,
                 "broker refused the event for good; it goes to the dead-letter file (at most one such line per second; `suppressed` counts the others)"
             );
-        }
-        match self.dead_letter.write(event, self.sink_name, cause) {
-            Ok(()) => {
-                self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
-                true
-            }
-            Err(err) => {
-                error!(event_id = %event.id, cause = %err, "cannot write the dead-letter file; the event stays in the spool and is tried again");
-                false
-            }
         }
     }
 }
@@ -423,6 +439,11 @@ mod tests {
         assert_eq!(lines[0]["event"]["id"], "1");
         assert_eq!(stats.snapshot().events_rejected, 1);
         assert!(sink.log.lock().unwrap().contains(&"a:2".to_owned()));
+        assert_eq!(
+            stats.snapshot().events_retried,
+            0,
+            "a failing dead-letter write holds back no other event"
+        );
         assert_eq!(stats.spool_records.get(), 0, "the spool is drained");
     }
 

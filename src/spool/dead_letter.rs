@@ -13,8 +13,9 @@
 //! spool (whose confirmed segments cannot be deleted past the event). So
 //! [`RESERVE_BYTES`] are kept in `dead-letter.reserve`, a file of zeros
 //! that a write finding the disk full deletes before it tries again; it
-//! is made again once a write succeeds with room to spare. A write that
-//! still fails is retried by the publisher with backoff.
+//! is made again after the next successful write (if it fits). A write
+//! that still fails is tried again by the publisher, while other events
+//! keep flowing.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -241,3 +241,47 @@ async fn a_short_write_whose_cut_fails_never_reaches_the_reader() {
     // The leftover half-frame was skipped as such, never decoded.
     assert!(stats.snapshot().spool_skipped_bytes > 0);
 }
+
+#[tokio::test]
+async fn a_segment_that_cannot_be_removed_now_is_removed_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Faulty::new();
+    let (writer, mut reader) = open_on(
+        &settings(dir.path(), AckMode::Durable),
+        Arc::default(),
+        disk.clone(),
+    )
+    .unwrap();
+    for i in 0..200 {
+        writer.append(&event(i)).await.unwrap();
+    }
+    let mut items = Vec::new();
+    for _ in 0..200 {
+        items.push(reader.recv().await.unwrap());
+    }
+    // The first event is confirmed last, so the acked position jumps over
+    // many segments at once; the second of their removals fails.
+    disk.fail(Op::Remove, EIO, 1, 1);
+    for item in items.iter().skip(1) {
+        reader.complete(item.position);
+    }
+    reader.complete(items[0].position);
+    assert_eq!(disk.failures(), 1, "the injected failure was hit");
+    // More traffic: the acked position moves on, and the left-over
+    // segment goes with the next deletion.
+    let mut last = items[0].position;
+    for i in 200..300 {
+        writer.append(&event(i)).await.unwrap();
+        let item = reader.recv().await.unwrap();
+        last = item.position;
+        reader.complete(item.position);
+    }
+    reader.persist();
+    drop(writer);
+    let left = list_segments(dir.path()).unwrap();
+    assert!(
+        left.iter().all(|id| *id >= last.segment),
+        "confirmed segments left behind: {left:?} (last confirmed event in {})",
+        last.segment
+    );
+}

@@ -55,6 +55,8 @@ pub struct SpoolReader {
     /// End of synced data; closed when the writer has stopped.
     watermark: watch::Receiver<Position>,
     acked: Position,
+    /// The oldest segment not yet deleted.
+    oldest: u64,
     /// The acked position last written to disk.
     persisted: Position,
     persisted_at: Instant,
@@ -63,6 +65,9 @@ pub struct SpoolReader {
     stats: Arc<Stats>,
     disk: SharedDisk,
     error_log: RateLimit,
+    /// Wait before the next try of a failing read (kept across `recv`
+    /// calls, which the publisher's `select!` restarts).
+    read_retry: Duration,
 }
 
 impl SpoolReader {
@@ -81,6 +86,7 @@ impl SpoolReader {
             outstanding: BTreeSet::new(),
             watermark,
             acked: start,
+            oldest: start.segment,
             persisted: start,
             persisted_at: Instant::now(),
             file: None,
@@ -88,13 +94,13 @@ impl SpoolReader {
             stats,
             disk,
             error_log: RateLimit::default(),
+            read_retry: READ_RETRY_INITIAL,
         }
     }
 
     /// The next event in log order; `None` once the writer has stopped and
     /// everything it wrote was read.
     pub async fn recv(&mut self) -> Option<Spooled> {
-        let mut retry = READ_RETRY_INITIAL;
         loop {
             if let Some(item) = self.ready.pop_front() {
                 self.outstanding.insert(item.position);
@@ -108,17 +114,17 @@ impl SpoolReader {
                             self.stats.spool_read_failing.set(0);
                             info!(at = ?self.cursor, "spool reads work again");
                         }
-                        retry = READ_RETRY_INITIAL;
+                        self.read_retry = READ_RETRY_INITIAL;
                     }
                     Err(err) => {
                         Stats::add(&self.stats.spool_read_errors, 1);
                         self.stats.spool_read_failing.set(1);
                         if let Some(suppressed) = self.error_log.allow() {
-                            error!(at = ?self.cursor, cause = %err, retry_ms = retry.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
+                            error!(at = ?self.cursor, cause = %err, retry_ms = self.read_retry.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
                         }
                         self.file = None;
-                        tokio::time::sleep(retry).await;
-                        retry = (retry * 2).min(READ_RETRY_MAX);
+                        tokio::time::sleep(self.read_retry).await;
+                        self.read_retry = (self.read_retry * 2).min(READ_RETRY_MAX);
                     }
                 }
                 continue;
@@ -172,21 +178,32 @@ impl SpoolReader {
     /// re-delivery after a restart, never loss.
     pub fn persist(&mut self) {
         self.persisted_at = Instant::now();
-        let mut id = self.acked.segment;
-        while id > 0 {
-            id -= 1;
+        // Oldest first, so one that cannot be removed now is found again
+        // next time (nothing older than it is left behind).
+        while self.oldest < self.acked.segment {
+            let id = self.oldest;
             let path = segment_path(&self.dir, id);
-            let Ok(len) = self.disk.len(&path) else { break };
             if matches!(&self.file, Some((open, _)) if *open == id) {
                 self.file = None;
             }
-            if self.disk.remove(&path).is_ok() {
-                let _ = self
-                    .used
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                        Some(used.saturating_sub(len))
-                    });
+            let len = match self.disk.len(&path) {
+                Ok(len) => len,
+                // Already gone (a segment a failed roll never created).
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    self.oldest += 1;
+                    continue;
+                }
+                Err(_) => break,
+            };
+            if self.disk.remove(&path).is_err() {
+                break;
             }
+            let _ = self
+                .used
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                    Some(used.saturating_sub(len))
+                });
+            self.oldest += 1;
         }
         match write_acked(self.disk.as_ref(), &self.dir, self.acked) {
             Ok(()) => self.persisted = self.acked,

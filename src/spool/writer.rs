@@ -202,7 +202,9 @@ struct WriterThread {
     error_log: RateLimit,
     failing: Arc<AtomicBool>,
     /// Frames of events already acked (`memory` mode) whose batch failed:
-    /// written first in the next batch. At most one batch.
+    /// written first in the next batch (or at shutdown). Bounded by what
+    /// was acked before the writer saw the failure: once it has, every
+    /// append waits for its write.
     carry: Vec<u8>,
     disk: SharedDisk,
 }
@@ -322,6 +324,9 @@ impl WriterThread {
             if restored.is_err() {
                 // Bytes of the failed batch stay in the file: they count
                 // until the segment is deleted, and nothing more goes there.
+                // Whole frames among them are read and published (as
+                // duplicates of callbacks answered 503, or written again
+                // from `carry`): at-least-once, never lost.
                 let on_disk = self
                     .disk
                     .len(&segment_path(&self.dir, self.at.segment))
