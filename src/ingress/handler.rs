@@ -4,6 +4,7 @@
 //! [`crate::normalize`] turns it into an event, [`crate::spool`] stores it,
 //! and the ack goes back without waiting for any broker.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -298,9 +299,9 @@ impl Handler {
         let in_header = request
             .headers()
             .get(self.auth_header.as_str())
-            .map(|v| v.as_bytes().to_vec());
-        let in_query = query_token(uri).map(String::into_bytes);
-        let in_path = uri.path().split('/').map(|s| s.as_bytes().to_vec());
+            .map(|v| Cow::Borrowed(v.as_bytes()));
+        let in_query = query_token(uri).map(|token| Cow::Owned(token.into_bytes()));
+        let in_path = uri.path().split('/').map(|s| Cow::Borrowed(s.as_bytes()));
         let presented = in_header.into_iter().chain(in_query).chain(in_path);
         // Check every candidate, so timing does not depend on where it is.
         let found = presented.fold(false, |found, candidate| {
@@ -326,8 +327,9 @@ impl Handler {
     }
 
     /// Checks, normalizes and spools one callback (unless its route is
-    /// disabled or a filter drops it: [`Outcome::Skipped`]); sets `command`
-    /// once the body names one (for the metrics label).
+    /// disabled or a filter drops it: [`Outcome::Skipped`]); records in
+    /// `seen` the body and, once it names one, its command (for the reply
+    /// and the metrics label).
     async fn accept(
         &self,
         request: Request<Incoming>,
