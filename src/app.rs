@@ -30,7 +30,7 @@ use crate::routing::{Filter, Routes};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
 use crate::sink::stdout::StdoutSink;
-use crate::sink::{publisher, Sink};
+use crate::sink::{publisher, refusal, Sink};
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{self, OpenError, SpoolReader, SpoolWriter};
 use crate::stats::Stats;
@@ -77,6 +77,7 @@ impl App {
     /// the background. `listener` is already bound (tests bind port 0).
     pub async fn start(mut settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
         settings.derive_defaults();
+        settings.resolve_secret_files()?;
         settings.http.max_connections = fit_open_files(settings.http.max_connections);
         let stats = Arc::new(Stats::default());
         let tls = match (&settings.http.tls_cert_file, &settings.http.tls_key_file) {
@@ -193,15 +194,19 @@ async fn publish(
 ) {
     let started = match settings.sink.kind {
         SinkKind::Stdout => {
+            refusal::accepted(&stats, "stdout");
             return run_publisher(StdoutSink::new(), spool, &settings, stats).await;
         }
         SinkKind::Kafka => {
-            match KafkaSink::start(&settings.kafka, routes, settings.http.max_body_bytes).await {
+            let max_event_bytes = settings.http.max_body_bytes;
+            match KafkaSink::start(&settings.kafka, routes, max_event_bytes, Arc::clone(&stats))
+                .await
+            {
                 Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
                 Err(err) => StartError::from(err),
             }
         }
-        SinkKind::Rabbitmq => match RabbitMqSink::start(&settings.rabbitmq, routes).await {
+        SinkKind::Rabbitmq => match RabbitMqSink::start(&settings.rabbitmq, routes, Arc::clone(&stats)).await {
             Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
             Err(err) => StartError::from(err),
         },

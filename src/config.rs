@@ -6,7 +6,7 @@
 //! typo fails at startup instead of being ignored. [`Settings::validate`]
 //! rejects values that parse but cannot work, naming the key to change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,10 @@ macro_rules! words {
         }
     };
 }
+
+mod security;
+
+pub use security::{read_secret_file, Passthrough, SaslMechanism, Secret, SecurityProtocol};
 
 /// Prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "OPENIM_BRIDGE";
@@ -335,9 +339,38 @@ pub struct KafkaSettings {
     /// failed; 0 = forever (the default: a broker outage is waited out, and
     /// events wait in the spool, which answers 503 when it fills).
     pub message_timeout_ms: u64,
+    /// `plaintext` | `ssl` | `sasl_plaintext` | `sasl_ssl`.
+    pub security_protocol: SecurityProtocol,
+    /// `plain` | `scram-sha-256` | `scram-sha-512` | `oauthbearer` (with a
+    /// `sasl_*` security protocol).
+    pub sasl_mechanism: SaslMechanism,
+    /// SASL username (PLAIN, SCRAM).
+    pub sasl_username: String,
+    /// SASL password (PLAIN, SCRAM).
+    pub sasl_password: Option<Secret>,
+    /// File holding the SASL password (instead of `sasl_password`).
+    pub sasl_password_file: Option<PathBuf>,
+    /// OAUTHBEARER token (a JWT), used as it is.
+    pub sasl_oauthbearer_token: Option<Secret>,
+    /// File holding the OAUTHBEARER token, read again at every refresh (a
+    /// minute before a JWT's `exp`, at most every 10 minutes), so a token
+    /// rotated by another process is picked up.
+    pub sasl_oauthbearer_token_file: Option<PathBuf>,
+    /// PEM file of the CA(s) that sign the brokers' certificates; unset:
+    /// the system's root certificates.
+    pub ssl_ca_file: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS), with `ssl_key_file`.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// PEM private key of `ssl_cert_file`.
+    pub ssl_key_file: Option<PathBuf>,
+    /// Password of an encrypted `ssl_key_file`.
+    pub ssl_key_password: Option<Secret>,
+    /// File holding `ssl_key_password`.
+    pub ssl_key_password_file: Option<PathBuf>,
     /// Extra librdkafka producer properties, passed through as they are
-    /// (e.g. `"security.protocol" = "SASL_SSL"`).
-    pub options: BTreeMap<String, String>,
+    /// (e.g. `"ssl.endpoint.identification.algorithm" = "none"`). Values of
+    /// secret properties are hidden in `--check-config`.
+    pub options: Passthrough,
     /// Create every topic the routes use at startup (Kafka admin API) when
     /// it is missing. Off: a missing topic stops the bridge with an error
     /// naming it.
@@ -359,7 +392,19 @@ impl Default for KafkaSettings {
             // 5 ms batches well at thousands of events/s and does not delay the ack.
             linger_ms: 5,
             message_timeout_ms: 0,
-            options: BTreeMap::new(),
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl_mechanism: SaslMechanism::Plain,
+            sasl_username: String::new(),
+            sasl_password: None,
+            sasl_password_file: None,
+            sasl_oauthbearer_token: None,
+            sasl_oauthbearer_token_file: None,
+            ssl_ca_file: None,
+            ssl_cert_file: None,
+            ssl_key_file: None,
+            ssl_key_password: None,
+            ssl_key_password_file: None,
+            options: Passthrough::default(),
             create_topics: false,
             topic_partitions: 6,
             topic_replication_factor: 1,
@@ -385,11 +430,26 @@ pub enum ExchangeType {
 words!(ExchangeType: "topic" => Topic, "direct" => Direct, "fanout" => Fanout, "headers" => Headers);
 
 /// `[rabbitmq]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RabbitMqSettings {
-    /// AMQP URL, `amqp://user:pass@host:port/vhost` (`%2f` is the default vhost).
+    /// AMQP URL, `amqp://user:pass@host:port/vhost` (`%2f` is the default
+    /// vhost), or `amqps://...:5671/...` for TLS. Append
+    /// `?auth_mechanism=external` to log in with the client certificate.
     pub url: String,
+    /// Username; overrides the URL's.
+    pub username: Option<String>,
+    /// Password; overrides the URL's.
+    pub password: Option<Secret>,
+    /// File holding the password (instead of `password`).
+    pub password_file: Option<PathBuf>,
+    /// PEM file of the CA(s) that sign the broker's certificate (amqps://);
+    /// unset: the system's root certificates.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate (amqps://), with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
     /// Durable exchange declared at startup; events are published to it.
     pub exchange: String,
     /// `topic` | `direct` | `fanout` | `headers`.
@@ -404,12 +464,35 @@ impl Default for RabbitMqSettings {
     fn default() -> Self {
         Self {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            username: None,
+            password: None,
+            password_file: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             exchange: "openim.events".to_owned(),
             exchange_type: ExchangeType::Topic,
             // The event type is dotted, so topic bindings like
             // `io.openim.group.#` select families of events.
             routing_key: "{type}".to_owned(),
         }
+    }
+}
+
+impl std::fmt::Debug for RabbitMqSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RabbitMqSettings")
+            .field("url", &crate::sink::rabbitmq::redact(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("password_file", &self.password_file)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .field("exchange", &self.exchange)
+            .field("exchange_type", &self.exchange_type)
+            .field("routing_key", &self.routing_key)
+            .finish()
     }
 }
 
@@ -511,6 +594,7 @@ impl Settings {
             .source(env);
         let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
         settings.derive_defaults();
+        settings.resolve_secret_files()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -522,6 +606,14 @@ impl Settings {
         if self.spool.dir.as_os_str().is_empty() {
             self.spool.dir = PathBuf::from("spool").join(self.http.listen.port().to_string());
         }
+    }
+
+    /// Reads the secrets given as files (`*_file`) into their settings and
+    /// checks that the TLS files can be read. [`Settings::load`] and
+    /// `App::start` call it; a second call changes nothing.
+    pub fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        self.kafka.resolve_files()?;
+        self.rabbitmq.resolve_files()
     }
 
     /// Rejects values that parse but cannot work.
@@ -680,6 +772,7 @@ impl KafkaSettings {
             key: "kafka.topic",
             problem,
         })?;
+        self.validate_security()?;
         // The bridge promises no loss and per-group order: these two
         // librdkafka properties are what make that true.
         for (name, allowed) in [
@@ -730,12 +823,7 @@ impl RabbitMqSettings {
                 ),
             });
         }
-        if self.url.starts_with("amqps:") {
-            return Err(ConfigError::Invalid {
-                key: "rabbitmq.url",
-                problem: "amqps:// (TLS) is not supported by this build; use amqp:// or a TLS-terminating proxy".to_owned(),
-            });
-        }
+        self.validate_security()?;
         if self.exchange.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "rabbitmq.exchange",

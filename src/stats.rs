@@ -5,7 +5,7 @@
 //! counters, `_seconds` and `_bytes` base units. Label values are bounded
 //! (callback outcomes, sink names), never user input.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::normalize::CallbackKind;
+use crate::sink::refusal::Refusal;
 
 /// How a callback was answered.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -65,6 +66,18 @@ pub enum Delivery {
     DeadLettered,
 }
 
+impl EncodeLabelValue for Refusal {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(self.label())
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabel {
+    reason: Refusal,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SinkLabel {
     sink: &'static str,
@@ -91,6 +104,13 @@ pub struct Stats {
     /// 1 while the broker confirms deliveries, 0 after a retryable error
     /// until the sink has recovered.
     pub broker_up: Gauge,
+    /// 1 once the broker accepted this replica (connected, authenticated,
+    /// topics or exchanges checked); `/readyz` is 503 until then.
+    pub broker_accepted: Gauge,
+    /// 1 for the reason the broker currently refuses this replica.
+    broker_refused: Family<RefusalLabel, Gauge>,
+    /// The current refusal: 0 none, else 1 + its index in [`Refusal::ALL`].
+    refusal: AtomicU8,
     /// `fdatasync` calls of the spool writer (one per group commit).
     pub spool_syncs: Counter,
     /// Bytes of torn or corrupt records cut from the spool at startup.
@@ -134,6 +154,9 @@ impl Default for Stats {
             dead_lettered: Family::default(),
             publish_seconds: Histogram::new(buckets()),
             broker_up: Gauge::default(),
+            broker_accepted: Gauge::default(),
+            broker_refused: Family::default(),
+            refusal: AtomicU8::new(0),
             spool_syncs: Counter::default(),
             spool_torn_bytes: Counter::default(),
             spool_skipped_bytes: Counter::default(),
@@ -195,6 +218,16 @@ impl Stats {
             self.broker_up.clone(),
         );
         r.register(
+            "broker_accepted",
+            "1 once the broker accepted this replica; /readyz answers 503 until then",
+            self.broker_accepted.clone(),
+        );
+        r.register(
+            "broker_refused",
+            "1 while the broker refuses this replica for this reason (a setting must change: authentication, certificate, tls_mismatch)",
+            self.broker_refused.clone(),
+        );
+        r.register(
             "spool_syncs",
             "fdatasync calls of the spool (one per group commit)",
             self.spool_syncs.clone(),
@@ -247,6 +280,28 @@ impl Stats {
         self
     }
 
+    /// Records the reason the broker refuses this replica (`None`: it
+    /// does not). Returns whether that changed.
+    pub fn set_refusal(&self, refusal: Option<Refusal>) -> bool {
+        let code = refusal.map_or(0, |refusal| {
+            1 + Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0) as u8
+        });
+        let before = self.refusal.swap(code, Ordering::Relaxed);
+        for reason in Refusal::ALL {
+            let on = refusal == Some(reason);
+            self.broker_refused
+                .get_or_create(&RefusalLabel { reason })
+                .set(i64::from(on));
+        }
+        before != code
+    }
+
+    /// The reason the broker currently refuses this replica, if it does.
+    pub fn refusal(&self) -> Option<Refusal> {
+        let code = self.refusal.load(Ordering::Relaxed);
+        Refusal::ALL.get(usize::from(code).checked_sub(1)?).copied()
+    }
+
     /// Adds `n` to `counter`.
     pub fn add(counter: &Counter, n: u64) {
         counter.inc_by(n);
@@ -270,6 +325,7 @@ impl Stats {
                     .inc_by(0);
             }
         }
+        self.set_refusal(None);
         for delivery in [
             Delivery::Published,
             Delivery::Retried,

@@ -248,20 +248,27 @@ impl Handler {
             "/readyz" => {
                 let (used, max) = self.spool.usage();
                 let shutting_down = self.stats.shutting_down.get() != 0;
-                let ready = used + self.max_body_bytes as u64 <= max && !shutting_down;
+                // A replica the broker never accepted (a bad secret in a new
+                // deploy) is not ready, so a rolling deploy stalls there;
+                // one it accepted stays ready through later broker trouble
+                // (acked callbacks wait in the spool).
+                let accepted = self.stats.broker_accepted.get() == 1;
+                let has_room = used + self.max_body_bytes as u64 <= max;
+                let ready = has_room && accepted && !shutting_down;
                 let status = if ready {
                     StatusCode::OK
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
-                // Reported, not required: acked callbacks wait in the spool.
-                let broker = if self.stats.broker_up.get() == 1 {
-                    "up"
-                } else {
-                    "failing"
+                let refusal = self.stats.refusal();
+                let broker = match refusal {
+                    Some(refusal) => format!("refused: {}", refusal.label()),
+                    None if self.stats.broker_up.get() == 1 && accepted => "up".to_owned(),
+                    None if accepted => "failing".to_owned(),
+                    None => "connecting".to_owned(),
                 };
-                // Reported, not required either: callbacks are still
-                // spooled while the publisher retries a failing read.
+                // Reported, not required: callbacks are still spooled while
+                // the publisher retries a failing read.
                 let spool_reads = if self.stats.spool_read_failing.get() == 0 {
                     "ok"
                 } else {
@@ -270,6 +277,8 @@ impl Handler {
                 let body = serde_json::json!({
                     "status": if shutting_down {
                         "shutting down"
+                    } else if !accepted {
+                        "waiting for the broker"
                     } else if ready {
                         "ready"
                     } else {

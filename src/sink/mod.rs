@@ -15,6 +15,7 @@
 pub mod kafka;
 pub mod publisher;
 pub mod rabbitmq;
+pub mod refusal;
 pub mod stdout;
 
 use std::future::Future;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tracing::{error, info, warn};
 
-use super::{Delivery, Sink, SinkError};
+use super::{refusal, Delivery, Sink, SinkError};
 use crate::config::SinkSettings;
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
@@ -183,6 +183,9 @@ impl State {
                 failure.resend.push_back(item);
             }
             (Ok(()), _) => {
+                if self.stats.refusal().is_some() {
+                    refusal::accepted(&self.stats, self.sink_name);
+                }
                 self.stats.events(self.sink_name, Outcome::Published, 1);
                 queue.complete(item.position);
             }

@@ -16,35 +16,44 @@
 //! exchange again.
 
 mod confirms;
+mod connect;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection};
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::warn;
 
 use self::confirms::{Confirms, Decision, Resolution};
+use self::connect::{Failure, Target};
+pub use self::connect::redact;
+use super::refusal;
 use super::{Delivery, Sink, SinkError};
-use crate::config::{ExchangeType, RabbitMqSettings};
+use crate::config::RabbitMqSettings;
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
+use crate::stats::Stats;
+
+/// Longest wait between connection attempts at startup.
+const START_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// A RabbitMQ sink could not start.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "rabbitmq at {url}: {cause} (check rabbitmq.url, rabbitmq.exchange and rabbitmq.exchange_type)"
-)]
+#[error("rabbitmq at {url}: {cause} (check rabbitmq.url, rabbitmq.exchange and rabbitmq.exchange_type)")]
 pub struct RabbitMqStartError {
     url: String,
-    cause: lapin::Error,
+    cause: String,
 }
 
 /// Publishes events to the exchange their route names.
 pub struct RabbitMqSink {
     settings: RabbitMqSettings,
+    target: Target,
     routes: Arc<Routes>,
+    stats: Arc<Stats>,
     /// `None` while disconnected.
     link: Option<Link>,
 }
@@ -59,31 +68,70 @@ struct Link {
 }
 
 impl RabbitMqSink {
-    /// Connects and declares the exchange. A broker that cannot be reached is
-    /// not an error (events wait in the queue and the publisher reconnects);
-    /// one that refuses us (credentials, an exchange of another type) is.
+    /// Connects and declares the exchanges, retrying until the broker
+    /// accepts (events wait in the spool meanwhile). A broker that is down
+    /// is waited for; one that refuses the credentials or the certificate
+    /// too, with one log line naming the setting to fix. One that rejects
+    /// the configuration (an exchange of another type) is an error.
     pub async fn start(
         settings: &RabbitMqSettings,
         routes: Arc<Routes>,
+        stats: Arc<Stats>,
     ) -> Result<Self, RabbitMqStartError> {
+        let target = Target::new(settings).map_err(|cause| RabbitMqStartError {
+            url: redact(&settings.url),
+            cause,
+        })?;
         let mut sink = Self {
             settings: settings.clone(),
+            target,
             routes,
+            stats,
             link: None,
         };
-        match connect(settings, &sink.routes.rabbitmq_exchanges()).await {
-            Ok(link) => sink.link = Some(link),
-            Err(cause) if matches!(cause.kind(), ErrorKind::ProtocolError(_)) => {
-                return Err(RabbitMqStartError {
-                    url: redact(&settings.url),
-                    cause,
-                })
+        let mut delay = Duration::from_millis(250);
+        let mut warned = false;
+        loop {
+            match sink.connect().await {
+                Ok(()) => return Ok(sink),
+                Err((Failure::Fatal, cause)) => {
+                    return Err(RabbitMqStartError {
+                        url: sink.target.shown.clone(),
+                        cause,
+                    })
+                }
+                Err((Failure::Outage, cause)) if !warned => {
+                    warn!(url = %sink.target.shown, %cause, "rabbitmq is not reachable yet; callbacks are acked and wait in the spool until it is");
+                    warned = true;
+                }
+                Err(_) => {}
             }
-            Err(cause) => {
-                warn!(url = %redact(&settings.url), %cause, "rabbitmq is not reachable yet; events are queued until it is")
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(START_RETRY_MAX);
+        }
+    }
+
+    /// One connection attempt; a refusal is reported (see [`refusal`]).
+    async fn connect(&mut self) -> Result<(), (Failure, String)> {
+        let exchanges = self.routes.rabbitmq_exchanges();
+        match connect::open(&self.target, &self.settings, &exchanges).await {
+            Ok(opened) => {
+                self.link = Some(Link {
+                    _connection: opened.connection,
+                    channel: opened.channel,
+                    confirms: Confirms::default(),
+                });
+                refusal::accepted(&self.stats, "rabbitmq");
+                Ok(())
+            }
+            Err(err) => {
+                let failure = connect::failure(&err);
+                if let Failure::Refused(reason, fix) = failure {
+                    refusal::report(&self.stats, "rabbitmq", reason, &err.to_string(), fix);
+                }
+                Err((failure, err.to_string()))
             }
         }
-        Ok(sink)
     }
 
     fn routing_key(&self, event: &Event) -> String {
@@ -93,57 +141,6 @@ impl RabbitMqSink {
             .replace("{type}", event.event_type())
             .replace("{command}", event.kind.command())
             .replace("{key}", &event.key)
-    }
-}
-
-/// Connects, and declares every exchange the routes use.
-async fn connect(
-    settings: &RabbitMqSettings,
-    exchanges: &[Arc<str>],
-) -> Result<Link, lapin::Error> {
-    let properties = ConnectionProperties::default().with_connection_name("openim-bridge".into());
-    let connection = Connection::connect(&settings.url, properties).await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let kind = match settings.exchange_type {
-        ExchangeType::Topic => ExchangeKind::Topic,
-        ExchangeType::Direct => ExchangeKind::Direct,
-        ExchangeType::Fanout => ExchangeKind::Fanout,
-        ExchangeType::Headers => ExchangeKind::Headers,
-    };
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    for exchange in exchanges {
-        channel
-            .exchange_declare(
-                exchange.as_ref().into(),
-                kind.clone(),
-                options,
-                FieldTable::default(),
-            )
-            .await?;
-        info!(url = %redact(&settings.url), %exchange, "rabbitmq connected, exchange declared");
-    }
-    Ok(Link {
-        _connection: connection,
-        channel,
-        confirms: Confirms::default(),
-    })
-}
-
-/// The URL without its password, for logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -219,11 +216,9 @@ impl Sink for RabbitMqSink {
             }
         }
         self.link = None;
-        let link = connect(&self.settings, &self.routes.rabbitmq_exchanges())
+        self.connect()
             .await
-            .map_err(|err| SinkError::Retryable(format!("rabbitmq reconnect failed: {err}")))?;
-        self.link = Some(link);
-        Ok(())
+            .map_err(|(_, cause)| SinkError::Retryable(format!("rabbitmq reconnect failed: {cause}")))
     }
 
     async fn close(self) {
@@ -238,19 +233,5 @@ impl Sink for RabbitMqSink {
                 .close(200, "openim-bridge shutting down".into())
                 .await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_logs() {
-        assert_eq!(
-            redact("amqp://guest:secret@host:5672/%2f"),
-            "amqp://guest:***@host:5672/%2f"
-        );
-        assert_eq!(redact("amqp://host:5672"), "amqp://host:5672");
     }
 }

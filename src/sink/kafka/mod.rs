@@ -14,18 +14,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod context;
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tracing::{info, warn};
 
-use super::{Delivery, Sink, SinkError};
+use self::context::BridgeContext;
+use super::{refusal, Delivery, Sink, SinkError};
 use crate::config::KafkaSettings;
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
+use crate::stats::Stats;
+
+/// The producer, with our context (errors, logs, OAUTHBEARER tokens).
+type BridgeProducer = FutureProducer<BridgeContext>;
 
 /// How long startup waits for the broker to describe the topic.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +47,7 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaStartError {
     /// librdkafka refused the producer configuration.
-    #[error("kafka producer configuration rejected by librdkafka: {0} (check kafka.options)")]
+    #[error("kafka producer configuration rejected by librdkafka: {0} (check kafka.options and the kafka.security_protocol, kafka.sasl_* and kafka.ssl_* keys)")]
     Config(KafkaError),
     /// The broker answered, and a routed topic is not there.
     #[error("kafka topic `{topic}` does not exist on {brokers}: create it (e.g. `kafka-topics.sh --create --topic {topic} --partitions 6`), set kafka.create_topics = true, or route to another topic (kafka.topic, [[routes]])")]
@@ -63,8 +69,9 @@ pub enum KafkaStartError {
 
 /// Publishes events to the Kafka topic their route names.
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: BridgeProducer,
     settings: KafkaSettings,
+    stats: Arc<Stats>,
     routes: Arc<Routes>,
     /// The topics' `max.message.bytes`, if the broker told.
     topic_limit: Option<usize>,
@@ -82,12 +89,18 @@ impl KafkaSink {
     /// be dead-lettered). An event larger than the limit is refused by the
     /// producer itself and dead-lettered; `max_event_bytes` (the largest
     /// callback accepted) above the limit is warned about.
+    ///
+    /// A broker that refuses the credentials or the certificate is waited
+    /// for like an unreachable one, with one log line naming the setting to
+    /// fix (see [`refusal`]); once the metadata arrived, the broker has
+    /// accepted this replica.
     pub async fn start(
         settings: &KafkaSettings,
         routes: Arc<Routes>,
         max_event_bytes: usize,
+        stats: Arc<Stats>,
     ) -> Result<Self, KafkaStartError> {
-        let mut producer = producer(settings, None).map_err(KafkaStartError::Config)?;
+        let mut producer = producer(settings, None, &stats).map_err(KafkaStartError::Config)?;
         // The bridge already serves (callbacks wait in the spool), so wait
         // for the broker to answer: the topics are checked, and created,
         // even when Kafka comes up after the bridge.
@@ -100,7 +113,8 @@ impl KafkaSink {
             .await;
             match fetched {
                 Ok(Ok(metadata)) => break metadata,
-                Ok(Err(err)) if !warned => {
+                // A refusal was logged by the context with what to fix.
+                Ok(Err(err)) if !warned && stats.refusal().is_none() => {
                     warn!(brokers = %settings.brokers, cause = %err, "kafka is not reachable yet; callbacks are acked and wait in the spool until it is");
                     warned = true;
                 }
@@ -127,12 +141,14 @@ impl KafkaSink {
                     brokers: settings.brokers.clone(),
                 });
             }
-            create_topics(settings, &missing).await?;
+            create_topics(settings, &missing, &stats).await?;
         }
         info!(topics = ?routes.kafka_topics(), "kafka topics found");
-        let topic_limit = topic_message_limit(settings, &routes.kafka_topics()).await;
+        refusal::accepted(&stats, "kafka");
+        let topic_limit = topic_message_limit(settings, &routes.kafka_topics(), &stats).await;
         if topic_limit.is_some() {
-            producer = self::producer(settings, topic_limit).map_err(KafkaStartError::Config)?;
+            producer =
+                self::producer(settings, topic_limit, &stats).map_err(KafkaStartError::Config)?;
         }
         let limit = message_max_bytes(settings, topic_limit);
         if max_event_bytes > limit {
@@ -145,6 +161,7 @@ impl KafkaSink {
         Ok(Self {
             producer,
             settings: settings.clone(),
+            stats,
             routes,
             topic_limit,
         })
@@ -152,22 +169,58 @@ impl KafkaSink {
 }
 
 /// An admin client with the producer's connection and security settings.
-fn admin_client(settings: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+fn admin_client(
+    settings: &KafkaSettings,
+    stats: &Arc<Stats>,
+) -> Result<AdminClient<BridgeContext>, KafkaError> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.brokers);
-    for (key, value) in &settings.options {
+    set_security(&mut config, settings);
+    for (key, value) in settings.options.iter() {
         // Security settings apply to the admin client too; producer-only
         // properties would be refused by it.
         if key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.") {
             config.set(key, value);
         }
     }
-    config.create()
+    config.create_with_context(BridgeContext::new(settings, Arc::clone(stats)))
+}
+
+/// The first-class security keys as librdkafka properties (validation
+/// made sure `kafka.options` does not set them too).
+fn set_security(config: &mut ClientConfig, settings: &KafkaSettings) {
+    let protocol = settings.security_protocol;
+    config.set("security.protocol", protocol.librdkafka());
+    if protocol.uses_sasl() {
+        config.set("sasl.mechanism", settings.sasl_mechanism.librdkafka());
+        if !settings.sasl_username.is_empty() {
+            config.set("sasl.username", &settings.sasl_username);
+        }
+        if let Some(password) = &settings.sasl_password {
+            config.set("sasl.password", password.expose());
+        }
+    }
+    for (property, path) in [
+        ("ssl.ca.location", &settings.ssl_ca_file),
+        ("ssl.certificate.location", &settings.ssl_cert_file),
+        ("ssl.key.location", &settings.ssl_key_file),
+    ] {
+        if let Some(path) = path {
+            config.set(property, path.to_string_lossy());
+        }
+    }
+    if let Some(password) = &settings.ssl_key_password {
+        config.set("ssl.key.password", password.expose());
+    }
 }
 
 /// The smallest `max.message.bytes` of `topics`, if the broker tells.
-async fn topic_message_limit(settings: &KafkaSettings, topics: &[Arc<str>]) -> Option<usize> {
-    let admin = admin_client(settings).ok()?;
+async fn topic_message_limit(
+    settings: &KafkaSettings,
+    topics: &[Arc<str>],
+    stats: &Arc<Stats>,
+) -> Option<usize> {
+    let admin = admin_client(settings, stats).ok()?;
     let specifiers: Vec<ResourceSpecifier> = topics
         .iter()
         .map(|topic| ResourceSpecifier::Topic(topic))
@@ -207,8 +260,12 @@ fn message_max_bytes(settings: &KafkaSettings, topic_limit: Option<usize>) -> us
 
 /// Creates `topics` with the configured partitions and replication factor;
 /// one that exists by now (another replica made it) is fine.
-async fn create_topics(settings: &KafkaSettings, topics: &[String]) -> Result<(), KafkaStartError> {
-    let admin = admin_client(settings).map_err(KafkaStartError::Config)?;
+async fn create_topics(
+    settings: &KafkaSettings,
+    topics: &[String],
+    stats: &Arc<Stats>,
+) -> Result<(), KafkaStartError> {
+    let admin = admin_client(settings, stats).map_err(KafkaStartError::Config)?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|topic| {
@@ -250,8 +307,10 @@ async fn create_topics(settings: &KafkaSettings, topics: &[String]) -> Result<()
 fn producer(
     settings: &KafkaSettings,
     topic_limit: Option<usize>,
-) -> Result<FutureProducer, KafkaError> {
-    producer_config(settings, topic_limit).create()
+    stats: &Arc<Stats>,
+) -> Result<BridgeProducer, KafkaError> {
+    producer_config(settings, topic_limit)
+        .create_with_context(BridgeContext::new(settings, Arc::clone(stats)))
 }
 
 fn producer_config(settings: &KafkaSettings, topic_limit: Option<usize>) -> ClientConfig {
@@ -270,6 +329,7 @@ fn producer_config(settings: &KafkaSettings, topic_limit: Option<usize>) -> Clie
         // Same key -> same partition as the Java client, so other producers
         // of the same keys agree with us.
         .set("partitioner", "murmur2_random");
+    set_security(&mut config, settings);
     if let Some(limit) = topic_limit {
         // librdkafka caps a batch at batch.size (and message.max.bytes);
         // the broker checks a whole batch against max.message.bytes.
@@ -280,7 +340,7 @@ fn producer_config(settings: &KafkaSettings, topic_limit: Option<usize>) -> Clie
             limit.min(DEFAULT_MESSAGE_MAX_BYTES).to_string(),
         );
     }
-    for (key, value) in &settings.options {
+    for (key, value) in settings.options.iter() {
         config.set(key, value);
     }
     config
@@ -379,7 +439,7 @@ impl Sink for KafkaSink {
         // idempotent producer was fenced) needs a new producer.
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             warn!(?code, %reason, "kafka producer hit a fatal error; creating a new one");
-            self.producer = producer(&self.settings, self.topic_limit)
+            self.producer = producer(&self.settings, self.topic_limit, &self.stats)
                 .map_err(|err| SinkError::Retryable(err.to_string()))?;
         }
         Ok(())
