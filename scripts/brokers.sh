@@ -34,7 +34,15 @@ free_port() {
 }
 
 tansu_pid=""
-cleanup() { [ -n "$tansu_pid" ] && kill "$tansu_pid" 2>/dev/null || true; }
+tls_rabbitmq_dir=""
+cleanup() {
+  [ -n "$tansu_pid" ] && kill "$tansu_pid" 2>/dev/null
+  if [ -n "$tls_rabbitmq_dir" ]; then
+    rabbitmqctl -n tls@localhost stop >/dev/null 2>&1
+    rm -rf "$tls_rabbitmq_dir"
+  fi
+  true
+}
 trap cleanup EXIT
 
 install_tansu() {
@@ -60,6 +68,77 @@ ensure_rabbitmq() {
   fi
 }
 
+# A second RabbitMQ node, tls@localhost, beside the machine's own (which it
+# does not touch): an amqps:// listener with a test CA (client certificates
+# optional; EXTERNAL login maps a certificate's CN to a user) and a plain
+# listener on the same node for side-by-side measurements. Exports
+#   OPENIM_BRIDGE_TEST_AMQPS        amqps://guest:guest@localhost:PORT/%2f
+#   OPENIM_BRIDGE_TEST_AMQPS_CA     the CA that signed its certificate
+#   OPENIM_BRIDGE_TEST_AMQPS_CLIENT client certificate (CN=guest), PEM, and
+#   OPENIM_BRIDGE_TEST_AMQPS_CLIENT_KEY  its key
+#   OPENIM_BRIDGE_TEST_AMQPS_PLAIN  amqp:// URL of the same node
+# It starts in about 11 s and is stopped when the sourcing script exits.
+start_tls_rabbitmq() {
+  [ -n "${OPENIM_BRIDGE_TEST_AMQPS:-}" ] && return 0
+  if ! command -v rabbitmq-server >/dev/null || ! command -v openssl >/dev/null; then
+    log "rabbitmq-server and openssl are needed for the amqps:// tests (apt-get install rabbitmq-server openssl), or set OPENIM_BRIDGE_TEST_AMQPS*"
+    exit 1
+  fi
+  # Files must be readable by the rabbitmq user: not under a private home.
+  local dir
+  dir=$(mktemp -d /tmp/openim-bridge-rabbitmq-tls.XXXXXX)
+  tls_rabbitmq_dir=$dir
+  chmod 755 "$dir"
+  local tls_port plain_port dist_port
+  tls_port=$(free_port); plain_port=$(free_port); dist_port=$(free_port)
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+      -subj "/CN=openim-bridge test CA"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+      -days 2 -extfile server.ext
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=guest"
+    printf "extendedKeyUsage=clientAuth\n" >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem \
+      -days 2 -extfile client.ext
+    cat >rabbitmq.conf <<CONF
+listeners.tcp.default = 127.0.0.1:$plain_port
+listeners.ssl.default = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $dir/ca.pem
+ssl_options.certfile = $dir/server.pem
+ssl_options.keyfile = $dir/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
+ssl_cert_login_from = common_name
+CONF
+    echo "[rabbitmq_auth_mechanism_ssl]." >enabled_plugins
+    : >empty.env
+    chmod 644 ./*
+  ) >"$dir/openssl.log" 2>&1 || { log "creating the test certificates failed: $dir/openssl.log"; exit 1; }
+  chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true
+  log "starting RabbitMQ node tls@localhost (amqps on $tls_port, amqp on $plain_port)"
+  env RABBITMQ_NODENAME=tls@localhost RABBITMQ_NODE_PORT="$plain_port" RABBITMQ_DIST_PORT="$dist_port" \
+    RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_PID_FILE="$dir/pid" \
+    RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_CONF_ENV_FILE="$dir/empty.env" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
+    rabbitmq-server -detached >"$dir/start.log" 2>&1
+  if ! rabbitmqctl -n tls@localhost wait "$dir/pid" --timeout 90 >>"$dir/start.log" 2>&1; then
+    log "RabbitMQ node tls@localhost did not start: $dir/start.log and $dir/log/"
+    tls_rabbitmq_dir="" # keep the logs
+    exit 1
+  fi
+  export OPENIM_BRIDGE_TEST_AMQPS="amqps://guest:guest@localhost:$tls_port/%2f"
+  export OPENIM_BRIDGE_TEST_AMQPS_CA="$dir/ca.pem"
+  export OPENIM_BRIDGE_TEST_AMQPS_CLIENT="$dir/client.pem"
+  export OPENIM_BRIDGE_TEST_AMQPS_CLIENT_KEY="$dir/client.key"
+  export OPENIM_BRIDGE_TEST_AMQPS_PLAIN="amqp://guest:guest@127.0.0.1:$plain_port/%2f"
+}
+
 # scripts/chaos runs its own Tansu: it only needs the functions above.
 [ -n "${BROKERS_SH_FUNCTIONS_ONLY:-}" ] && return 0
 
@@ -79,3 +158,4 @@ if [ -z "${OPENIM_BRIDGE_TEST_KAFKA:-}" ]; then
 fi
 
 ensure_rabbitmq
+start_tls_rabbitmq

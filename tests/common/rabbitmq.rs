@@ -153,3 +153,42 @@ pub fn header(delivery: &Delivery, name: &str) -> String {
         other => panic!("header {name}: {other:?}"),
     }
 }
+
+/// The TLS RabbitMQ node `scripts/test` starts beside the machine's own
+/// (see `start_tls_rabbitmq` in `scripts/brokers.sh`).
+pub struct Amqps {
+    /// `amqps://guest:guest@localhost:PORT/%2f`.
+    pub url: String,
+    /// The CA that signed the node's certificate.
+    pub ca: std::path::PathBuf,
+    /// A client certificate (CN=guest) and its key, signed by that CA.
+    pub client_cert: std::path::PathBuf,
+    /// Key of `client_cert`.
+    pub client_key: std::path::PathBuf,
+    /// `amqp://` URL of the same node (for reading back).
+    pub plain_url: String,
+}
+
+impl Amqps {
+    /// From the environment `scripts/test` sets.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the suite with scripts/test (it starts a TLS RabbitMQ node), or set the OPENIM_BRIDGE_TEST_AMQPS* variables")
+            })
+        };
+        Self {
+            url: var("OPENIM_BRIDGE_TEST_AMQPS"),
+            ca: var("OPENIM_BRIDGE_TEST_AMQPS_CA").into(),
+            client_cert: var("OPENIM_BRIDGE_TEST_AMQPS_CLIENT").into(),
+            client_key: var("OPENIM_BRIDGE_TEST_AMQPS_CLIENT_KEY").into(),
+            plain_url: var("OPENIM_BRIDGE_TEST_AMQPS_PLAIN"),
+        }
+    }
+
+    /// `host:port` of the TLS listener.
+    pub fn authority(&self) -> &str {
+        let rest = self.url.split('@').nth(1).unwrap_or_default();
+        rest.split('/').next().unwrap_or_default()
+    }
+}
