@@ -1,13 +1,18 @@
 # Multi-stage build: compile with the full Rust toolchain, run on slim Debian
 # as a non-root user.
 FROM rust:1-bookworm AS build
+# librdkafka's TLS, SCRAM and OAUTHBEARER link the system OpenSSL.
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 RUN cargo build --release --locked --bin openim-bridge
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+# libssl3: librdkafka's TLS at run time; ca-certificates: the system roots
+# that kafka.ssl_ca_file / rabbitmq.tls_ca_file default to.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home bridge \
     && mkdir -p /var/lib/openim-bridge/spool && chown -R bridge /var/lib/openim-bridge

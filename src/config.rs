@@ -352,9 +352,9 @@ pub struct KafkaSettings {
     pub sasl_password_file: Option<PathBuf>,
     /// OAUTHBEARER token (a JWT), used as it is.
     pub sasl_oauthbearer_token: Option<Secret>,
-    /// File holding the OAUTHBEARER token, read again at every refresh (a
-    /// minute before a JWT's `exp`, at most every 10 minutes), so a token
-    /// rotated by another process is picked up.
+    /// File holding the OAUTHBEARER token, read again at every refresh (at
+    /// 80% of the token's lifetime: its JWT `exp`, but at most 10
+    /// minutes), so a token rotated by another process is picked up.
     pub sasl_oauthbearer_token_file: Option<PathBuf>,
     /// PEM file of the CA(s) that sign the brokers' certificates; unset:
     /// the system's root certificates.

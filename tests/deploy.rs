@@ -251,3 +251,60 @@ fn kubernetes_config_loads_and_drains_within_the_grace_period() {
         settings.spool.dir.to_str().unwrap()
     );
 }
+
+#[test]
+fn kubernetes_takes_broker_passwords_from_the_secret() {
+    let statefulset: Value =
+        serde_yaml_ng::from_str(&read("deploy/kubernetes/statefulset.yaml")).unwrap();
+    let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let from_secret = |variable: &str| {
+        let entry = env
+            .iter()
+            .find(|e| e["name"] == variable)
+            .unwrap_or_else(|| panic!("{variable} is not set from the Secret"));
+        let reference = &entry["valueFrom"]["secretKeyRef"];
+        assert_eq!(reference["name"], "openim-bridge", "{variable}");
+        assert_eq!(reference["optional"], true, "{variable}");
+        reference["key"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        from_secret("OPENIM_BRIDGE__KAFKA__SASL_PASSWORD"),
+        "kafka-password"
+    );
+    assert_eq!(
+        from_secret("OPENIM_BRIDGE__RABBITMQ__PASSWORD"),
+        "rabbitmq-password"
+    );
+    // The ConfigMap's commented managed-Kafka lines, uncommented, load with
+    // the password the Secret puts in the environment.
+    let configmap: Value =
+        serde_yaml_ng::from_str(&read("deploy/kubernetes/configmap.yaml")).unwrap();
+    let toml = configmap["data"]["openim-bridge.toml"]
+        .as_str()
+        .unwrap()
+        .replace("# security_protocol", "security_protocol")
+        .replace("# sasl_", "sasl_");
+    let path = std::env::temp_dir().join(format!(
+        "openim-bridge-k8s-sasl-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, toml).unwrap();
+    let env = [(
+        "OPENIM_BRIDGE__KAFKA__SASL_PASSWORD".to_owned(),
+        "from-the-secret".to_owned(),
+    )];
+    let loaded = Settings::load(Some(&path), Some(env.into_iter().collect()));
+    std::fs::remove_file(path).unwrap();
+    let settings = loaded.expect("the secured ConfigMap loads");
+    assert_eq!(
+        settings.kafka.security_protocol,
+        openim_bridge::config::SecurityProtocol::SaslSsl
+    );
+    assert_eq!(
+        settings.kafka.sasl_password.unwrap().expose(),
+        "from-the-secret"
+    );
+}
