@@ -142,8 +142,10 @@ CONF
 # scripts/chaos runs its own Tansu: it only needs the functions above.
 [ -n "${BROKERS_SH_FUNCTIONS_ONLY:-}" ] && return 0
 
+# Tests of broker outages and of Kafka over TLS/SASL run Tansu brokers of
+# their own, also when OPENIM_BRIDGE_TEST_KAFKA names an external Kafka.
+install_tansu
 if [ -z "${OPENIM_BRIDGE_TEST_KAFKA:-}" ]; then
-  install_tansu
   port=$(free_port)
   url="tcp://127.0.0.1:$port"
   tansu_log=$(mktemp -t tansu.XXXXXX.log)

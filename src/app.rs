@@ -206,10 +206,12 @@ async fn publish(
                 Err(err) => StartError::from(err),
             }
         }
-        SinkKind::Rabbitmq => match RabbitMqSink::start(&settings.rabbitmq, routes, Arc::clone(&stats)).await {
-            Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
-            Err(err) => StartError::from(err),
-        },
+        SinkKind::Rabbitmq => {
+            match RabbitMqSink::start(&settings.rabbitmq, routes, Arc::clone(&stats)).await {
+                Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
+                Err(err) => StartError::from(err),
+            }
+        }
     };
     let _ = failed.send(started);
 }

@@ -6,7 +6,7 @@
 //! typo fails at startup instead of being ignored. [`Settings::validate`]
 //! rejects values that parse but cannot work, naming the key to change.
 
-use std::collections::{HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 

@@ -90,7 +90,9 @@ async fn credentials_in_their_own_keys_override_the_url() {
 async fn refused_for(settings: Settings, reason: Refusal) {
     let bridge = TestBridge::start(settings).await;
     assert!(
-        eventually(Duration::from_secs(20), || bridge.stats.refusal() == Some(reason)).await,
+        eventually(Duration::from_secs(20), || bridge.stats.refusal()
+            == Some(reason))
+        .await,
         "expected a {reason:?} refusal, got {:?}",
         bridge.stats.refusal()
     );
@@ -100,10 +102,16 @@ async fn refused_for(settings: Settings, reason: Refusal) {
     assert_eq!(body["status"], "waiting for the broker");
     assert_eq!(body["broker"], format!("refused: {}", reason.label()));
     let metrics = metrics(bridge.addr).await;
-    let gauge = format!("openim_bridge_broker_refused{{reason=\"{}\"}} 1", reason.label());
+    let gauge = format!(
+        "openim_bridge_broker_refused{{reason=\"{}\"}} 1",
+        reason.label()
+    );
     assert!(metrics.contains(&gauge), "{metrics}");
     assert!(metrics.contains("openim_bridge_broker_up 0"), "{metrics}");
-    assert!(metrics.contains("openim_bridge_broker_accepted 0"), "{metrics}");
+    assert!(
+        metrics.contains("openim_bridge_broker_accepted 0"),
+        "{metrics}"
+    );
     // Acked into the spool: it waits for a fixed setting.
     let reply = post(
         bridge.addr,

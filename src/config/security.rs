@@ -273,22 +273,23 @@ impl KafkaSettings {
         if self.ssl_cert_file.is_some() != self.ssl_key_file.is_some() {
             return invalid(
                 "kafka.ssl_cert_file",
-                "and kafka.ssl_key_file must be set together (the client certificate and its key)".to_owned(),
+                "and kafka.ssl_key_file must be set together (the client certificate and its key)"
+                    .to_owned(),
             );
         }
         if protocol.uses_sasl() {
             let mechanism = self.sasl_mechanism.librdkafka();
             match self.sasl_mechanism {
-                SaslMechanism::OAuthBearer => {
+                SaslMechanism::OAuthBearer
                     if self.sasl_oauthbearer_token.is_none()
-                        && self.sasl_oauthbearer_token_file.is_none()
-                    {
-                        return invalid(
-                            "kafka.sasl_oauthbearer_token",
-                            "is needed with sasl_mechanism `oauthbearer`: set it, or kafka.sasl_oauthbearer_token_file to a file holding the token".to_owned(),
-                        );
-                    }
+                        && self.sasl_oauthbearer_token_file.is_none() =>
+                {
+                    return invalid(
+                        "kafka.sasl_oauthbearer_token",
+                        "is needed with sasl_mechanism `oauthbearer`: set it, or kafka.sasl_oauthbearer_token_file to a file holding the token".to_owned(),
+                    );
                 }
+                SaslMechanism::OAuthBearer => {}
                 _ if self.sasl_username.is_empty() || self.sasl_password.is_none() => {
                     return invalid(
                         "kafka.sasl_username",
@@ -339,8 +340,9 @@ impl RabbitMqSettings {
 
     /// TLS files need `amqps://`; a certificate needs its key.
     pub(super) fn validate_security(&self) -> Result<(), ConfigError> {
-        let tls_files =
-            self.tls_ca_file.is_some() || self.tls_cert_file.is_some() || self.tls_key_file.is_some();
+        let tls_files = self.tls_ca_file.is_some()
+            || self.tls_cert_file.is_some()
+            || self.tls_key_file.is_some();
         if tls_files && !self.url.trim_start().starts_with("amqps:") {
             return Err(ConfigError::Invalid {
                 key: "rabbitmq.url",
@@ -484,7 +486,10 @@ mod tests {
             ("OPENIM_BRIDGE__RABBITMQ__TLS_CA_FILE", "/etc/hostname"),
         ])
         .unwrap_err();
-        assert!(err.contains("rabbitmq.url") && err.contains("amqps://"), "{err}");
+        assert!(
+            err.contains("rabbitmq.url") && err.contains("amqps://"),
+            "{err}"
+        );
         // The old passthrough form still works on its own.
         load(&[
             ("OPENIM_BRIDGE__SINK__KIND", "kafka"),

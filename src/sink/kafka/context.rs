@@ -41,10 +41,15 @@ impl BridgeContext {
     /// of `settings` if it uses one.
     pub fn new(settings: &KafkaSettings, stats: Arc<Stats>) -> Self {
         let oauth = (settings.sasl_mechanism == SaslMechanism::OAuthBearer)
-            .then(|| match (&settings.sasl_oauthbearer_token, &settings.sasl_oauthbearer_token_file) {
-                (Some(token), _) => Some(TokenSource::Fixed(token.clone())),
-                (None, Some(path)) => Some(TokenSource::File(path.clone())),
-                (None, None) => None,
+            .then(|| {
+                match (
+                    &settings.sasl_oauthbearer_token,
+                    &settings.sasl_oauthbearer_token_file,
+                ) {
+                    (Some(token), _) => Some(TokenSource::Fixed(token.clone())),
+                    (None, Some(path)) => Some(TokenSource::File(path.clone())),
+                    (None, None) => None,
+                }
             })
             .flatten();
         let principal = if settings.sasl_username.is_empty() {
@@ -85,7 +90,9 @@ impl BridgeContext {
 fn token_for(token: &str, principal: &str, now_ms: i64) -> Result<OAuthToken, String> {
     let token = token.trim();
     if token.is_empty() {
-        return Err("the OAUTHBEARER token is empty (kafka.sasl_oauthbearer_token or its file)".to_owned());
+        return Err(
+            "the OAUTHBEARER token is empty (kafka.sasl_oauthbearer_token or its file)".to_owned(),
+        );
     }
     let claims = jwt_claims(token);
     let reread = now_ms + TOKEN_REREAD.as_millis() as i64;

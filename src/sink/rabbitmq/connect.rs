@@ -9,7 +9,9 @@ use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
-use lapin::{Channel, Connection, ConnectionProperties, DefaultConnectionBuilder, ErrorKind, ExchangeKind};
+use lapin::{
+    Channel, Connection, ConnectionProperties, DefaultConnectionBuilder, ErrorKind, ExchangeKind,
+};
 use tracing::info;
 
 use crate::config::{ExchangeType, RabbitMqSettings};
@@ -44,7 +46,8 @@ impl Target {
             uri.authority.userinfo.password = password.expose().to_owned();
         }
         let read = |path: &std::path::PathBuf, key: &str| {
-            std::fs::read(path).map_err(|err| format!("{key}: cannot read {}: {err}", path.display()))
+            std::fs::read(path)
+                .map_err(|err| format!("{key}: cannot read {}: {err}", path.display()))
         };
         let mut tls = OwnedTLSConfig::default();
         if let Some(path) = &settings.tls_ca_file {

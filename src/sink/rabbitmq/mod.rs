@@ -28,8 +28,8 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use self::confirms::{Confirms, Decision, Resolution};
-use self::connect::{Failure, Target};
 pub use self::connect::redact;
+use self::connect::{Failure, Target};
 use super::refusal;
 use super::{Delivery, Sink, SinkError};
 use crate::config::RabbitMqSettings;
@@ -42,7 +42,9 @@ const START_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// A RabbitMQ sink could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("rabbitmq at {url}: {cause} (check rabbitmq.url, rabbitmq.exchange and rabbitmq.exchange_type)")]
+#[error(
+    "rabbitmq at {url}: {cause} (check rabbitmq.url, rabbitmq.exchange and rabbitmq.exchange_type)"
+)]
 pub struct RabbitMqStartError {
     url: String,
     cause: String,
@@ -216,9 +218,9 @@ impl Sink for RabbitMqSink {
             }
         }
         self.link = None;
-        self.connect()
-            .await
-            .map_err(|(_, cause)| SinkError::Retryable(format!("rabbitmq reconnect failed: {cause}")))
+        self.connect().await.map_err(|(_, cause)| {
+            SinkError::Retryable(format!("rabbitmq reconnect failed: {cause}"))
+        })
     }
 
     async fn close(self) {
