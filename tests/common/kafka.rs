@@ -12,10 +12,19 @@ use rdkafka::{Offset, TopicPartitionList};
 
 /// Creates `topic` with `partitions` partitions.
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
+    create_topic_with(brokers, &[], topic, partitions).await;
+}
+
+/// Like [`create_topic`], with extra client `properties` (security
+/// settings, e.g. [`super::kafka_front::KafkaFront::client_properties`]).
+pub async fn create_topic_with(
+    brokers: &str,
+    properties: &[(String, String)],
+    topic: &str,
+    partitions: i32,
+) {
+    let admin: AdminClient<DefaultClientContext> =
+        config(brokers, properties).create().expect("admin client");
     let results = admin
         .create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -61,7 +70,19 @@ pub fn read(
     count: usize,
     timeout: Duration,
 ) -> Vec<Record> {
-    read_until(brokers, topic, partitions, timeout, |records| {
+    read_with(brokers, &[], topic, partitions, count, timeout)
+}
+
+/// Like [`read`], with extra client `properties` (security settings).
+pub fn read_with(
+    brokers: &str,
+    properties: &[(String, String)],
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Record> {
+    read_until_with(brokers, properties, topic, partitions, timeout, |records| {
         records.len() >= count
     })
 }
@@ -73,10 +94,21 @@ pub fn read_until(
     topic: &str,
     partitions: i32,
     timeout: Duration,
+    done: impl FnMut(&[Record]) -> bool,
+) -> Vec<Record> {
+    read_until_with(brokers, &[], topic, partitions, timeout, done)
+}
+
+/// Like [`read_until`], with extra client `properties` (security settings).
+pub fn read_until_with(
+    brokers: &str,
+    properties: &[(String, String)],
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
     mut done: impl FnMut(&[Record]) -> bool,
 ) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = config(brokers, properties)
         .set("group.id", super::unique("openim-bridge-test"))
         .set("enable.auto.commit", "false")
         .create()
@@ -118,4 +150,14 @@ pub fn read_until(
         });
     }
     records
+}
+
+/// A client configuration for `brokers` with extra `properties`.
+fn config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config
 }

@@ -377,5 +377,6 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
 }
 
 pub mod kafka;
+pub mod kafka_front;
 pub mod process;
 pub mod rabbitmq;
