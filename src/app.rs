@@ -170,8 +170,16 @@ impl App {
         if let Some(err) = failure {
             return Err(err);
         }
-        info!("draining the spool to the broker");
         let mut publisher = self.publisher;
+        // A broker that never accepted this replica (a wrong secret, the
+        // broker down since startup) will not take the spool in the drain
+        // time either: stop now, what was acked stays in the spool.
+        if self.settings.sink.kind != SinkKind::Stdout && self.stats.broker_accepted.get() == 0 {
+            publisher.abort();
+            warn!("the broker never accepted this replica; acked callbacks stay in the spool and are published at the next start");
+            return Ok(());
+        }
+        info!("draining the spool to the broker");
         if tokio::time::timeout_at(deadline, &mut publisher)
             .await
             .is_err()

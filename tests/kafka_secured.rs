@@ -54,7 +54,14 @@ async fn publishes(front: &KafkaFront, settings: Settings) -> TestBridge {
     assert_ack(&post(bridge.addr, "/callbackAfterSendGroupMsgCommand", &body).await);
     let (bootstrap, properties) = (front.bootstrap(), front.client_properties());
     let records = tokio::task::spawn_blocking(move || {
-        read_with(&bootstrap, &properties, &topic, 1, 1, Duration::from_secs(30))
+        read_with(
+            &bootstrap,
+            &properties,
+            &topic,
+            1,
+            1,
+            Duration::from_secs(30),
+        )
     })
     .await
     .unwrap();
@@ -119,13 +126,21 @@ async fn sasl_ssl_plain() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sasl_ssl_scram_sha_256() {
     let (user, password) = user();
-    sasl_ssl(Sasl::ScramSha256 { user, password }, SaslMechanism::ScramSha256).await;
+    sasl_ssl(
+        Sasl::ScramSha256 { user, password },
+        SaslMechanism::ScramSha256,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sasl_ssl_scram_sha_512() {
     let (user, password) = user();
-    sasl_ssl(Sasl::ScramSha512 { user, password }, SaslMechanism::ScramSha512).await;
+    sasl_ssl(
+        Sasl::ScramSha512 { user, password },
+        SaslMechanism::ScramSha512,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,7 +151,11 @@ async fn sasl_plaintext_scram_sha_512() {
         Some(Sasl::ScramSha512 { user, password }),
     ))
     .await;
-    let settings = kafka_settings(&front, &unique("sasl-plain"), SecurityProtocol::SaslPlaintext);
+    let settings = kafka_settings(
+        &front,
+        &unique("sasl-plain"),
+        SecurityProtocol::SaslPlaintext,
+    );
     let settings = with_password(settings, SaslMechanism::ScramSha512, PASSWORD);
     publishes(&front, settings).await.stop().await;
 }
@@ -182,16 +201,24 @@ async fn oauthbearer_token_from_a_file() {
 async fn refused_for(settings: Settings, reason: Refusal) {
     let bridge = TestBridge::start(settings).await;
     assert!(
-        eventually(Duration::from_secs(30), || bridge.stats.refusal() == Some(reason)).await,
+        eventually(Duration::from_secs(30), || bridge.stats.refusal()
+            == Some(reason))
+        .await,
         "expected a {reason:?} refusal, got {:?}",
         bridge.stats.refusal()
     );
     let ready = readyz(&bridge).await;
     assert_eq!(ready.status, 503);
     assert_eq!(ready.json()["status"], "waiting for the broker");
-    assert_eq!(ready.json()["broker"], format!("refused: {}", reason.label()));
+    assert_eq!(
+        ready.json()["broker"],
+        format!("refused: {}", reason.label())
+    );
     let metrics = metrics(bridge.addr).await;
-    let gauge = format!("openim_bridge_broker_refused{{reason=\"{}\"}} 1", reason.label());
+    let gauge = format!(
+        "openim_bridge_broker_refused{{reason=\"{}\"}} 1",
+        reason.label()
+    );
     assert!(metrics.contains(&gauge), "{metrics}");
     assert!(metrics.contains("openim_bridge_broker_up 0"), "{metrics}");
     let reply = post(
@@ -249,7 +276,13 @@ async fn a_refusal_after_acceptance_keeps_the_replica_ready() {
     let bridge = publishes(&front, settings).await;
     // As when a rotated secret starts failing: the replica keeps acking
     // into its spool and stays ready, and says why.
-    refusal::report(&bridge.stats, "kafka", Refusal::Authentication, "test", "test");
+    refusal::report(
+        &bridge.stats,
+        "kafka",
+        Refusal::Authentication,
+        "test",
+        "test",
+    );
     let ready = readyz(&bridge).await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["broker"], "refused: authentication");
@@ -288,7 +321,10 @@ async fn the_binary_names_the_setting_and_never_shows_the_secret() {
         ("OPENIM_BRIDGE__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
         ("OPENIM_BRIDGE__KAFKA__SASL_MECHANISM", "scram-sha-512"),
         ("OPENIM_BRIDGE__KAFKA__SASL_USERNAME", USER),
-        ("OPENIM_BRIDGE__KAFKA__SASL_PASSWORD_FILE", password_path.as_str()),
+        (
+            "OPENIM_BRIDGE__KAFKA__SASL_PASSWORD_FILE",
+            password_path.as_str(),
+        ),
         ("OPENIM_BRIDGE__KAFKA__SSL_CA_FILE", ca.as_str()),
     ];
     let running = process::spawn(&env);
@@ -312,12 +348,18 @@ async fn the_binary_names_the_setting_and_never_shows_the_secret() {
     assert_eq!(refusals(), 1);
     let log = running.stderr.lock().unwrap().join("\n");
     assert!(log.contains("kafka.sasl_password"), "{log}");
-    assert!(log.contains("reason=\"authentication\"") || log.contains("authentication"), "{log}");
+    assert!(
+        log.contains("reason=\"authentication\"") || log.contains("authentication"),
+        "{log}"
+    );
     let metrics = metrics(running.addr).await;
     let ready = post_get(running.addr, "/readyz").await;
     assert_eq!(ready.status, 503);
     let mut child = running.child;
-    assert!(child.try_wait().unwrap().is_none(), "still running, not crash-looping");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running, not crash-looping"
+    );
     let check = std::process::Command::new(process::BIN)
         .arg("--check-config")
         .env_clear()

@@ -4,6 +4,7 @@
 
 use std::error::Error;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,8 @@ const TOKEN_REREAD: Duration = Duration::from_secs(600);
 /// The client context of the producer and the admin client.
 pub struct BridgeContext {
     stats: Arc<Stats>,
+    /// Connections closed at their first request (see [`Self::log`]).
+    first_request_closed: AtomicU32,
     oauth: Option<TokenSource>,
     /// Principal for tokens that name none (no JWT `sub`).
     principal: String,
@@ -59,6 +62,7 @@ impl BridgeContext {
         };
         Self {
             stats,
+            first_request_closed: AtomicU32::new(0),
             oauth,
             principal,
         }
@@ -128,6 +132,20 @@ fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>>
     serde_json::from_slice(&bytes).ok()
 }
 
+const TLS_MISMATCH_FIX: &str = "kafka.security_protocol does not match the listener in kafka.brokers: use `ssl` or `sasl_ssl` for a TLS port, `plaintext` or `sasl_plaintext` for a plain one";
+
+/// Consecutive connections closed at their first request, before the broker
+/// ever accepted us, that count as plaintext spoken to a TLS port.
+const FIRST_REQUEST_CLOSED_LIMIT: u32 = 2;
+
+/// Whether a librdkafka log line says the broker closed the connection
+/// while we were asking for its API versions (our first request).
+fn closed_at_first_request(facility: &str, message: &str) -> bool {
+    facility == "FAIL"
+        && message.contains("Disconnected")
+        && message.contains("state APIVERSION_QUERY")
+}
+
 /// Sorts a librdkafka error into a refusal, with the settings to fix, or
 /// `None` for an outage (waited out without a special log line).
 pub fn refusal(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<(Refusal, &'static str)> {
@@ -139,10 +157,7 @@ pub fn refusal(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<(Refusal,
         "http request",
     ];
     if mismatch.iter().any(|words| reason.contains(words)) {
-        return Some((
-            Refusal::TlsMismatch,
-            "kafka.security_protocol does not match the listener in kafka.brokers: use `ssl` or `sasl_ssl` for a TLS port, `plaintext` or `sasl_plaintext` for a plain one",
-        ));
+        return Some((Refusal::TlsMismatch, TLS_MISMATCH_FIX));
     }
     if code == Some(RDKafkaErrorCode::Authentication) || reason.contains("sasl authentication") {
         return Some((
@@ -150,7 +165,15 @@ pub fn refusal(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<(Refusal,
             "check kafka.sasl_username, kafka.sasl_password (or kafka.sasl_password_file) and kafka.sasl_mechanism, or the OAUTHBEARER token (kafka.sasl_oauthbearer_token or _file)",
         ));
     }
-    if code == Some(RDKafkaErrorCode::SSL) || reason.contains("ssl handshake failed") {
+    let certificate = [
+        "ssl handshake failed",
+        "certificate required",
+        "alert unknown ca",
+        "alert bad certificate",
+        "certificate verify failed",
+    ];
+    if code == Some(RDKafkaErrorCode::SSL) || certificate.iter().any(|words| reason.contains(words))
+    {
         return Some((
             Refusal::Certificate,
             "set kafka.ssl_ca_file to the CA that signed the brokers' certificates (unset: the system's roots) and check that kafka.brokers names them as their certificates do; if the brokers require a client certificate, set kafka.ssl_cert_file and kafka.ssl_key_file",
@@ -166,6 +189,20 @@ impl ClientContext for BridgeContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         // Repeats at every reconnect; what matters arrives in `error`.
         debug!(target: "librdkafka", ?level, facility, message);
+        // A TLS listener closes a plaintext client's first request; a
+        // broker that never accepted us doing so again and again is that.
+        if self.stats.broker_accepted.get() == 0 && closed_at_first_request(facility, message) {
+            let count = self.first_request_closed.fetch_add(1, Ordering::Relaxed) + 1;
+            if count >= FIRST_REQUEST_CLOSED_LIMIT {
+                refusal::report(
+                    &self.stats,
+                    "kafka",
+                    Refusal::TlsMismatch,
+                    message,
+                    TLS_MISMATCH_FIX,
+                );
+            }
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -230,10 +267,16 @@ mod tests {
             (Some(C::BrokerTransportFailure), "127.0.0.1:9093/bootstrap: Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?)", Some(Refusal::TlsMismatch)),
             (Some(C::BrokerTransportFailure), "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused", None),
             (Some(C::AllBrokersDown), "1/1 brokers are down", None),
+            (Some(C::BrokerTransportFailure), "localhost:9093/bootstrap: SSL transport error: error:0A00045C:SSL routines::tlsv13 alert certificate required", Some(Refusal::Certificate)),
         ];
         for (code, reason, expected) in cases {
             assert_eq!(refusal(code, reason).map(|(r, _)| r), expected, "{reason}");
         }
+        assert!(closed_at_first_request("FAIL", "localhost:9093/bootstrap: Disconnected: connection closed by peer: receive 0 after POLLIN (after 0ms in state APIVERSION_QUERY)"));
+        assert!(!closed_at_first_request(
+            "FAIL",
+            "localhost:9093/bootstrap: Disconnected (after 5000ms in state UP)"
+        ));
         let (_, fix) = refusal(Some(C::Authentication), "").unwrap();
         assert!(fix.contains("kafka.sasl_password"), "{fix}");
     }

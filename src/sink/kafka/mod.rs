@@ -329,6 +329,9 @@ fn producer_config(settings: &KafkaSettings, topic_limit: Option<usize>) -> Clie
         // Same key -> same partition as the Java client, so other producers
         // of the same keys agree with us.
         .set("partitioner", "murmur2_random");
+    // Info: librdkafka reports a connection closed at the first request
+    // (plaintext spoken to a TLS port) only as an Info line.
+    config.set_log_level(rdkafka::config::RDKafkaLogLevel::Info);
     set_security(&mut config, settings);
     if let Some(limit) = topic_limit {
         // librdkafka caps a batch at batch.size (and message.max.bytes);
