@@ -171,12 +171,13 @@ impl App {
             return Err(err);
         }
         let mut publisher = self.publisher;
-        // A broker that never accepted this replica (a wrong secret, the
-        // broker down since startup) will not take the spool in the drain
-        // time either: stop now, what was acked stays in the spool.
-        if self.settings.sink.kind != SinkKind::Stdout && self.stats.broker_accepted.get() == 0 {
+        // A broker that refuses this replica and never accepted it (a wrong
+        // secret) will not take the spool in the drain time either: stop
+        // now, what was acked stays in the spool. (One that is merely slow
+        // or down is waited for, up to the deadline.)
+        if self.stats.broker_accepted.get() == 0 && self.stats.refusal().is_some() {
             publisher.abort();
-            warn!("the broker never accepted this replica; acked callbacks stay in the spool and are published at the next start");
+            warn!("the broker refuses this replica and never accepted it; acked callbacks stay in the spool and are published at the next start");
             return Ok(());
         }
         info!("draining the spool to the broker");

@@ -52,6 +52,7 @@ async fn main() -> ExitCode {
         std::io::stderr,
         std::io::stderr().is_terminal(),
     );
+    shutdown::install_handlers();
     let listener = match TcpListener::bind(settings.http.listen).await {
         Ok(listener) => listener,
         Err(err) => {

@@ -30,6 +30,22 @@ pub async fn graceful(stats: Arc<Stats>, ready_delay: Duration) {
     }
 }
 
+/// Takes SIGTERM and SIGINT over from their default action (exit) now, so
+/// a signal that arrives before [`graceful`] first runs still stops the
+/// bridge gracefully. Tokio keeps a handler for the process's lifetime
+/// once registered.
+pub fn install_handlers() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        for kind in [SignalKind::terminate(), SignalKind::interrupt()] {
+            if let Err(err) = signal(kind) {
+                tracing::warn!(cause = %err, "cannot handle stop signals; SIGTERM stops the bridge at once");
+            }
+        }
+    }
+}
+
 /// Resolves on SIGTERM (Docker, Kubernetes) or SIGINT (Ctrl-C).
 pub async fn signal() {
     #[cfg(unix)]

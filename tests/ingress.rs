@@ -347,6 +347,16 @@ async fn health_and_readiness() {
         (live.status, live.json()["status"].as_str()),
         (200, Some("ok"))
     );
+    // Never accepted by the broker: not ready (a rolling deploy stalls).
+    let waiting = client.send(get("/readyz")).await;
+    assert_eq!(
+        (waiting.status, waiting.json()["status"].as_str()),
+        (503, Some("waiting for the broker"))
+    );
+    assert_eq!(waiting.json()["broker"], "connecting");
+    // As if it had accepted the replica and gone away since: ready while
+    // the spool has room.
+    bridge.stats.broker_accepted.set(1);
     let ready = client.send(get("/readyz")).await;
     assert_eq!(ready.status, 200, "{:?}", ready.body);
     assert_eq!(ready.json()["spool_max_bytes"], 2 * 1024 * 1024 + 8192);
