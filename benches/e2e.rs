@@ -26,6 +26,12 @@
 
 mod support;
 
+// The test helpers' Kafka front (TLS in front of a Tansu of its own), for
+// the TLS-versus-plaintext rows.
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -56,37 +62,80 @@ enum Sink {
     RabbitMq,
 }
 
+/// How the bridge reaches the broker.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    /// The brokers scripts/bench started (or named), plaintext.
+    Direct,
+    /// Kafka: a plain relay in front of a Tansu of its own; RabbitMQ: the
+    /// TLS node's plain listener. The baseline of `Tls`.
+    Plain,
+    /// Kafka: the same relay terminating TLS; RabbitMQ: the TLS node's
+    /// amqps:// listener.
+    Tls,
+}
+
 struct Config {
     name: &'static str,
     sink: Sink,
     ack: &'static str,
+    transport: Transport,
 }
 
-const CONFIGS: [Config; 5] = [
+const CONFIGS: [Config; 9] = [
     Config {
         name: "stdout durable",
         sink: Sink::Stdout,
         ack: "durable",
+        transport: Transport::Direct,
     },
     Config {
         name: "stdout memory",
         sink: Sink::Stdout,
         ack: "memory",
+        transport: Transport::Direct,
     },
     Config {
         name: "kafka durable",
         sink: Sink::Kafka,
         ack: "durable",
+        transport: Transport::Direct,
     },
     Config {
         name: "kafka memory",
         sink: Sink::Kafka,
         ack: "memory",
+        transport: Transport::Direct,
     },
     Config {
         name: "rabbitmq durable",
         sink: Sink::RabbitMq,
         ack: "durable",
+        transport: Transport::Direct,
+    },
+    Config {
+        name: "kafka durable, relay plain",
+        sink: Sink::Kafka,
+        ack: "durable",
+        transport: Transport::Plain,
+    },
+    Config {
+        name: "kafka durable, relay TLS",
+        sink: Sink::Kafka,
+        ack: "durable",
+        transport: Transport::Tls,
+    },
+    Config {
+        name: "rabbitmq durable, amqp (TLS node)",
+        sink: Sink::RabbitMq,
+        ack: "durable",
+        transport: Transport::Plain,
+    },
+    Config {
+        name: "rabbitmq durable, amqps (TLS node)",
+        sink: Sink::RabbitMq,
+        ack: "durable",
+        transport: Transport::Tls,
     },
 ];
 
@@ -157,6 +206,7 @@ fn start_bridge(config: &Config, target: &Target, seen: &Arc<Mutex<Seen>>) -> Br
             .env("OPENIM_BRIDGE__RABBITMQ__URL", &target.amqp)
             .env("OPENIM_BRIDGE__RABBITMQ__EXCHANGE", &target.exchange),
     };
+    command.envs(target.bridge_env.iter().map(|(k, v)| (k, v)));
     let mut child = command.spawn().expect("start openim-bridge");
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
@@ -199,6 +249,12 @@ struct Target {
     amqp: String,
     topic: String,
     exchange: String,
+    /// Extra bridge settings (TLS).
+    bridge_env: Vec<(String, String)>,
+    /// librdkafka properties the consumer needs (TLS).
+    kafka_properties: Vec<(String, String)>,
+    /// The URL the RabbitMQ consumer reads from.
+    amqp_read: String,
 }
 
 fn kafka_consumer(
@@ -209,7 +265,11 @@ fn kafka_consumer(
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (key, value) in &target.kafka_properties {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", &target.kafka)
         .set("group.id", format!("bench-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -261,7 +321,7 @@ async fn rabbitmq_consumer(target: &Target, seen: Arc<Mutex<Seen>>) -> lapin::Co
         BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     };
     use lapin::types::FieldTable;
-    let connection = lapin::Connection::connect(&target.amqp, Default::default())
+    let connection = lapin::Connection::connect(&target.amqp_read, Default::default())
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
@@ -494,11 +554,52 @@ struct Result_ {
 
 async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -> Result_ {
     let run = format!("b{}-{index}", std::process::id());
-    let target = Target {
+    let mut target = Target {
         kafka: brokers.0.clone(),
         amqp: brokers.1.clone(),
         topic: format!("bench-{run}"),
         exchange: format!("bench-{run}"),
+        bridge_env: Vec::new(),
+        kafka_properties: Vec::new(),
+        amqp_read: brokers.1.clone(),
+    };
+    let front = match (config.sink, config.transport) {
+        (Sink::Kafka, Transport::Plain | Transport::Tls) => {
+            let tls = (config.transport == Transport::Tls)
+                .then_some(common::kafka_front::FrontTls::Server);
+            let front = common::kafka_front::KafkaFront::start(common::kafka_front::FrontOptions {
+                tls,
+                sasl: None,
+            })
+            .await;
+            target.kafka = front.bootstrap();
+            target.kafka_properties = front.client_properties();
+            if tls.is_some() {
+                target.bridge_env = vec![
+                    ("OPENIM_BRIDGE__KAFKA__SECURITY_PROTOCOL".into(), "ssl".into()),
+                    (
+                        "OPENIM_BRIDGE__KAFKA__SSL_CA_FILE".into(),
+                        front.ca_file().to_string_lossy().into_owned(),
+                    ),
+                ];
+            }
+            Some(front)
+        }
+        (Sink::RabbitMq, Transport::Plain | Transport::Tls) => {
+            let node = common::rabbitmq::Amqps::from_env();
+            target.amqp_read = node.plain_url.clone();
+            if config.transport == Transport::Tls {
+                target.amqp = node.url.clone();
+                target.bridge_env = vec![(
+                    "OPENIM_BRIDGE__RABBITMQ__TLS_CA_FILE".into(),
+                    node.ca.to_string_lossy().into_owned(),
+                )];
+            } else {
+                target.amqp = node.plain_url.clone();
+            }
+            None
+        }
+        _ => None,
     };
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -506,7 +607,10 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
     let mut amqp = None;
     match config.sink {
         Sink::Kafka => {
-            create_topic(&target).await;
+            match &front {
+                Some(front) => front.create_topic(&target.topic, 3).await,
+                None => create_topic(&target).await,
+            }
             consumer_thread = Some(kafka_consumer(
                 &target,
                 Arc::clone(&seen),
@@ -541,7 +645,7 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
     let syncs_per_second = (spool_syncs(bridge.addr).await - syncs_before) as f64 / max.seconds;
     let mut missing = missing_fixed + wait_for(&seen, &max.acked).await;
     let outage = match (config.sink, std::env::var("OPENIM_BRIDGE_TANSU_PID")) {
-        (Sink::Kafka, Ok(tansu)) if config.ack == "durable" => {
+        (Sink::Kafka, Ok(tansu)) if config.ack == "durable" && config.transport == Transport::Direct => {
             let (acked, rss) = outage(bridge.addr, pid, &tansu, &run, &label).await;
             missing += wait_for(&seen, &acked).await;
             Some(rss)
@@ -767,6 +871,28 @@ fn report(results: &[Result_]) -> String {
             ratio >= 0.7,
         );
     }
+    out += "\n## The cost of TLS to the broker\n\nSame run, same broker, the only difference being TLS between the bridge and the broker (Kafka: the test helpers' relay in front of a Tansu of its own, plain vs terminating TLS; RabbitMQ: one node's amqp:// and amqps:// listeners).\n\n| pair | max acks/s (TLS / plain) | ack p99 ms @5k/s (plain -> TLS) | lag p99 ms (plain -> TLS) | CPU s / 100k (plain -> TLS) |\n|---|---|---|---|---|\n";
+    for (plain, tls) in [
+        ("kafka durable, relay plain", "kafka durable, relay TLS"),
+        ("rabbitmq durable, amqp (TLS node)", "rabbitmq durable, amqps (TLS node)"),
+    ] {
+        if let (Some(p), Some(t)) = (find(plain), find(tls)) {
+            let lag = |r: &Result_| r.lag.as_ref().map_or(f64::NAN, |h| ms(h, 0.99));
+            out += &format!(
+                "| {tls} vs plain | {:.0}% ({:.0} / {:.0}) | {:.3} -> {:.3} | {:.1} -> {:.1} | {:.2} -> {:.2} |\n",
+                rate(&t.max) / rate(&p.max) * 100.0,
+                rate(&t.max),
+                rate(&p.max),
+                ms(&p.fixed.latency, 0.99),
+                ms(&t.fixed.latency, 0.99),
+                lag(p),
+                lag(t),
+                p.cpu_per_100k,
+                t.cpu_per_100k,
+            );
+        }
+    }
+    out += "\n";
     let missing: usize = results.iter().map(|r| r.missing).sum();
     check(
         format!("missing events: {missing} (target 0)"),
@@ -856,9 +982,15 @@ async fn main() {
         CONFIGS.len(),
         2 * SECONDS + 4
     );
+    // OPENIM_BRIDGE_BENCH_ONLY=tls,stdout runs only configurations whose
+    // name contains one of the words.
+    let only = std::env::var("OPENIM_BRIDGE_BENCH_ONLY").unwrap_or_default();
+    let words: Vec<&str> = only.split(',').filter(|w| !w.is_empty()).collect();
     let mut results = Vec::new();
     for (index, config) in CONFIGS.iter().enumerate() {
-        results.push(run_config(config, index, &brokers).await);
+        if words.is_empty() || words.iter().any(|w| config.name.contains(w)) {
+            results.push(run_config(config, index, &brokers).await);
+        }
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
