@@ -29,7 +29,7 @@ mod support;
 // The test helpers' Kafka front (TLS in front of a Tansu of its own), for
 // the TLS-versus-plaintext rows.
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::collections::HashMap;
@@ -576,7 +576,10 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
             target.kafka_properties = front.client_properties();
             if tls.is_some() {
                 target.bridge_env = vec![
-                    ("OPENIM_BRIDGE__KAFKA__SECURITY_PROTOCOL".into(), "ssl".into()),
+                    (
+                        "OPENIM_BRIDGE__KAFKA__SECURITY_PROTOCOL".into(),
+                        "ssl".into(),
+                    ),
                     (
                         "OPENIM_BRIDGE__KAFKA__SSL_CA_FILE".into(),
                         front.ca_file().to_string_lossy().into_owned(),
@@ -645,7 +648,9 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
     let syncs_per_second = (spool_syncs(bridge.addr).await - syncs_before) as f64 / max.seconds;
     let mut missing = missing_fixed + wait_for(&seen, &max.acked).await;
     let outage = match (config.sink, std::env::var("OPENIM_BRIDGE_TANSU_PID")) {
-        (Sink::Kafka, Ok(tansu)) if config.ack == "durable" && config.transport == Transport::Direct => {
+        (Sink::Kafka, Ok(tansu))
+            if config.ack == "durable" && config.transport == Transport::Direct =>
+        {
             let (acked, rss) = outage(bridge.addr, pid, &tansu, &run, &label).await;
             missing += wait_for(&seen, &acked).await;
             Some(rss)
@@ -821,6 +826,31 @@ fn report(results: &[Result_]) -> String {
     }
     out += "\n";
     let find = |name: &str| results.iter().find(|r| r.name == name);
+    out += "\n## The cost of TLS to the broker\n\nSame run, same broker, the only difference being TLS between the bridge and the broker (Kafka: the test helpers' relay in front of a Tansu of its own, plain vs terminating TLS; RabbitMQ: one node's amqp:// and amqps:// listeners).\n\n| pair | max acks/s (TLS / plain) | ack p99 ms @5k/s (plain -> TLS) | lag p99 ms (plain -> TLS) | CPU s / 100k (plain -> TLS) |\n|---|---|---|---|---|\n";
+    for (plain, tls) in [
+        ("kafka durable, relay plain", "kafka durable, relay TLS"),
+        (
+            "rabbitmq durable, amqp (TLS node)",
+            "rabbitmq durable, amqps (TLS node)",
+        ),
+    ] {
+        if let (Some(p), Some(t)) = (find(plain), find(tls)) {
+            let lag = |r: &Result_| r.lag.as_ref().map_or(f64::NAN, |h| ms(h, 0.99));
+            out += &format!(
+                "| {tls} vs plain | {:.0}% ({:.0} / {:.0}) | {:.3} -> {:.3} | {:.1} -> {:.1} | {:.2} -> {:.2} |\n",
+                rate(&t.max) / rate(&p.max) * 100.0,
+                rate(&t.max),
+                rate(&p.max),
+                ms(&p.fixed.latency, 0.99),
+                ms(&t.fixed.latency, 0.99),
+                lag(p),
+                lag(t),
+                p.cpu_per_100k,
+                t.cpu_per_100k,
+            );
+        }
+    }
+    out += "\n";
     out += "\n## Targets\n\n";
     let mut check = |what: String, ok: bool| {
         out += &format!("- {} {what}\n", if ok { "MET" } else { "MISSED" })
@@ -871,28 +901,6 @@ fn report(results: &[Result_]) -> String {
             ratio >= 0.7,
         );
     }
-    out += "\n## The cost of TLS to the broker\n\nSame run, same broker, the only difference being TLS between the bridge and the broker (Kafka: the test helpers' relay in front of a Tansu of its own, plain vs terminating TLS; RabbitMQ: one node's amqp:// and amqps:// listeners).\n\n| pair | max acks/s (TLS / plain) | ack p99 ms @5k/s (plain -> TLS) | lag p99 ms (plain -> TLS) | CPU s / 100k (plain -> TLS) |\n|---|---|---|---|---|\n";
-    for (plain, tls) in [
-        ("kafka durable, relay plain", "kafka durable, relay TLS"),
-        ("rabbitmq durable, amqp (TLS node)", "rabbitmq durable, amqps (TLS node)"),
-    ] {
-        if let (Some(p), Some(t)) = (find(plain), find(tls)) {
-            let lag = |r: &Result_| r.lag.as_ref().map_or(f64::NAN, |h| ms(h, 0.99));
-            out += &format!(
-                "| {tls} vs plain | {:.0}% ({:.0} / {:.0}) | {:.3} -> {:.3} | {:.1} -> {:.1} | {:.2} -> {:.2} |\n",
-                rate(&t.max) / rate(&p.max) * 100.0,
-                rate(&t.max),
-                rate(&p.max),
-                ms(&p.fixed.latency, 0.99),
-                ms(&t.fixed.latency, 0.99),
-                lag(p),
-                lag(t),
-                p.cpu_per_100k,
-                t.cpu_per_100k,
-            );
-        }
-    }
-    out += "\n";
     let missing: usize = results.iter().map(|r| r.missing).sum();
     check(
         format!("missing events: {missing} (target 0)"),

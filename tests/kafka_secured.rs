@@ -79,13 +79,6 @@ async fn publishes(front: &KafkaFront, settings: Settings) -> TestBridge {
     bridge
 }
 
-async fn readyz(bridge: &TestBridge) -> Reply {
-    OpenImClient::connect(bridge.addr)
-        .await
-        .send(get("/readyz"))
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_with_a_custom_ca() {
     let front = KafkaFront::start(front_options(Some(FrontTls::Server), None)).await;
@@ -196,42 +189,6 @@ async fn oauthbearer_token_from_a_file() {
     bridge.stop().await;
 }
 
-/// The bridge is not ready while the broker refuses it, acks callbacks into
-/// the spool anyway, and names the reason in `/readyz` and the metrics.
-async fn refused_for(settings: Settings, reason: Refusal) {
-    let bridge = TestBridge::start(settings).await;
-    assert!(
-        eventually(Duration::from_secs(30), || bridge.stats.refusal()
-            == Some(reason))
-        .await,
-        "expected a {reason:?} refusal, got {:?}",
-        bridge.stats.refusal()
-    );
-    let ready = readyz(&bridge).await;
-    assert_eq!(ready.status, 503);
-    assert_eq!(ready.json()["status"], "waiting for the broker");
-    assert_eq!(
-        ready.json()["broker"],
-        format!("refused: {}", reason.label())
-    );
-    let metrics = metrics(bridge.addr).await;
-    let gauge = format!(
-        "openim_bridge_broker_refused{{reason=\"{}\"}} 1",
-        reason.label()
-    );
-    assert!(metrics.contains(&gauge), "{metrics}");
-    assert!(metrics.contains("openim_bridge_broker_up 0"), "{metrics}");
-    let reply = post(
-        bridge.addr,
-        "/callbackAfterSendGroupMsgCommand",
-        &group_message(&unique("refused"), "g"),
-    )
-    .await;
-    assert_ack(&reply);
-    let counts = bridge.stats.snapshot();
-    assert_eq!((counts.callbacks_acked, counts.events_published), (1, 0));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn another_ca_is_a_certificate_refusal() {
     let front = KafkaFront::start(front_options(Some(FrontTls::Server), None)).await;
@@ -283,7 +240,7 @@ async fn a_refusal_after_acceptance_keeps_the_replica_ready() {
         "test",
         "test",
     );
-    let ready = readyz(&bridge).await;
+    let ready = readyz(bridge.addr).await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["broker"], "refused: authentication");
     // The next confirmed delivery clears it.
@@ -293,7 +250,7 @@ async fn a_refusal_after_acceptance_keeps_the_replica_ready() {
         eventually(Duration::from_secs(20), || bridge.stats.refusal().is_none()).await,
         "a delivery clears the refusal"
     );
-    assert_eq!(readyz(&bridge).await.json()["broker"], "up");
+    assert_eq!(readyz(bridge.addr).await.json()["broker"], "up");
     bridge.stop().await;
 }
 

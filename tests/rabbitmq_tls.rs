@@ -40,20 +40,13 @@ async fn publish_and_read_back(bridge: &TestBridge, tls: &Amqps, exchange: &str)
     binding.delete_exchange(exchange).await;
 }
 
-async fn readyz(bridge: &TestBridge) -> Reply {
-    OpenImClient::connect(bridge.addr)
-        .await
-        .send(get("/readyz"))
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn amqps_with_a_custom_ca_publishes_with_confirms() {
     let tls = Amqps::from_env();
     let exchange = unique("openim-amqps");
     let bridge = TestBridge::start(amqps_settings(&tls, &exchange)).await;
     publish_and_read_back(&bridge, &tls, &exchange).await;
-    assert_eq!(readyz(&bridge).await.status, 200);
+    assert_eq!(readyz(bridge.addr).await.status, 200);
     assert_eq!(bridge.stats.broker_accepted.get(), 1);
     bridge.stop().await;
 }
@@ -83,45 +76,6 @@ async fn credentials_in_their_own_keys_override_the_url() {
     let bridge = TestBridge::start(settings).await;
     publish_and_read_back(&bridge, &tls, &exchange).await;
     bridge.stop().await;
-}
-
-/// The bridge refuses to be ready while the broker refuses it, acks
-/// callbacks into the spool anyway, and names the reason.
-async fn refused_for(settings: Settings, reason: Refusal) {
-    let bridge = TestBridge::start(settings).await;
-    assert!(
-        eventually(Duration::from_secs(20), || bridge.stats.refusal()
-            == Some(reason))
-        .await,
-        "expected a {reason:?} refusal, got {:?}",
-        bridge.stats.refusal()
-    );
-    let ready = readyz(&bridge).await;
-    assert_eq!(ready.status, 503);
-    let body = ready.json();
-    assert_eq!(body["status"], "waiting for the broker");
-    assert_eq!(body["broker"], format!("refused: {}", reason.label()));
-    let metrics = metrics(bridge.addr).await;
-    let gauge = format!(
-        "openim_bridge_broker_refused{{reason=\"{}\"}} 1",
-        reason.label()
-    );
-    assert!(metrics.contains(&gauge), "{metrics}");
-    assert!(metrics.contains("openim_bridge_broker_up 0"), "{metrics}");
-    assert!(
-        metrics.contains("openim_bridge_broker_accepted 0"),
-        "{metrics}"
-    );
-    // Acked into the spool: it waits for a fixed setting.
-    let reply = post(
-        bridge.addr,
-        "/callbackAfterSendGroupMsgCommand",
-        &group_message(&unique("refused"), "g"),
-    )
-    .await;
-    assert_ack(&reply);
-    let counts = bridge.stats.snapshot();
-    assert_eq!((counts.callbacks_acked, counts.events_published), (1, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{refusal, Delivery, Sink, SinkError};
 use crate::config::SinkSettings;
@@ -54,6 +54,7 @@ pub async fn run<S: Sink>(
     };
     let mut backoff = Backoff::new(&settings);
     let mut queue_done = false;
+    let mut last_recover_error: Option<String> = None;
     let mut persist = tokio::time::interval(ACK_PERSIST_INTERVAL);
     persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -63,10 +64,14 @@ pub async fn run<S: Sink>(
                 Ok(()) => {
                     state.resume();
                     backoff.reset();
+                    last_recover_error = None;
                 }
-                Err(err) => {
-                    warn!(sink = sink.name(), cause = %err, "broker still unavailable; will retry")
+                // Once per cause, not at every retry.
+                Err(err) if last_recover_error.as_deref() != Some(&err.to_string()) => {
+                    warn!(sink = sink.name(), cause = %err, "broker still unavailable; will retry (logged again only if the cause changes)");
+                    last_recover_error = Some(err.to_string());
                 }
+                Err(err) => debug!(sink = sink.name(), cause = %err, "broker still unavailable"),
             }
             continue;
         }

@@ -376,6 +376,47 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
     check()
 }
 
+/// The bridge's `GET /readyz`.
+pub async fn readyz(addr: SocketAddr) -> Reply {
+    OpenImClient::connect(addr).await.send(get("/readyz")).await
+}
+
+/// A bridge with `settings` is not ready while the broker refuses it, acks callbacks into
+/// the spool anyway, and names the reason in `/readyz` and the metrics.
+pub async fn refused_for(settings: Settings, reason: openim_bridge::sink::refusal::Refusal) {
+    let bridge = TestBridge::start(settings).await;
+    assert!(
+        eventually(Duration::from_secs(30), || bridge.stats.refusal()
+            == Some(reason))
+        .await,
+        "expected a {reason:?} refusal, got {:?}",
+        bridge.stats.refusal()
+    );
+    let ready = readyz(bridge.addr).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["status"], "waiting for the broker");
+    assert_eq!(
+        ready.json()["broker"],
+        format!("refused: {}", reason.label())
+    );
+    let metrics = metrics(bridge.addr).await;
+    let gauge = format!(
+        "openim_bridge_broker_refused{{reason=\"{}\"}} 1",
+        reason.label()
+    );
+    assert!(metrics.contains(&gauge), "{metrics}");
+    assert!(metrics.contains("openim_bridge_broker_up 0"), "{metrics}");
+    let reply = post(
+        bridge.addr,
+        "/callbackAfterSendGroupMsgCommand",
+        &group_message(&unique("refused"), "g"),
+    )
+    .await;
+    assert_ack(&reply);
+    let counts = bridge.stats.snapshot();
+    assert_eq!((counts.callbacks_acked, counts.events_published), (1, 0));
+}
+
 pub mod kafka;
 pub mod kafka_front;
 pub mod process;
