@@ -305,12 +305,9 @@ async fn the_binary_names_the_setting_and_never_shows_the_secret() {
     assert_eq!(refusals(), 1);
     let log = running.stderr.lock().unwrap().join("\n");
     assert!(log.contains("kafka.sasl_password"), "{log}");
-    assert!(
-        log.contains("reason=\"authentication\"") || log.contains("authentication"),
-        "{log}"
-    );
+    assert!(log.contains("reason=\"authentication\""), "{log}");
     let metrics = metrics(running.addr).await;
-    let ready = post_get(running.addr, "/readyz").await;
+    let ready = readyz(running.addr).await;
     assert_eq!(ready.status, 503);
     let mut child = running.child;
     assert!(
@@ -326,17 +323,10 @@ async fn the_binary_names_the_setting_and_never_shows_the_secret() {
     assert!(check.status.success());
     let printed = String::from_utf8_lossy(&check.stdout);
     assert!(printed.contains("sasl_password"), "{printed}");
-    for output in [&log, &metrics, &ready_body(&ready), &printed.into_owned()] {
+    let ready_body = String::from_utf8_lossy(&ready.body).into_owned();
+    for output in [&log, &metrics, &ready_body, &printed.into_owned()] {
         assert!(!output.contains(secret), "the secret leaked: {output}");
         assert!(!output.contains(PASSWORD), "a password leaked: {output}");
     }
     process::terminate(child);
-}
-
-async fn post_get(addr: std::net::SocketAddr, path: &str) -> Reply {
-    OpenImClient::connect(addr).await.send(get(path)).await
-}
-
-fn ready_body(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
 }

@@ -188,32 +188,65 @@ fn resolve(
 /// A PEM file a TLS setting names must be readable now, not at the first
 /// connection attempt.
 fn readable(path: Option<&PathBuf>, key: &'static str) -> Result<(), ConfigError> {
-    match path.map(std::fs::read) {
-        Some(Err(err)) => Err(ConfigError::Invalid {
+    let Some(path) = path else { return Ok(()) };
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|err| ConfigError::Invalid {
             key,
-            problem: format!(
-                "cannot read {}: {err}",
-                path.map(|p| p.display().to_string()).unwrap_or_default()
-            ),
-        }),
-        _ => Ok(()),
-    }
+            problem: format!("cannot read {}: {err}", path.display()),
+        })
 }
 
-/// The librdkafka property each first-class key sets, so the same property
-/// in `kafka.options` is refused instead of silently winning.
-const KAFKA_PROPERTIES: [(&str, &str); 8] = [
-    ("kafka.security_protocol", "security.protocol"),
-    ("kafka.sasl_mechanism", "sasl.mechanism"),
-    ("kafka.sasl_username", "sasl.username"),
-    ("kafka.sasl_password", "sasl.password"),
-    ("kafka.ssl_ca_file", "ssl.ca.location"),
-    ("kafka.ssl_cert_file", "ssl.certificate.location"),
-    ("kafka.ssl_key_file", "ssl.key.location"),
-    ("kafka.ssl_key_password", "ssl.key.password"),
-];
-
 impl KafkaSettings {
+    /// Each first-class key, the librdkafka property it sets, and whether
+    /// it is set here, so the same property in `kafka.options` is refused
+    /// instead of silently winning.
+    fn first_class_properties(&self) -> [(&'static str, &'static str, bool); 8] {
+        let defaults = KafkaSettings::default();
+        [
+            (
+                "kafka.security_protocol",
+                "security.protocol",
+                self.security_protocol != defaults.security_protocol,
+            ),
+            (
+                "kafka.sasl_mechanism",
+                "sasl.mechanism",
+                self.sasl_mechanism != defaults.sasl_mechanism,
+            ),
+            (
+                "kafka.sasl_username",
+                "sasl.username",
+                !self.sasl_username.is_empty(),
+            ),
+            (
+                "kafka.sasl_password",
+                "sasl.password",
+                self.sasl_password.is_some(),
+            ),
+            (
+                "kafka.ssl_ca_file",
+                "ssl.ca.location",
+                self.ssl_ca_file.is_some(),
+            ),
+            (
+                "kafka.ssl_cert_file",
+                "ssl.certificate.location",
+                self.ssl_cert_file.is_some(),
+            ),
+            (
+                "kafka.ssl_key_file",
+                "ssl.key.location",
+                self.ssl_key_file.is_some(),
+            ),
+            (
+                "kafka.ssl_key_password",
+                "ssl.key.password",
+                self.ssl_key_password.is_some(),
+            ),
+        ]
+    }
+
     /// Reads the `*_file` secrets into their values and checks that the TLS
     /// files can be read.
     pub(super) fn resolve_files(&mut self) -> Result<(), ConfigError> {
@@ -299,21 +332,10 @@ impl KafkaSettings {
                 _ => {}
             }
         }
-        let defaults = KafkaSettings::default();
-        let set = |key: &str| match key {
-            "kafka.security_protocol" => self.security_protocol != defaults.security_protocol,
-            "kafka.sasl_mechanism" => self.sasl_mechanism != defaults.sasl_mechanism,
-            "kafka.sasl_username" => !self.sasl_username.is_empty(),
-            "kafka.sasl_password" => self.sasl_password.is_some(),
-            "kafka.ssl_ca_file" => self.ssl_ca_file.is_some(),
-            "kafka.ssl_cert_file" => self.ssl_cert_file.is_some(),
-            "kafka.ssl_key_file" => self.ssl_key_file.is_some(),
-            _ => self.ssl_key_password.is_some(),
-        };
-        for (key, property) in KAFKA_PROPERTIES {
+        for (key, property, set) in self.first_class_properties() {
             let in_options = self.options.contains_key(property)
                 || (property == "sasl.mechanism" && self.options.contains_key("sasl.mechanisms"));
-            if set(key) && in_options {
+            if set && in_options {
                 return invalid(
                     "kafka.options",
                     format!("`{property}` is also set by {key}; set it in one place"),

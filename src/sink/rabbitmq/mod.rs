@@ -127,11 +127,11 @@ impl RabbitMqSink {
                 Ok(())
             }
             Err(err) => {
-                let failure = connect::failure(&err);
+                let (failure, cause) = (connect::failure(&err), err.to_string());
                 if let Failure::Refused(reason, fix) = failure {
-                    refusal::report(&self.stats, "rabbitmq", reason, &err.to_string(), fix);
+                    refusal::report(&self.stats, "rabbitmq", reason, &cause, fix);
                 }
-                Err((failure, err.to_string()))
+                Err((failure, cause))
             }
         }
     }
