@@ -114,6 +114,17 @@ fn assert_none_lost(acked: &[String], seen: &HashSet<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
+    kill_9_kafka("durable").await;
+}
+
+/// `written` acks once the record is in the file: a crash of the bridge
+/// (not of the machine) loses nothing either.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_in_written_mode_loses_no_acked_event() {
+    kill_9_kafka("written").await;
+}
+
+async fn kill_9_kafka(ack: &str) {
     let brokers = kafka_brokers();
     let topic = unique("openim-crash");
     create_topic(&brokers, &topic, 3).await;
@@ -123,6 +134,7 @@ async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
         ("OPENIM_BRIDGE__KAFKA__BROKERS", brokers.as_str()),
         ("OPENIM_BRIDGE__KAFKA__TOPIC", topic.as_str()),
         ("OPENIM_BRIDGE__SPOOL__DIR", spool.as_str()),
+        ("OPENIM_BRIDGE__SPOOL__ACK", ack),
     ];
     let (acked, child) = crash_and_restart(&env, &topic, 1500).await;
     assert_all_reach_kafka(&brokers, &topic, &acked);

@@ -398,8 +398,8 @@ impl Handler {
             debug!(event_id = %event.id, reason, "not published: filtered");
             return Ok(Outcome::Skipped);
         }
-        self.spool.append(&event).await?;
-        debug!(event_id = %event.id, key = %event.key, "callback spooled");
+        debug!(event_id = %event.id, key = %event.key, "spooling the callback");
+        self.spool.append(event).await?;
         Ok(Outcome::Acked)
     }
 

@@ -365,7 +365,7 @@ mod tests {
         };
         let (writer, reader) = spool::open(&spool_settings, Arc::clone(&stats)).unwrap();
         for e in events {
-            writer.append(&e).await.unwrap();
+            writer.append(e).await.unwrap();
         }
         drop(writer);
         let settings = SinkSettings {

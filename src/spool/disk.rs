@@ -20,6 +20,15 @@ pub trait Disk: Send + Sync + fmt::Debug + 'static {
         OpenOptions::new().create(true).append(true).open(path)
     }
 
+    /// Opens (creating it if needed) a file to write at given offsets.
+    fn open_write(&self, path: &Path) -> std::io::Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    }
+
     /// Opens a file to read.
     fn open_read(&self, path: &Path) -> std::io::Result<File> {
         File::open(path)
@@ -33,6 +42,36 @@ pub trait Disk: Send + Sync + fmt::Debug + 'static {
     /// Appends all of `buf` to `file`.
     fn write(&self, mut file: &File, buf: &[u8]) -> std::io::Result<()> {
         file.write_all(buf)
+    }
+
+    /// Writes all of `buf` to `file` at `offset`.
+    fn write_at(&self, file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        file.write_all_at(buf, offset)
+    }
+
+    /// Creates `path` holding `len` zero bytes, synced: a segment's space
+    /// allocated ahead, so a later sync of records written into it does not
+    /// also commit a new file size.
+    fn preallocate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        const CHUNK: usize = 1024 * 1024;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)?;
+        let zeros = vec![0u8; CHUNK];
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(CHUNK as u64) as usize;
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        file.sync_all()
+    }
+
+    /// Renames `from` to `to` (replacing it).
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        fs::rename(from, to)
     }
 
     /// `fdatasync`.
@@ -89,12 +128,16 @@ pub mod faults {
     /// A file operation of [`Disk`].
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Op {
-        /// `open_append` and `open_read`.
+        /// `open_append`, `open_write` and `open_read`.
         Open,
         /// `read_at`.
         Read,
-        /// `write`.
+        /// `write` and `write_at`.
         Write,
+        /// `preallocate`.
+        Preallocate,
+        /// `rename`.
+        Rename,
         /// `sync`.
         Sync,
         /// `set_len`.
@@ -209,9 +252,32 @@ pub mod faults {
             self.gate(Op::Open)?;
             Os.open_append(path)
         }
+        fn open_write(&self, path: &Path) -> std::io::Result<File> {
+            self.gate(Op::Open)?;
+            Os.open_write(path)
+        }
         fn open_read(&self, path: &Path) -> std::io::Result<File> {
             self.gate(Op::Open)?;
             Os.open_read(path)
+        }
+        fn write_at(&self, file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+            match self.check(Op::Write) {
+                Some((err, short)) => {
+                    if short {
+                        Os.write_at(file, &buf[..buf.len() / 2], offset)?;
+                    }
+                    Err(err)
+                }
+                None => Os.write_at(file, buf, offset),
+            }
+        }
+        fn preallocate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+            self.gate(Op::Preallocate)?;
+            Os.preallocate(path, len)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            self.gate(Op::Rename)?;
+            Os.rename(from, to)
         }
         fn read_at(&self, file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
             self.gate(Op::Read)?;

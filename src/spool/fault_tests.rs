@@ -41,6 +41,12 @@ async fn a_failing_read_is_retried_and_skips_nothing() {
     // briefly out of file descriptors (and a read fails with EIO). Before,
     // the reader took the errors for damage and jumped past all 100.
     let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = open(&settings(dir.path(), AckMode::Durable), Arc::default()).unwrap();
+    for i in 0..100 {
+        writer.append(event(i)).await.unwrap();
+    }
+    drop((writer, reader));
+    // After a restart the reader reads them from disk (not from memory).
     let disk = Faulty::new();
     let stats = Arc::new(Stats::default());
     let (writer, mut reader) = open_on(
@@ -49,10 +55,9 @@ async fn a_failing_read_is_retried_and_skips_nothing() {
         disk.clone(),
     )
     .unwrap();
-    for i in 0..100 {
-        writer.append(&event(i)).await.unwrap();
-    }
+    let stopped = writer.stopped();
     drop(writer);
+    stopped.await;
     // The reader has read nothing yet; now its file operations fail for a
     // while: opening a segment, sizing an older one, reading one.
     disk.fail(Op::Len, EMFILE, 0, 2);
@@ -79,7 +84,7 @@ async fn a_record_with_a_bad_checksum_costs_only_itself() {
     let settings = settings(dir.path(), AckMode::Durable);
     let (writer, reader) = open(&settings, Arc::default()).unwrap();
     for i in 0..100 {
-        writer.append(&event(i)).await.unwrap();
+        writer.append(event(i)).await.unwrap();
     }
     drop((writer, reader));
     // Flip a byte inside the payload of the 3rd record of the first segment.
@@ -122,7 +127,7 @@ async fn a_full_disk_with_a_healthy_broker_frees_its_confirmed_segment() {
     };
     let (writer, mut reader) = open_on(&settings, Arc::default(), disk.clone()).unwrap();
     for i in 0..10 {
-        writer.append(&event(i)).await.unwrap();
+        writer.append(event(i)).await.unwrap();
         let item = reader.recv().await.unwrap();
         reader.complete(item.position);
     }
@@ -130,7 +135,7 @@ async fn a_full_disk_with_a_healthy_broker_frees_its_confirmed_segment() {
     assert_eq!(full.len(), 1, "{full:?}");
     let publisher = tokio::spawn(async move { read_all(&mut reader).await });
     disk.short_writes(ENOSPC);
-    let err = writer.append(&event(10)).await.unwrap_err();
+    let err = writer.append(event(10)).await.unwrap_err();
     assert!(matches!(err, AppendError::Io(_)), "{err:?}");
     let freed = async {
         while segment_path(dir.path(), full[0]).exists() {
@@ -141,7 +146,7 @@ async fn a_full_disk_with_a_healthy_broker_frees_its_confirmed_segment() {
         .await
         .expect("the confirmed segment was never deleted: the disk stays full");
     disk.clear();
-    writer.append(&event(11)).await.unwrap();
+    writer.append(event(11)).await.unwrap();
     drop(writer);
     assert_eq!(publisher.await.unwrap(), vec![event(11).id]);
 }
@@ -163,7 +168,7 @@ async fn memory_mode_keeps_what_it_acked_when_a_write_fails() {
     let mut acked = Vec::new();
     let mut refused = 0;
     for i in 0..3000 {
-        match writer.append(&event(i)).await {
+        match writer.append(event(i)).await {
             Ok(()) => acked.push(event(i).id),
             Err(AppendError::Io(_)) => refused += 1,
             Err(other) => panic!("{other}"),
@@ -198,7 +203,7 @@ async fn memory_mode_counts_what_a_dead_disk_lost_at_shutdown() {
     // Acked before the writer thread saw the first failure.
     let mut acked = 0u64;
     for i in 0..5 {
-        if writer.append(&event(i)).await.is_ok() {
+        if writer.append(event(i)).await.is_ok() {
             acked += 1;
         }
     }
@@ -231,9 +236,9 @@ async fn a_short_write_whose_cut_fails_never_reaches_the_reader() {
     // The first write into a fresh segment fails half-way.
     disk.short_writes(ENOSPC);
     disk.fail(Op::SetLen, EIO, 0, 1);
-    assert!(writer.append(&event(1)).await.is_err());
+    assert!(writer.append(event(1)).await.is_err());
     disk.clear();
-    writer.append(&event(2)).await.unwrap();
+    writer.append(event(2)).await.unwrap();
     let (used, _) = writer.usage();
     assert!(used < 1 << 20, "byte count underflowed: {used}");
     drop(writer);
@@ -253,7 +258,7 @@ async fn a_segment_that_cannot_be_removed_now_is_removed_later() {
     )
     .unwrap();
     for i in 0..200 {
-        writer.append(&event(i)).await.unwrap();
+        writer.append(event(i)).await.unwrap();
     }
     let mut items = Vec::new();
     for _ in 0..200 {
@@ -271,7 +276,7 @@ async fn a_segment_that_cannot_be_removed_now_is_removed_later() {
     // segment goes with the next deletion.
     let mut last = items[0].position;
     for i in 200..300 {
-        writer.append(&event(i)).await.unwrap();
+        writer.append(event(i)).await.unwrap();
         let item = reader.recv().await.unwrap();
         last = item.position;
         reader.complete(item.position);

@@ -15,23 +15,32 @@
 //! ```
 //!
 //! Each segment is a sequence of frames (see [`record`]): `len | crc32c |
-//! payload`. A [`Position`] is (segment id, byte offset of a frame).
+//! payload`, then zeros: segments are preallocated (the next one is filled
+//! with zeros as `NNN.seg.prep` while the current one fills), so a header
+//! of zeros marks the end of the records. A [`Position`] is (segment id,
+//! byte offset of a frame).
 //!
 //! # Invariants
 //!
-//! 1. **Acked means durable** (`spool.ack = "durable"`): a callback is acked
-//!    only after `fdatasync` returned for the batch holding its frame. The
-//!    writer thread batches every append waiting at the time into one write
-//!    and one sync (group commit), so concurrent callbacks share a sync.
-//!    In `memory` mode the ack comes first; a batch that then fails keeps
-//!    those acked frames in memory, writes them first in the next batch, and
-//!    until one succeeds new appends wait for their write (see [`writer`]).
-//! 2. **Readers see only synced data**: the writer publishes a watermark (the
-//!    end of the last synced batch) and the reader never reads past it, so it
-//!    never sees a partial frame.
+//! 1. **Acked means what `spool.ack` promises**: `durable`, only after an
+//!    `fdatasync` that began after its frame was written returned (a
+//!    pipelined group commit: the writer thread writes the next batch while
+//!    the sync thread syncs, and one sync covers every batch written before
+//!    it); `written`, only after its frame is written to the segment file;
+//!    `memory`, at once. In `memory` mode a batch that then fails keeps
+//!    those acked frames in memory, writes them first in the next batch,
+//!    and until one succeeds new appends wait for their write (see
+//!    [`writer`]). `written` and `memory` sync every `spool.sync_interval_ms`.
+//! 2. **Readers see only written data**: the writer publishes a watermark
+//!    (the end of the last written batch) and the reader never reads past
+//!    it, so it never sees a partial frame. Written events are also handed
+//!    over in memory ([`tail`]); the reader reads from disk only when it is
+//!    behind and after a restart. (An event may be published before its
+//!    sync: a crash then means a re-delivery, never a loss.)
 //! 3. **Torn tails are cut, never replayed**: at startup the newest segment is
 //!    scanned; bytes after the last intact frame (a write cut short by a
-//!    crash) are reported and truncated. Writing resumes in a new segment.
+//!    crash) are reported and truncated, with the preallocated zeros after
+//!    them. Writing resumes in a new segment.
 //! 4. **The acked position only moves past confirmed frames**: it is the
 //!    position of the oldest frame handed to the publisher and not yet
 //!    confirmed (or dead-lettered); it is persisted (write + rename) at most
@@ -66,6 +75,10 @@ pub mod disk;
 mod fault_tests;
 pub mod reader;
 pub mod record;
+mod syncer;
+mod tail;
+#[cfg(test)]
+mod tests;
 pub mod writer;
 
 use std::fs::{self, File};
@@ -132,6 +145,12 @@ pub fn open_on(
         fs::remove_file(segment_path(&dir, *id)).map_err(wrap)?;
     }
     segments.retain(|id| *id >= acked.segment);
+    // Segments a crash left half-prepared: made again when needed.
+    for entry in fs::read_dir(&dir).map_err(wrap)?.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".prep") {
+            fs::remove_file(entry.path()).map_err(wrap)?;
+        }
+    }
     if let Some(&last) = segments.last() {
         let torn = cut_torn_tail(&segment_path(&dir, last)).map_err(wrap)?;
         Stats::add(&stats.spool_torn_bytes, torn);
@@ -161,7 +180,7 @@ pub fn open_on(
     if !segments.is_empty() {
         info!(dir = %dir.display(), segments = segments.len(), from = ?start, "spool recovered; unconfirmed events will be published again");
     }
-    let (writer, watermark) = writer::start(
+    let started = writer::start(
         settings,
         next,
         Arc::clone(&used),
@@ -173,7 +192,16 @@ pub fn open_on(
     stats
         .spool_records
         .set(count_records(&dir, start, &segments).map_err(wrap)?);
-    let reader = SpoolReader::new(dir, start, watermark, used, stats, disk);
+    let reader = SpoolReader::new(
+        dir,
+        start,
+        started.watermark,
+        started.tail,
+        used,
+        stats,
+        disk,
+    );
+    let writer = started.writer;
     Ok((writer, reader))
 }
 
@@ -266,6 +294,9 @@ fn count_records(dir: &Path, start: Position, segments: &[u64]) -> std::io::Resu
             let payload = u64::from(u32::from_le_bytes([
                 header[0], header[1], header[2], header[3],
             ]));
+            if payload == 0 {
+                break; // preallocated zeros (or damage the reader skips)
+            }
             reader.seek_relative(payload as i64)?;
             at += record::HEADER_LEN as u64 + payload;
             count += 1;
@@ -274,8 +305,9 @@ fn count_records(dir: &Path, start: Position, segments: &[u64]) -> std::io::Resu
     Ok(count)
 }
 
-/// Truncates `path` after its last intact frame (invariant 3); returns how
-/// many bytes were cut.
+/// Truncates `path` after its last intact frame (invariant 3), dropping
+/// the preallocated zeros after it too; returns how many bytes of a torn
+/// or corrupt record were cut (zeros are not counted).
 fn cut_torn_tail(path: &Path) -> std::io::Result<u64> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
@@ -283,239 +315,25 @@ fn cut_torn_tail(path: &Path) -> std::io::Result<u64> {
     while let record::Frame::Record(_, used) = record::frame(&bytes[good..]) {
         good += used;
     }
-    if good < bytes.len() {
+    let written = bytes.iter().rposition(|b| *b != 0).map_or(0, |at| at + 1);
+    let torn = written.saturating_sub(good);
+    if torn > 0 {
         warn!(
             segment = %path.display(),
-            torn_bytes = bytes.len() - good,
+            torn_bytes = torn,
             kept_bytes = good,
             "spool segment ends in a torn or corrupt record (a write cut short by a crash); cutting it off"
         );
+    }
+    if good < bytes.len() {
         let file = fs::OpenOptions::new().write(true).open(path)?;
         file.set_len(good as u64)?;
         file.sync_all()?;
     }
-    Ok((bytes.len() - good) as u64)
+    Ok(torn as u64)
 }
 
 /// Makes a new directory entry durable (after creating a segment).
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::AckMode;
-    use crate::normalize::{CallbackKind, Event};
-
-    /// Durable acks, 4 KiB segments, no size limit to speak of.
-    pub(super) fn settings(dir: &Path) -> SpoolSettings {
-        SpoolSettings {
-            dir: dir.to_owned(),
-            max_bytes: 1 << 30,
-            ack: AckMode::Durable,
-            segment_bytes: 4096,
-        }
-    }
-
-    /// Event number `i` (id `m0000i`, three keys in turn).
-    pub(super) fn event(i: usize) -> Event {
-        Event {
-            id: format!("m{i:05}"),
-            kind: CallbackKind::GROUP_MESSAGE_SENT,
-            source: Arc::from("openim"),
-            time: "2024-07-01T02:13:20.123Z".to_owned(),
-            key: format!("g{}", i % 3),
-            data: format!("{{\"n\":{i}}}").into_bytes().into(),
-        }
-    }
-
-    /// Appends `range`, then closes the writer.
-    async fn spool(settings: &SpoolSettings, range: std::ops::Range<usize>) -> SpoolReader {
-        let (writer, reader) = open(settings, Arc::default()).unwrap();
-        for i in range {
-            writer.append(&event(i)).await.unwrap();
-        }
-        drop(writer);
-        reader
-    }
-
-    async fn read_ids(reader: &mut SpoolReader, complete: bool) -> Vec<String> {
-        let mut ids = Vec::new();
-        while let Some(item) = reader.recv().await {
-            ids.push(item.event.id.clone());
-            if complete {
-                reader.complete(item.position);
-            }
-        }
-        ids
-    }
-
-    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
-        range.map(|i| event(i).id).collect()
-    }
-
-    #[tokio::test]
-    async fn everything_appended_is_read_in_order_across_segments() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reader = spool(&settings(dir.path()), 0..300).await;
-        assert!(
-            list_segments(dir.path()).unwrap().len() > 3,
-            "segments rolled"
-        );
-        assert_eq!(read_ids(&mut reader, true).await, ids(0..300));
-    }
-
-    #[tokio::test]
-    async fn confirmed_events_are_not_replayed_and_their_segments_are_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = settings(dir.path());
-        let mut reader = spool(&settings, 0..300).await;
-        read_ids(&mut reader, true).await;
-        reader.persist();
-        drop(reader);
-        // Only the writer's last (empty or partial) segments remain.
-        assert!(list_segments(dir.path()).unwrap().len() <= 2);
-        let mut reader = spool(&settings, 300..310).await;
-        assert_eq!(read_ids(&mut reader, true).await, ids(300..310));
-    }
-
-    #[tokio::test]
-    async fn unconfirmed_events_are_replayed_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = settings(dir.path());
-        let mut reader = spool(&settings, 0..100).await;
-        // Confirm the first 40 only, out of order inside the window.
-        let mut handed = Vec::new();
-        for _ in 0..50 {
-            handed.push(reader.recv().await.unwrap());
-        }
-        for item in handed.iter().take(40).rev() {
-            reader.complete(item.position);
-        }
-        reader.persist();
-        drop(reader); // a crash: nothing else is written
-        let stats = Arc::new(Stats::default());
-        let (writer, mut reader) = open(&settings, Arc::clone(&stats)).unwrap();
-        assert_eq!(stats.spool_records.get(), 60, "recovered backlog counted");
-        for i in 100..105 {
-            writer.append(&event(i)).await.unwrap();
-        }
-        drop(writer);
-        assert_eq!(read_ids(&mut reader, true).await, ids(40..105));
-        assert_eq!(stats.spool_records.get(), 0, "every record completed");
-    }
-
-    #[tokio::test]
-    async fn a_torn_tail_is_cut_and_the_intact_records_survive() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = SpoolSettings {
-            segment_bytes: 1 << 20,
-            ..settings(dir.path())
-        };
-        drop(spool(&settings, 0..10).await);
-        let last = segment_path(
-            dir.path(),
-            *list_segments(dir.path()).unwrap().last().unwrap(),
-        );
-        let intact = fs::metadata(&last).unwrap().len();
-        // A crash in the middle of writing record 10: half a frame.
-        let mut frame = Vec::new();
-        record::encode(&event(10), &mut frame);
-        let mut bytes = fs::read(&last).unwrap();
-        bytes.extend_from_slice(&frame[..frame.len() / 2]);
-        fs::write(&last, bytes).unwrap();
-
-        let stats = Arc::new(Stats::default());
-        let (writer, mut reader) = open(&settings, Arc::clone(&stats)).unwrap();
-        assert_eq!(fs::metadata(&last).unwrap().len(), intact, "torn bytes cut");
-        assert_eq!(
-            stats.snapshot().spool_torn_bytes,
-            (frame.len() / 2) as u64,
-            "torn bytes reported"
-        );
-        writer.append(&event(11)).await.unwrap();
-        drop(writer);
-        let mut expected = ids(0..10);
-        expected.push(event(11).id);
-        assert_eq!(read_ids(&mut reader, true).await, expected);
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_record_in_the_tail_is_cut_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = SpoolSettings {
-            segment_bytes: 1 << 20,
-            ..settings(dir.path())
-        };
-        drop(spool(&settings, 0..5).await);
-        let last = segment_path(
-            dir.path(),
-            *list_segments(dir.path()).unwrap().last().unwrap(),
-        );
-        let mut bytes = fs::read(&last).unwrap();
-        let end = bytes.len();
-        bytes[end - 3] ^= 0xff; // flip a bit in the last record
-        fs::write(&last, bytes).unwrap();
-        let mut reader = spool(&settings, 0..0).await;
-        assert_eq!(read_ids(&mut reader, true).await, ids(0..4));
-    }
-
-    #[tokio::test]
-    async fn a_full_spool_refuses_then_recovers_when_segments_are_freed() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = SpoolSettings {
-            max_bytes: 16 * 1024,
-            ..settings(dir.path())
-        };
-        let (writer, mut reader) = open(&settings, Arc::default()).unwrap();
-        let mut accepted = 0;
-        let err = loop {
-            match writer.append(&event(accepted)).await {
-                Ok(()) => accepted += 1,
-                Err(err) => break err,
-            }
-        };
-        assert!(matches!(err, AppendError::Full { .. }), "{err:?}");
-        assert!(accepted > 50, "{accepted}");
-        for _ in 0..accepted {
-            let item = reader.recv().await.unwrap();
-            reader.complete(item.position);
-        }
-        reader.persist();
-        writer.append(&event(accepted)).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn memory_mode_acks_without_waiting_and_still_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = SpoolSettings {
-            ack: AckMode::Memory,
-            ..settings(dir.path())
-        };
-        let mut reader = spool(&settings, 0..50).await;
-        assert_eq!(read_ids(&mut reader, true).await, ids(0..50));
-    }
-
-    #[tokio::test]
-    async fn one_spool_one_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let (writer, _reader) = open(&settings(dir.path()), Arc::default()).unwrap();
-        let err = open(&settings(dir.path()), Arc::default()).unwrap_err();
-        assert!(
-            err.to_string().contains("another openim-bridge process"),
-            "{err}"
-        );
-        drop(writer);
-        // The lock goes with the writer thread; open waits for it.
-        open(&settings(dir.path()), Arc::default())
-            .expect("lock released after the writer stopped");
-    }
-
-    #[test]
-    fn an_unwritable_directory_is_a_clear_error() {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let err = open(&settings(&file.path().join("sub")), Arc::default()).unwrap_err();
-        assert!(err.to_string().contains("spool.dir"), "{err}");
-    }
 }

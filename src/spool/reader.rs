@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use super::disk::SharedDisk;
 use super::record::{self, Frame};
+use super::tail::Tail;
 use super::{segment_path, write_acked, Position, ACK_PERSIST_INTERVAL};
 use crate::normalize::Event;
 use crate::stats::Stats;
@@ -52,8 +53,11 @@ pub struct SpoolReader {
     ready: VecDeque<Spooled>,
     /// Handed out, not yet completed.
     outstanding: BTreeSet<Position>,
-    /// End of synced data; closed when the writer has stopped.
+    /// End of written data; closed when the writer has stopped.
     watermark: watch::Receiver<Position>,
+    /// Written events handed over in memory (read from disk only when the
+    /// reader is behind, or after a restart).
+    tail: Arc<Tail>,
     acked: Position,
     /// The oldest segment not yet deleted.
     oldest: u64,
@@ -75,6 +79,7 @@ impl SpoolReader {
         dir: PathBuf,
         start: Position,
         watermark: watch::Receiver<Position>,
+        tail: Arc<Tail>,
         used: Arc<AtomicU64>,
         stats: Arc<Stats>,
         disk: SharedDisk,
@@ -85,6 +90,7 @@ impl SpoolReader {
             ready: VecDeque::new(),
             outstanding: BTreeSet::new(),
             watermark,
+            tail,
             acked: start,
             oldest: start.segment,
             persisted: start,
@@ -108,6 +114,11 @@ impl SpoolReader {
             }
             let watermark = *self.watermark.borrow_and_update();
             if self.cursor < watermark {
+                let cursor = self.tail.take(self.cursor, &mut self.ready);
+                if cursor != self.cursor {
+                    self.cursor = cursor;
+                    continue;
+                }
                 match self.read_more(watermark) {
                     Ok(()) => {
                         if self.stats.spool_read_failing.get() != 0 {
@@ -287,7 +298,7 @@ impl SpoolReader {
                         let problem = if closed {
                             "bytes after the last whole record"
                         } else {
-                            "record runs past the synced end"
+                            "record runs past the written end"
                         };
                         self.skip(segment, end, problem);
                         return Ok(());
@@ -297,6 +308,18 @@ impl SpoolReader {
                     continue;
                 }
                 Frame::Incomplete => break,
+                // The zeros after a closed segment's last record.
+                Frame::End if closed => {
+                    self.cursor.offset = end;
+                    return Ok(());
+                }
+                // In the open segment the writer ends each write at a
+                // frame: zeros below its end are damage.
+                Frame::End => {
+                    self.cursor.offset += at as u64;
+                    self.skip(segment, end, "zeros where a record should be");
+                    return Ok(());
+                }
                 Frame::Corrupt(problem) => {
                     self.cursor.offset += at as u64;
                     // A checksum mismatch with a length that fits: skip this

@@ -6,6 +6,9 @@
 //! payload = version: u8 (1) | kind: u8 | id | source | time | key | data
 //! field   = len: u32 LE | bytes
 //! ```
+//!
+//! Segments are preallocated with zeros, so a header of eight zero bytes
+//! ([`Frame::End`]) marks the logical end of a segment's records.
 
 use std::sync::Arc;
 
@@ -33,6 +36,8 @@ pub enum Frame<'a> {
     Incomplete,
     /// The frame is damaged: impossible length or checksum mismatch.
     Corrupt(&'static str),
+    /// A header of zeros: the preallocated space after the last record.
+    End,
 }
 
 /// Appends the framed encoding of `event` to `out`; returns its length.
@@ -66,6 +71,9 @@ pub fn frame(buf: &[u8]) -> Frame<'_> {
     }
     let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    if len == 0 && crc == 0 {
+        return Frame::End;
+    }
     if len == 0 || len > MAX_PAYLOAD {
         return Frame::Corrupt("impossible record length");
     }
@@ -172,6 +180,20 @@ mod tests {
         assert_eq!((back.id.as_str(), back.key.as_str()), ("m1", "si_a_b"));
         assert_eq!(back.kind, CallbackKind::SINGLE_MESSAGE_SENT);
         assert_eq!(back.data, event("m1").data);
+    }
+
+    #[test]
+    fn zeros_mark_the_end_and_a_zero_length_with_a_checksum_is_damage() {
+        assert_eq!(frame(&[0; 64]), Frame::End);
+        let mut header = [0u8; 16];
+        header[4] = 1;
+        assert_eq!(frame(&header), Frame::Corrupt("impossible record length"));
+        let mut buf = Vec::new();
+        encode(&event("m1"), &mut buf);
+        let len = buf.len();
+        buf.extend_from_slice(&[0; 32]);
+        assert_eq!(count_frames(&buf), 1);
+        assert!(matches!(frame(&buf), Frame::Record(_, used) if used == len));
     }
 
     #[test]

@@ -1,23 +1,51 @@
-//! The spool's writer: one thread appending frames to the newest segment,
-//! one `fdatasync` per batch of whatever appends are waiting (group commit).
+//! The spool's writer: one thread writing batches of appends to the newest
+//! segment, one thread syncing (`fdatasync`) what was written.
 //!
-//! A failed batch (ENOSPC, EIO) is cut back off the file. Appends waiting
+//! When an append resolves depends on `spool.ack` ([`AckMode`]):
+//!
+//! * `durable`: once a sync that began after its batch was written has
+//!   returned. The writer thread hands each written batch to the sync
+//!   thread and goes on writing the next while it syncs (a pipelined group
+//!   commit); the sync thread covers everything handed to it so far with
+//!   one call. An append waits for at most the sync in progress and its own.
+//! * `written`: once its batch is written to the segment file.
+//! * `memory`: at once.
+//!
+//! In `written` and `memory` modes the sync thread syncs at most every
+//! `spool.sync_interval_ms`, and syncs each segment as it is closed.
+//!
+//! Segments are preallocated: once the current one is half full, the next
+//! is filled with zeros and synced in the background under a temporary name
+//! (`.prep`), and renamed into place when the writer moves to it. A sync
+//! of records written into that space then commits no new file size. The
+//! records themselves mark where they end (a zero header, `Frame::End`).
+//!
+//! Written events also go to the reader in memory (a bounded [`Tail`]), so
+//! in steady state the publisher does not read them back from disk.
+//!
+//! A failed write (ENOSPC, EIO) is cut back off the file. Appends waiting
 //! for it get the error (503). In `memory` mode some of its events were
 //! acked already: those are kept in memory and written first in the next
 //! batch, and until a batch succeeds every new append waits for its write
-//! as in `durable` mode, so nothing more is acked that could not be written.
+//! as in `written` mode, so nothing more is acked that could not be
+//! written. A failed sync answers the appends waiting for it with the error
+//! and moves the writer to a new segment; the batch stays in the file and
+//! is published (at-least-once: an event answered 503 may still arrive).
 
 use std::fs::File;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::disk::SharedDisk;
-use super::{record, segment_path, sync_dir, Position};
+use super::syncer::Syncer;
+use super::tail::Tail;
+use super::{record, segment_path, sync_dir, Position, Spooled};
 use crate::config::{AckMode, SpoolSettings};
 use crate::normalize::Event;
 use crate::stats::Stats;
@@ -53,9 +81,14 @@ pub enum AppendError {
     Closed,
 }
 
+/// Answers an append waiting for its write or sync.
+pub(super) type Done = oneshot::Sender<Result<(), AppendError>>;
+
 struct Append {
     frame: Vec<u8>,
-    done: Option<oneshot::Sender<Result<(), AppendError>>>,
+    event: Event,
+    /// Who waits for this append (none: acked already, `memory` mode).
+    done: Option<Done>,
 }
 
 /// Ingress's handle on the spool. Cheap to clone.
@@ -79,20 +112,19 @@ impl SpoolWriter {
         (self.used.load(Ordering::Acquire), self.max_bytes)
     }
 
-    /// Resolves once the writer thread has written everything it was given
-    /// and stopped (every handle was dropped). Shutdown waits for this, so
-    /// `memory` mode never exits with acked events still queued.
+    /// Resolves once the writer thread has written and synced everything
+    /// it was given and stopped (every handle was dropped). Shutdown waits
+    /// for this, so `memory` mode never exits with acked events queued.
     pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut stopped = self.stopped.clone();
         async move { while stopped.changed().await.is_ok() {} }
     }
 
-    /// Spools `event`. In `durable` mode resolves once it is on disk and
-    /// synced; in `memory` mode once the writer thread has it (or, while
-    /// disk writes fail, once it is on disk, as in `durable` mode).
-    pub async fn append(&self, event: &Event) -> Result<(), AppendError> {
+    /// Spools `event`; resolves when `spool.ack` says it may be acked (in
+    /// `memory` mode, while disk writes fail, once it is written).
+    pub async fn append(&self, event: Event) -> Result<(), AppendError> {
         let mut frame = Vec::with_capacity(event.data.len() + 256);
-        let size = record::encode(event, &mut frame) as u64;
+        let size = record::encode(&event, &mut frame) as u64;
         // Reserve the bytes first, so concurrent appends cannot overshoot.
         let used = self.used.fetch_add(size, Ordering::AcqRel);
         if used + size > self.max_bytes {
@@ -103,31 +135,39 @@ impl SpoolWriter {
             });
         }
         let wait = match self.mode {
-            AckMode::Durable => true,
+            AckMode::Durable | AckMode::Written => true,
             AckMode::Memory => self.failing.load(Ordering::Acquire),
         };
-        let (done, synced) = if wait {
+        let (done, answer) = if wait {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        if let Err(err) = self.appends.try_send(Append { frame, done }) {
+        let append = Append { frame, event, done };
+        if let Err(err) = self.appends.try_send(append) {
             self.used.fetch_sub(size, Ordering::AcqRel);
             return Err(match err {
                 mpsc::error::TrySendError::Full(_) => AppendError::Busy(MAX_WAITING),
                 mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
             });
         }
-        match synced {
-            Some(synced) => synced.await.unwrap_or(Err(AppendError::Closed)),
+        match answer {
+            Some(answer) => answer.await.unwrap_or(Err(AppendError::Closed)),
             None => Ok(()),
         }
     }
 }
 
-/// Starts the writer thread on a new segment `first_segment`. Returns the
-/// handle and the watermark (end of synced data) the reader follows.
+/// What [`start`] returns: the handle, the written end the reader follows,
+/// and the events handed over in memory.
+pub(super) struct Started {
+    pub writer: SpoolWriter,
+    pub watermark: watch::Receiver<Position>,
+    pub tail: Arc<Tail>,
+}
+
+/// Starts the writer and sync threads on a new segment `first_segment`.
 pub(super) fn start(
     settings: &SpoolSettings,
     first_segment: u64,
@@ -135,9 +175,9 @@ pub(super) fn start(
     stats: Arc<Stats>,
     lock: File,
     disk: SharedDisk,
-) -> std::io::Result<(SpoolWriter, watch::Receiver<Position>)> {
+) -> std::io::Result<Started> {
     let dir = settings.dir.clone();
-    let file = create_segment(disk.as_ref(), &dir, first_segment)?;
+    let file = Arc::new(open_segment(disk.as_ref(), &dir, first_segment)?);
     let start = Position {
         segment: first_segment,
         offset: 0,
@@ -145,19 +185,26 @@ pub(super) fn start(
     let (watermark_tx, watermark) = watch::channel(start);
     let (appends, requests) = mpsc::channel(MAX_WAITING);
     let failing = Arc::new(AtomicBool::new(false));
+    let tail = Arc::new(Tail::default());
+    let syncer = Syncer::start(settings, Arc::clone(&file), Arc::clone(&stats), &disk)?;
     let mut thread = WriterThread {
-        _lock: lock,
+        lock: Some(lock),
         dir,
         file,
+        preallocated: 0,
+        next: None,
         at: start,
         must_roll: false,
         segment_bytes: settings.segment_bytes,
+        mode: settings.ack,
         used: Arc::clone(&used),
-        watermark: watermark_tx,
+        watermark: Some(watermark_tx),
         stats,
         error_log: RateLimit::default(),
         failing: Arc::clone(&failing),
         carry: Vec::new(),
+        tail: Arc::clone(&tail),
+        syncer: Some(syncer),
         disk,
     };
     std::thread::Builder::new()
@@ -171,33 +218,70 @@ pub(super) fn start(
         failing,
         stopped: watermark.clone(),
     };
-    Ok((writer, watermark))
+    Ok(Started {
+        writer,
+        watermark,
+        tail,
+    })
 }
 
-fn create_segment(
-    disk: &dyn super::disk::Disk,
-    dir: &std::path::Path,
-    id: u64,
-) -> std::io::Result<File> {
-    let file = disk.open_append(&segment_path(dir, id))?;
+/// Opens segment `id` for writing: the preallocated file if one was
+/// prepared, else a new empty one. The directory entry is synced.
+fn open_segment(disk: &dyn super::disk::Disk, dir: &Path, id: u64) -> std::io::Result<File> {
+    let path = segment_path(dir, id);
+    let prepared = prep_path(dir, id);
+    // Housekeeping of the preallocated file uses std::fs directly: only
+    // the operations records depend on go through `disk`.
+    if prepared.exists() {
+        if let Err(err) = disk.rename(&prepared, &path) {
+            warn!(cause = %err, "cannot use the preallocated spool segment; creating one");
+            let _ = std::fs::remove_file(&prepared);
+        }
+    }
+    let file = disk.open_write(&path)?;
     sync_dir(dir)?;
     Ok(file)
 }
 
+/// Where segment `id` is prepared before it is used.
+pub(super) fn prep_path(dir: &Path, id: u64) -> PathBuf {
+    segment_path(dir, id).with_extension("seg.prep")
+}
+
+/// One batch: its bytes, and which of them are already acked.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    /// Ranges of `buf` whose events were acked before the write (`memory`
+    /// mode, and frames carried over from a failed batch).
+    acked: Vec<Range<usize>>,
+    /// Each event with its frame's range in `buf` (none for carried
+    /// frames: the reader reads those from disk).
+    events: Vec<(Event, Range<usize>)>,
+    carried: bool,
+    records: i64,
+    waiting: Vec<Done>,
+}
+
 struct WriterThread {
-    /// The spool's lock: held while this thread runs. First, so it is
-    /// released before `watermark` tells the reader the writer is gone.
-    _lock: File,
+    /// The spool's lock: released when this thread stops, before
+    /// `watermark` tells the reader the writer is gone.
+    lock: Option<File>,
     dir: PathBuf,
-    file: File,
-    /// End of the last synced batch.
+    file: Arc<File>,
+    /// Bytes of the current segment allocated ahead (zeros past `at`).
+    preallocated: u64,
+    /// The next segment being prepared in the background.
+    next: Option<JoinHandle<std::io::Result<()>>>,
+    /// End of the last written batch.
     at: Position,
     /// The current segment may hold bytes past `at` (a failed batch could
-    /// not be cut off): nothing more is written to it.
+    /// not be cut off, or a sync failed): nothing more is written to it.
     must_roll: bool,
     segment_bytes: u64,
+    mode: AckMode,
     used: Arc<AtomicU64>,
-    watermark: watch::Sender<Position>,
+    watermark: Option<watch::Sender<Position>>,
     stats: Arc<Stats>,
     error_log: RateLimit,
     failing: Arc<AtomicBool>,
@@ -206,26 +290,16 @@ struct WriterThread {
     /// was acked before the writer saw the failure: once it has, every
     /// append waits for its write.
     carry: Vec<u8>,
+    tail: Arc<Tail>,
+    syncer: Option<Syncer>,
     disk: SharedDisk,
-}
-
-/// One batch: its bytes, and which of them are already acked.
-struct Batch {
-    buf: Vec<u8>,
-    /// Ranges of `buf` whose events were acked before the write (`memory`
-    /// mode, and frames carried over from a failed batch).
-    acked: Vec<Range<usize>>,
-    records: i64,
-    waiting: Vec<oneshot::Sender<Result<(), AppendError>>>,
 }
 
 impl WriterThread {
     fn run(&mut self, mut requests: mpsc::Receiver<Append>) {
         let mut batch = Batch {
-            buf: Vec::with_capacity(MAX_BATCH_BYTES),
-            acked: Vec::new(),
-            records: 0,
-            waiting: Vec::new(),
+            buf: Vec::with_capacity(64 * 1024),
+            ..Batch::default()
         };
         while let Some(first) = requests.blocking_recv() {
             self.take_carry(&mut batch);
@@ -234,10 +308,12 @@ impl WriterThread {
                 batch.records += 1;
                 let start = batch.buf.len();
                 batch.buf.extend_from_slice(&append.frame);
+                let range = start..batch.buf.len();
                 match append.done {
                     Some(done) => batch.waiting.push(done),
-                    None => batch.acked.push(start..batch.buf.len()),
+                    None => batch.acked.push(range.clone()),
                 }
+                batch.events.push((append.event, range));
                 if batch.buf.len() < MAX_BATCH_BYTES {
                     next = requests.try_recv().ok();
                 }
@@ -252,8 +328,23 @@ impl WriterThread {
         if !self.carry.is_empty() {
             let lost = record::count_frames(&self.carry);
             Stats::add(&self.stats.spool_lost_records, lost);
-            error!(lost, "the spool could not write events acked in memory mode before shutdown; they are lost (spool.ack = \"durable\" never acks before the write)");
+            error!(lost, "the spool could not write events acked in memory mode before shutdown; they are lost (spool.ack = \"durable\" or \"written\" never acks before the write)");
         }
+        self.stop();
+    }
+
+    /// Syncs what is written, then releases the lock, then tells the
+    /// reader (and `stopped()`) that the writer is gone.
+    fn stop(&mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.finish(Arc::clone(&self.file));
+        }
+        if let Some(next) = self.next.take() {
+            let _ = next.join();
+        }
+        let _ = std::fs::remove_file(prep_path(&self.dir, self.at.segment + 1));
+        self.lock = None;
+        self.watermark = None;
     }
 
     /// Starts `batch` with the frames carried over from a failed one.
@@ -262,18 +353,27 @@ impl WriterThread {
             batch.records += record::count_frames(&self.carry) as i64;
             batch.buf.append(&mut self.carry);
             batch.acked.push(0..batch.buf.len());
+            batch.carried = true;
         }
     }
 
-    /// Writes and syncs `batch`, answers whoever waits for it, and empties
-    /// it. On failure keeps its acked frames for the next batch.
+    /// Writes `batch`, hands it on (reader, sync thread, appends waiting
+    /// for the write), and empties it. On failure keeps its acked frames
+    /// for the next batch.
     fn commit(&mut self, batch: &mut Batch) {
         let result = self.write_batch(&batch.buf);
         match &result {
-            Ok(()) => {
+            Ok(start) => {
+                let start = *start;
                 self.stats.spool_records.inc_by(batch.records);
                 if self.failing.swap(false, Ordering::AcqRel) {
                     info!("spool writes work again; memory-mode acks resume");
+                }
+                if !batch.carried {
+                    self.hand_to_reader(start, batch);
+                }
+                if let Some(watermark) = &self.watermark {
+                    watermark.send_replace(self.at);
                 }
             }
             Err(_) => {
@@ -287,13 +387,44 @@ impl WriterThread {
                 self.failing.store(true, Ordering::Release);
             }
         }
-        for done in batch.waiting.drain(..) {
-            // The handler may have given up (client gone); nothing to do.
-            let _ = done.send(result.clone());
+        let result = result.map(|_| ());
+        let waiting = std::mem::take(&mut batch.waiting);
+        match (result, self.mode, &self.syncer) {
+            (Ok(()), AckMode::Durable, Some(syncer)) if !waiting.is_empty() => {
+                syncer.sync(Arc::clone(&self.file), waiting);
+            }
+            (result, _, _) => {
+                for done in waiting {
+                    // The handler may have given up (client gone).
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+        if self.at.offset >= self.segment_bytes {
+            self.roll();
         }
         batch.buf.clear();
         batch.acked.clear();
+        batch.events.clear();
+        batch.carried = false;
         batch.records = 0;
+    }
+
+    /// Gives the batch's events to the reader in memory (`start`: where the
+    /// batch begins in the log).
+    fn hand_to_reader(&self, start: Position, batch: &mut Batch) {
+        let items = batch
+            .events
+            .drain(..)
+            .map(|(event, range)| {
+                let position = Position {
+                    segment: start.segment,
+                    offset: start.offset + range.start as u64,
+                };
+                (Spooled { event, position }, range.len() as u64)
+            })
+            .collect();
+        self.tail.push(items, batch.buf.len());
     }
 
     fn release(&self, bytes: u64) {
@@ -304,20 +435,19 @@ impl WriterThread {
             });
     }
 
-    fn write_batch(&mut self, batch: &[u8]) -> Result<(), AppendError> {
-        if self.must_roll && !self.roll() {
+    /// Writes `batch` at the end of the log (in a new segment if the
+    /// current one must be closed first); returns where it starts.
+    fn write_batch(&mut self, batch: &[u8]) -> Result<Position, AppendError> {
+        let sync_failed = self.syncer.as_ref().is_some_and(Syncer::take_failure);
+        if (self.must_roll || sync_failed) && !self.roll() {
             return Err(AppendError::Io(Arc::new(std::io::Error::other(
                 "cannot create a new spool segment",
             ))));
         }
-        let written = self
-            .disk
-            .write(&self.file, batch)
-            .and_then(|()| self.disk.sync(&self.file));
-        Stats::add(&self.stats.spool_syncs, 1);
-        if let Err(err) = written {
+        if let Err(err) = self.disk.write_at(&self.file, batch, self.at.offset) {
             // Cut the file back so a half-written batch is never read.
             let restored = self.disk.set_len(&self.file, self.at.offset);
+            self.preallocated = 0;
             if let Some(suppressed) = self.error_log.allow() {
                 error!(cause = %err, restored = restored.is_ok(), suppressed, "spool write failed; callbacks are answered 503 until it works again");
             }
@@ -343,27 +473,65 @@ impl WriterThread {
             }
             return Err(AppendError::Io(Arc::new(err)));
         }
+        let start = self.at;
         self.at.offset += batch.len() as u64;
-        self.watermark.send_replace(self.at);
-        if self.at.offset >= self.segment_bytes {
-            self.roll();
+        if let Some(syncer) = &self.syncer {
+            syncer.written();
         }
-        Ok(())
+        if self.next.is_none() && self.at.offset >= self.segment_bytes / 2 {
+            self.prepare_next();
+        }
+        Ok(start)
     }
 
-    /// Starts the next segment; on failure keeps the current one. `false`
-    /// if no new segment could be created.
+    /// Starts filling the next segment with zeros in the background.
+    fn prepare_next(&mut self) {
+        let (disk, path, len) = (
+            Arc::clone(&self.disk),
+            prep_path(&self.dir, self.at.segment + 1),
+            self.segment_bytes,
+        );
+        self.next = std::thread::Builder::new()
+            .name("spool-prepare".to_owned())
+            .spawn(move || disk.preallocate(&path, len))
+            .ok();
+    }
+
+    /// Closes the current segment (trimmed to its records, synced) and
+    /// starts the next; on failure keeps the current one. `false` if no
+    /// new segment could be created.
     fn roll(&mut self) -> bool {
         let next = self.at.segment + 1;
-        match create_segment(self.disk.as_ref(), &self.dir, next) {
+        let prepared = match self.next.take().map(JoinHandle::join) {
+            Some(Ok(Ok(()))) => true,
+            Some(Ok(Err(err))) => {
+                warn!(cause = %err, "cannot preallocate the next spool segment; it grows as written");
+                let _ = std::fs::remove_file(prep_path(&self.dir, next));
+                false
+            }
+            _ => false,
+        };
+        match open_segment(self.disk.as_ref(), &self.dir, next) {
             Ok(file) => {
-                self.file = file;
+                if self.preallocated > self.at.offset && !self.must_roll {
+                    // The zeros past the last record go; the reader and
+                    // recovery would stop at them anyway (`Frame::End`).
+                    let _ = self.disk.set_len(&self.file, self.at.offset);
+                }
+                let file = Arc::new(file);
+                let old = std::mem::replace(&mut self.file, Arc::clone(&file));
+                if let Some(syncer) = &self.syncer {
+                    syncer.closed(old, file);
+                }
+                self.preallocated = if prepared { self.segment_bytes } else { 0 };
                 self.at = Position {
                     segment: next,
                     offset: 0,
                 };
                 self.must_roll = false;
-                self.watermark.send_replace(self.at);
+                if let Some(watermark) = &self.watermark {
+                    watermark.send_replace(self.at);
+                }
                 true
             }
             Err(err) => {

@@ -1,0 +1,183 @@
+//! The spool's sync thread: `fdatasync` of what the writer thread wrote,
+//! per batch in `durable` mode (answering the appends waiting for it),
+//! every `spool.sync_interval_ms` in the other modes, and when a segment is
+//! closed. See [`super::writer`] for how the two threads share the work.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::error;
+
+use super::disk::SharedDisk;
+use super::writer::{AppendError, Done};
+use crate::config::{AckMode, SpoolSettings};
+use crate::stats::Stats;
+use crate::telemetry::RateLimit;
+
+/// Work for the sync thread, in log order.
+enum SyncJob {
+    /// Sync `file`, then answer `waiting` (a `durable` batch).
+    Batch { file: Arc<File>, waiting: Vec<Done> },
+    /// The writer moved from `old` (sync it once more) to `new`.
+    Closed { old: Arc<File>, new: Arc<File> },
+}
+
+/// The writer thread's handle on the sync thread.
+pub(super) struct Syncer {
+    jobs: mpsc::Sender<SyncJob>,
+    /// Written since the last timed sync (`written` and `memory` modes).
+    dirty: Arc<AtomicBool>,
+    /// A sync failed: the writer moves to a new segment.
+    failed: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Syncer {
+    pub(super) fn start(
+        settings: &SpoolSettings,
+        file: Arc<File>,
+        stats: Arc<Stats>,
+        disk: &SharedDisk,
+    ) -> std::io::Result<Self> {
+        let (jobs, receiver) = mpsc::channel();
+        let dirty = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut thread = SyncThread {
+            jobs: receiver,
+            current: file,
+            // `durable` syncs every batch on its own: no timer.
+            interval: (settings.ack != AckMode::Durable)
+                .then(|| Duration::from_millis(settings.sync_interval_ms)),
+            dirty: Arc::clone(&dirty),
+            failed: Arc::clone(&failed),
+            stats,
+            disk: Arc::clone(disk),
+            error_log: RateLimit::default(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("spool-sync".to_owned())
+            .spawn(move || thread.run())?;
+        Ok(Self {
+            jobs,
+            dirty,
+            failed,
+            thread,
+        })
+    }
+
+    pub(super) fn sync(&self, file: Arc<File>, waiting: Vec<Done>) {
+        if let Err(mpsc::SendError(SyncJob::Batch { waiting, .. })) =
+            self.jobs.send(SyncJob::Batch { file, waiting })
+        {
+            // Only if the sync thread died: nothing was synced.
+            for done in waiting {
+                let _ = done.send(Err(AppendError::Closed));
+            }
+        }
+    }
+
+    pub(super) fn written(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    pub(super) fn closed(&self, old: Arc<File>, new: Arc<File>) {
+        let _ = self.jobs.send(SyncJob::Closed { old, new });
+    }
+
+    pub(super) fn take_failure(&self) -> bool {
+        self.failed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Syncs `file` one last time and waits for the thread to stop.
+    pub(super) fn finish(self, file: Arc<File>) {
+        self.dirty.store(true, Ordering::Release);
+        let _ = self.jobs.send(SyncJob::Closed {
+            old: Arc::clone(&file),
+            new: file,
+        });
+        drop(self.jobs);
+        let _ = self.thread.join();
+    }
+}
+
+struct SyncThread {
+    jobs: mpsc::Receiver<SyncJob>,
+    /// The segment being written (timed syncs cover it).
+    current: Arc<File>,
+    interval: Option<Duration>,
+    dirty: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    disk: SharedDisk,
+    error_log: RateLimit,
+}
+
+impl SyncThread {
+    fn run(&mut self) {
+        let mut last = Instant::now();
+        loop {
+            let first = match self.interval {
+                Some(interval) => {
+                    let wait = interval.saturating_sub(last.elapsed());
+                    match self.jobs.recv_timeout(wait) {
+                        Ok(job) => Some(job),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match self.jobs.recv() {
+                    Ok(job) => Some(job),
+                    Err(_) => break,
+                },
+            };
+            // Everything handed over so far: each file synced once, in order.
+            let mut syncs: Vec<(Arc<File>, Vec<Done>)> = Vec::new();
+            for job in first.into_iter().chain(self.jobs.try_iter()) {
+                let (file, waiting) = match job {
+                    SyncJob::Batch { file, waiting } => (file, waiting),
+                    SyncJob::Closed { old, new } => {
+                        self.current = new;
+                        self.dirty.store(true, Ordering::Release);
+                        (old, Vec::new())
+                    }
+                };
+                match syncs.last_mut() {
+                    Some((last, more)) if Arc::ptr_eq(last, &file) => more.extend(waiting),
+                    _ => syncs.push((file, waiting)),
+                }
+            }
+            let due = self
+                .interval
+                .is_some_and(|interval| last.elapsed() >= interval);
+            if due
+                && self.dirty.swap(false, Ordering::AcqRel)
+                && !syncs.iter().any(|(file, _)| Arc::ptr_eq(file, &self.current))
+            {
+                syncs.push((Arc::clone(&self.current), Vec::new()));
+            }
+            if due || !syncs.is_empty() {
+                last = Instant::now();
+            }
+            for (file, waiting) in syncs {
+                let result = self.sync(&file);
+                for done in waiting {
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+    }
+
+    fn sync(&mut self, file: &File) -> Result<(), AppendError> {
+        Stats::add(&self.stats.spool_syncs, 1);
+        self.disk.sync(file).map_err(|err| {
+            if let Some(suppressed) = self.error_log.allow() {
+                error!(cause = %err, suppressed, "spool sync failed; callbacks waiting for it are answered 503 and writing moves to a new segment");
+            }
+            self.failed.store(true, Ordering::Release);
+            AppendError::Io(Arc::new(err))
+        })
+    }
+}
