@@ -1,30 +1,47 @@
 //! End-to-end benchmark: an OpenIM-like load generator against the real
-//! `openim-bridge` binary, with every acked callback looked for in the
-//! broker afterwards.
+//! `openim-bridge` binary and, in the same run, against a bare hyper server
+//! that only answers the ack (the ceiling), with every acked callback looked
+//! for in the broker afterwards.
 //!
-//! For each configuration (sink x ack mode) it starts the release binary
-//! with its own spool, starts a consumer reading what the bridge publishes,
-//! and drives two phases from `CONNECTIONS` keep-alive HTTP/1.1 connections
-//! sending `callbackAfterSendGroupMsgCommand` bodies (unique `serverMsgID`,
-//! 64 groups, OpenIM's headers):
+//! For each configuration (sink x ack mode, and TLS pairs) it starts the
+//! release binary with its own spool, starts a consumer reading what the
+//! bridge publishes, and drives three phases of
+//! `callbackAfterSendGroupMsgCommand` bodies (unique `serverMsgID`, 64
+//! groups, OpenIM's headers) over keep-alive HTTP/1.1 connections:
 //!
-//! * **fixed** (first, on an idle bridge): open loop at `RATE`/s for
-//!   `SECONDS`: ack latency and publish lag. A request
+//! * **fixed** (first, on an idle server): `CONNECTIONS` connections, open
+//!   loop at `RATE`/s for `SECONDS`: ack latency and publish lag. A request
 //!   is timed from when it was due if its connection was still busy then
-//!   (the bridge made it wait: coordinated omission is not hidden), else
-//!   from when it was written (the generator's own timer slop is not
-//!   charged to the bridge);
-//! * **max** (after the fixed phase has fully arrived): closed loop for
-//!   `SECONDS`: the highest ack rate.
+//!   (the server made it wait: coordinated omission is not hidden), else
+//!   from when it was written;
+//! * **2 senders**: `SENDERS` connections, one request at a time each, as
+//!   OpenIM's two webhook workers per process: what one OpenIM process gets;
+//! * **max**: `CONNECTIONS` connections, closed loop: the highest ack rate,
+//!   and the server's CPU per ack over this phase.
 //!
 //! Then it waits until the consumer has seen every acked `serverMsgID`
-//! (missing must be 0), and reports publish lag (`received_at` in the event
-//! -> read by the consumer), peak RSS and CPU time of the bridge process.
+//! (missing must be 0). The disk's own append + `fdatasync` latency is
+//! measured in the same run. Ratios to the bare server are in the report.
 //!
 //! Run with `scripts/bench` (starts the brokers); writes
 //! `target/bench/report.md` and `target/bench/latency.svg`.
+//! `OPENIM_BRIDGE_BENCH_ONLY=word,word` runs the configurations whose name
+//! holds one of the words (the bare server always runs);
+//! `OPENIM_BRIDGE_BENCH_BASELINE=/path/to/openim-bridge` adds rows run with
+//! another build (e.g. the previous release) for a side-by-side comparison.
 
 mod support;
+
+#[path = "e2e/bare.rs"]
+mod bare;
+#[path = "e2e/consumers.rs"]
+mod consumers;
+#[path = "e2e/disk.rs"]
+mod disk;
+#[path = "e2e/load.rs"]
+mod load;
+#[path = "e2e/report.rs"]
+mod report;
 
 // The test helpers' Kafka front (TLS in front of a Tansu of its own), for
 // the TLS-versus-plaintext rows.
@@ -32,23 +49,24 @@ mod support;
 #[allow(unused_imports)]
 mod common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+
+use consumers::{kafka_consumer, rabbitmq_consumer, Seen, StdoutLine};
+use load::{drive, Load, Phase};
 
 const CONNECTIONS: usize = 32;
+/// OpenIM's webhook workers per process.
+const SENDERS: usize = 2;
 const SECONDS: u64 = 6;
 const RATE: f64 = 5000.0;
 const BIN: &str = env!("CARGO_BIN_EXE_openim-bridge");
@@ -75,107 +93,84 @@ enum Transport {
     Tls,
 }
 
+/// Which server a configuration runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    /// The bare ack server (the ceiling).
+    Bare,
+    /// This build's bridge.
+    Bridge,
+    /// The build named by `OPENIM_BRIDGE_BENCH_BASELINE`.
+    Baseline,
+}
+
 struct Config {
-    name: &'static str,
+    name: String,
+    server: Server,
     sink: Sink,
     ack: &'static str,
     transport: Transport,
 }
 
-const CONFIGS: [Config; 9] = [
-    Config {
-        name: "stdout durable",
-        sink: Sink::Stdout,
-        ack: "durable",
-        transport: Transport::Direct,
-    },
-    Config {
-        name: "stdout memory",
-        sink: Sink::Stdout,
-        ack: "memory",
-        transport: Transport::Direct,
-    },
-    Config {
-        name: "kafka durable",
-        sink: Sink::Kafka,
-        ack: "durable",
-        transport: Transport::Direct,
-    },
-    Config {
-        name: "kafka memory",
-        sink: Sink::Kafka,
-        ack: "memory",
-        transport: Transport::Direct,
-    },
-    Config {
-        name: "rabbitmq durable",
-        sink: Sink::RabbitMq,
-        ack: "durable",
-        transport: Transport::Direct,
-    },
-    Config {
-        name: "kafka durable, relay plain",
-        sink: Sink::Kafka,
-        ack: "durable",
-        transport: Transport::Plain,
-    },
-    Config {
-        name: "kafka durable, relay TLS",
-        sink: Sink::Kafka,
-        ack: "durable",
-        transport: Transport::Tls,
-    },
-    Config {
-        name: "rabbitmq durable, amqp (TLS node)",
-        sink: Sink::RabbitMq,
-        ack: "durable",
-        transport: Transport::Plain,
-    },
-    Config {
-        name: "rabbitmq durable, amqps (TLS node)",
-        sink: Sink::RabbitMq,
-        ack: "durable",
-        transport: Transport::Tls,
-    },
-];
-
-fn new_histogram() -> Histogram<u64> {
-    // 1 us to 60 s, 3 significant digits.
-    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
-}
-
-/// What the consumer saw.
-#[derive(Default)]
-struct Seen {
-    counts: HashMap<String, u32>,
-    lag_fixed: Option<Histogram<u64>>,
-    /// Kafka only: received -> handed to the producer (the record's
-    /// CreateTime), i.e. the part of the lag spent inside the bridge.
-    lag_in_bridge: Option<Histogram<u64>>,
-}
-
-impl Seen {
-    fn record(&mut self, id: &str, received_at: &str) {
-        *self.counts.entry(id.to_owned()).or_default() += 1;
-        if id.contains("-fixed-") {
-            if let Ok(at) = OffsetDateTime::parse(received_at, &Rfc3339) {
-                let lag = (OffsetDateTime::now_utc() - at).whole_microseconds().max(1) as u64;
-                let _ = self.lag_fixed.get_or_insert_with(new_histogram).record(lag);
-            }
+impl Config {
+    fn new(server: Server, sink: Sink, ack: &'static str, transport: Transport) -> Self {
+        let sink_name = match sink {
+            Sink::Stdout => "stdout",
+            Sink::Kafka => "kafka",
+            Sink::RabbitMq => "rabbitmq",
+        };
+        let name = match (server, sink, transport) {
+            (Server::Bare, _, _) => "bare".to_owned(),
+            (_, _, Transport::Direct) => format!("{sink_name} {ack}"),
+            (_, Sink::Kafka, Transport::Plain) => format!("kafka {ack}, relay plain"),
+            (_, Sink::Kafka, _) => format!("kafka {ack}, relay TLS"),
+            (_, _, Transport::Plain) => format!("rabbitmq {ack}, amqp (TLS node)"),
+            (_, _, Transport::Tls) => format!("rabbitmq {ack}, amqps (TLS node)"),
+        };
+        let name = match server {
+            Server::Baseline => format!("baseline: {name}"),
+            _ => name,
+        };
+        Self {
+            name,
+            server,
+            sink,
+            ack,
+            transport,
         }
     }
 }
 
-#[derive(Deserialize)]
-struct Data<'a> {
-    event_id: &'a str,
-    received_at: &'a str,
+/// The configurations, in the order run: the bare server, every sink in
+/// every ack mode, the TLS pairs, then the baseline build's rows if asked.
+fn configs() -> Vec<Config> {
+    use Transport::{Direct, Plain, Tls};
+    let mut configs = vec![Config::new(Server::Bare, Sink::Stdout, "", Direct)];
+    for sink in [Sink::Stdout, Sink::Kafka, Sink::RabbitMq] {
+        for ack in ["memory", "written", "durable"] {
+            configs.push(Config::new(Server::Bridge, sink, ack, Direct));
+        }
+    }
+    for sink in [Sink::Kafka, Sink::RabbitMq] {
+        for transport in [Plain, Tls] {
+            configs.push(Config::new(Server::Bridge, sink, "durable", transport));
+        }
+    }
+    if std::env::var_os("OPENIM_BRIDGE_BENCH_BASELINE").is_some() {
+        for (sink, ack) in [
+            (Sink::Stdout, "memory"),
+            (Sink::Stdout, "durable"),
+            (Sink::Kafka, "durable"),
+        ] {
+            configs.push(Config::new(Server::Baseline, sink, ack, Direct));
+        }
+    }
+    configs
 }
 
-#[derive(Deserialize)]
-struct StdoutLine<'a> {
-    #[serde(borrow)]
-    data: Data<'a>,
+fn new_histogram() -> Histogram<u64> {
+    // 1 us to 60 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
 }
 
 struct Bridge {
@@ -186,9 +181,21 @@ struct Bridge {
 
 fn start_bridge(config: &Config, target: &Target, seen: &Arc<Mutex<Seen>>) -> Bridge {
     let spool = tempfile::tempdir().unwrap();
-    let mut command = Command::new(BIN);
+    let mut command = match config.server {
+        Server::Bare => {
+            let mut command = Command::new(std::env::current_exe().unwrap());
+            command.env(bare::ENV, "1");
+            command
+        }
+        Server::Bridge => Command::new(BIN),
+        Server::Baseline => Command::new(std::env::var_os("OPENIM_BRIDGE_BENCH_BASELINE").unwrap()),
+    };
+    if config.server == Server::Bare {
+        command.env_remove("OPENIM_BRIDGE_TEST_KAFKA");
+    } else {
+        command.env_clear();
+    }
     command
-        .env_clear()
         .env("OPENIM_BRIDGE__HTTP__LISTEN", "127.0.0.1:0")
         .env("OPENIM_BRIDGE__SPOOL__DIR", spool.path())
         .env("OPENIM_BRIDGE__SPOOL__ACK", config.ack)
@@ -257,231 +264,6 @@ struct Target {
     amqp_read: String,
 }
 
-fn kafka_consumer(
-    target: &Target,
-    seen: Arc<Mutex<Seen>>,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let mut config = ClientConfig::new();
-    for (key, value) in &target.kafka_properties {
-        config.set(key, value);
-    }
-    let consumer: BaseConsumer = config
-        .set("bootstrap.servers", &target.kafka)
-        .set("group.id", format!("bench-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        // Tansu answers a fetch only when fetch.wait.max.ms (default 500 ms)
-        // has passed, even when data arrived sooner: poll often, or the lag
-        // measured is the consumer's, not the bridge's.
-        .set("fetch.wait.max.ms", "5")
-        .set("fetch.error.backoff.ms", "5")
-        .set("fetch.queue.backoff.ms", "1")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..3 {
-        assignment
-            .add_partition_offset(&target.topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-                if let Ok(data) =
-                    serde_json::from_slice::<Data>(message.payload().unwrap_or_default())
-                {
-                    let mut seen = seen.lock().unwrap();
-                    seen.record(data.event_id, data.received_at);
-                    let created = message.timestamp().to_millis();
-                    if let (Some(created), Ok(at)) =
-                        (created, OffsetDateTime::parse(data.received_at, &Rfc3339))
-                    {
-                        if data.event_id.contains("-fixed-") {
-                            let received_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
-                            let inside = ((created - received_ms).max(0) as u64 * 1000).max(1);
-                            let _ = seen
-                                .lag_in_bridge
-                                .get_or_insert_with(new_histogram)
-                                .record(inside);
-                        }
-                    }
-                }
-            }
-        }
-    })
-}
-
-async fn rabbitmq_consumer(target: &Target, seen: Arc<Mutex<Seen>>) -> lapin::Connection {
-    use futures_util::StreamExt;
-    use lapin::options::{
-        BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-    };
-    use lapin::types::FieldTable;
-    let connection = lapin::Connection::connect(&target.amqp_read, Default::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .exchange_declare(
-            target.exchange.as_str().into(),
-            lapin::ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let options = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), options, FieldTable::default())
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            target.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let options = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().clone(),
-            "".into(),
-            options,
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Some(Ok(delivery)) = consumer.next().await {
-            if let Ok(data) = serde_json::from_slice::<Data>(&delivery.data) {
-                seen.lock().unwrap().record(data.event_id, data.received_at);
-            }
-        }
-    });
-    connection
-}
-
-/// One phase of load: acked ids, latency, non-ack replies, elapsed time.
-struct Phase {
-    acked: Vec<String>,
-    latency: Histogram<u64>,
-    refused: u64,
-    seconds: f64,
-}
-
-async fn drive(addr: SocketAddr, run: &str, rate: Option<f64>, progress: &str) -> Phase {
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(SECONDS);
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    for worker in 0..CONNECTIONS {
-        let (run, sent) = (run.to_owned(), Arc::clone(&sent));
-        workers.push(tokio::spawn(async move {
-            let mut sender = support::connect(addr).await.expect("connect to the bridge");
-            let mut latency = new_histogram();
-            let (mut acked, mut refused) = (Vec::new(), 0);
-            let interval = rate.map(|r| Duration::from_secs_f64(CONNECTIONS as f64 / r));
-            // Spread the connections' schedules over one interval.
-            let mut due = Instant::now()
-                + interval
-                    .unwrap_or_default()
-                    .mul_f64(worker as f64 / CONNECTIONS as f64);
-            let mut last_done = Instant::now();
-            for i in 0u64.. {
-                if interval.is_some() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                // Busy past the due time: the bridge made us wait; count it.
-                let start = if interval.is_some() && last_done > due {
-                    due
-                } else {
-                    now
-                };
-                let id = format!("{run}-{worker}-{i}");
-                let body = TEMPLATE
-                    .replace("9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91", &id)
-                    .replace("\"g_3001\"", &format!("\"g_{}\"", i % 64));
-                let request = hyper::Request::post("/openim/callbackAfterSendGroupMsgCommand")
-                    .header("Host", "bridge")
-                    .header("Content-Type", "application/json; charset=utf-8")
-                    .header("Operationid", "1719800000123456789")
-                    .header("Accept-Encoding", "gzip")
-                    .header("User-Agent", "Go-http-client/1.1")
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap();
-                sender.ready().await.unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                let body = response.into_body().collect().await.unwrap().to_bytes();
-                last_done = Instant::now();
-                latency
-                    .record(last_done.duration_since(start).as_micros().max(1) as u64)
-                    .unwrap();
-                if body.as_ref() == ACK {
-                    acked.push(id);
-                } else {
-                    refused += 1;
-                }
-                sent.fetch_add(1, Ordering::Relaxed);
-                if let Some(interval) = interval {
-                    due += interval;
-                }
-            }
-            (acked, latency, refused)
-        }));
-    }
-    let ticker = {
-        let (sent, progress) = (Arc::clone(&sent), progress.to_owned());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let elapsed = started.elapsed().as_secs().min(SECONDS);
-                eprint!(
-                    "\r  {progress}: {elapsed}/{SECONDS} s, {} requests   ",
-                    sent.load(Ordering::Relaxed)
-                );
-            }
-        })
-    };
-    let mut phase = Phase {
-        acked: Vec::new(),
-        latency: new_histogram(),
-        refused: 0,
-        seconds: 0.0,
-    };
-    for worker in workers {
-        let (acked, latency, refused) = worker.await.unwrap();
-        phase.acked.extend(acked);
-        phase.latency.add(latency).unwrap();
-        phase.refused += refused;
-    }
-    ticker.abort();
-    phase.seconds = started.elapsed().as_secs_f64();
-    phase
-}
-
 /// The bridge's `openim_bridge_spool_syncs_total`, from `GET /metrics`.
 async fn spool_syncs(addr: SocketAddr) -> u64 {
     let mut sender = support::connect(addr).await.expect("connect to the bridge");
@@ -535,10 +317,15 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-struct Result_ {
-    name: &'static str,
+/// What one configuration measured.
+pub struct Measured {
+    name: String,
+    /// The bare ack server (no spool, no broker).
+    bare: bool,
     max: Phase,
     fixed: Phase,
+    /// `SENDERS` connections, closed loop.
+    openim: Phase,
     lag: Option<Histogram<u64>>,
     lag_in_bridge: Option<Histogram<u64>>,
     /// RSS (MiB) at the start, at the end and at most during a broker outage.
@@ -549,10 +336,16 @@ struct Result_ {
     duplicates: u64,
     peak_rss: f64,
     steady_rss: f64,
-    cpu_per_100k: f64,
+    /// CPU microseconds per ack during the maximum phase.
+    cpu_us: f64,
 }
 
-async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -> Result_ {
+async fn run_config(
+    config: &Config,
+    index: usize,
+    of: usize,
+    brokers: &(String, String),
+) -> Measured {
     let run = format!("b{}-{index}", std::process::id());
     let mut target = Target {
         kafka: brokers.0.clone(),
@@ -625,31 +418,65 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
     }
     let mut bridge = start_bridge(config, &target, &seen);
     let pid = bridge.child.id();
-    let label = format!("[{}/{}] {}", index + 1, CONFIGS.len(), config.name);
+    let label = format!("[{}/{of}] {}", index + 1, config.name);
+    let bare = config.server == Server::Bare;
+    // What the consumer has seen of `acked`; nothing to look for behind
+    // the bare server.
+    let wait = |acked: Vec<String>| {
+        let seen = Arc::clone(&seen);
+        async move {
+            if bare {
+                0
+            } else {
+                wait_for(&seen, &acked).await
+            }
+        }
+    };
     // The fixed rate first, on an idle bridge and broker, so its latency and
     // lag are not those of a backlog left by the maximum phase.
     let fixed = drive(
         bridge.addr,
         &format!("{run}-fixed"),
-        Some(RATE),
+        Load {
+            connections: CONNECTIONS,
+            rate: Some(RATE),
+        },
         &format!("{label} {RATE}/s"),
     )
     .await;
     let (_, steady_rss) = memory_mib(pid);
-    let missing_fixed = wait_for(&seen, &fixed.acked).await;
+    let mut missing = wait(fixed.acked.clone()).await;
+    let openim = drive(
+        bridge.addr,
+        &format!("{run}-openim"),
+        Load {
+            connections: SENDERS,
+            rate: None,
+        },
+        &format!("{label} {SENDERS} senders"),
+    )
+    .await;
+    missing += wait(openim.acked.clone()).await;
     let syncs_before = spool_syncs(bridge.addr).await;
+    let cpu_before = cpu_seconds(pid);
     let max = drive(
         bridge.addr,
         &format!("{run}-max"),
-        None,
+        Load {
+            connections: CONNECTIONS,
+            rate: None,
+        },
         &format!("{label} max"),
     )
     .await;
+    let cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / max.acked.len().max(1) as f64;
     let syncs_per_second = (spool_syncs(bridge.addr).await - syncs_before) as f64 / max.seconds;
-    let mut missing = missing_fixed + wait_for(&seen, &max.acked).await;
+    missing += wait(max.acked.clone()).await;
     let outage = match (config.sink, std::env::var("OPENIM_BRIDGE_TANSU_PID")) {
         (Sink::Kafka, Ok(tansu))
-            if config.ack == "durable" && config.transport == Transport::Direct =>
+            if config.ack == "durable"
+                && config.transport == Transport::Direct
+                && config.server == Server::Bridge =>
         {
             let (acked, rss) = outage(bridge.addr, pid, &tansu, &run, &label).await;
             missing += wait_for(&seen, &acked).await;
@@ -658,7 +485,6 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
         _ => None,
     };
     let (peak_rss, _) = memory_mib(pid);
-    let cpu = cpu_seconds(pid);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -681,12 +507,13 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
         .values()
         .map(|n| u64::from(n.saturating_sub(1)))
         .sum();
-    let total = (max.acked.len() + fixed.acked.len()) as f64;
     eprintln!("\r  {label}: done{:40}", "");
-    Result_ {
-        name: config.name,
+    Measured {
+        name: config.name.clone(),
+        bare,
         max,
         fixed,
+        openim,
         lag: seen.lag_fixed,
         lag_in_bridge: seen.lag_in_bridge,
         outage,
@@ -695,7 +522,7 @@ async fn run_config(config: &Config, index: usize, brokers: &(String, String)) -
         duplicates,
         peak_rss,
         steady_rss,
-        cpu_per_100k: cpu / total * 100_000.0,
+        cpu_us,
     }
 }
 
@@ -726,7 +553,10 @@ async fn outage(
     let phase = drive(
         addr,
         &format!("{run}-outage"),
-        Some(RATE),
+        Load {
+            connections: CONNECTIONS,
+            rate: Some(RATE),
+        },
         &format!("{label} broker paused"),
     )
     .await;
@@ -773,237 +603,55 @@ async fn create_topic(target: &Target) {
         .unwrap();
 }
 
-fn ms(histogram: &Histogram<u64>, q: f64) -> f64 {
-    histogram.value_at_quantile(q) as f64 / 1000.0
+fn main() {
+    if std::env::var_os(bare::ENV).is_some() {
+        bare::serve();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
 }
 
-fn rate(phase: &Phase) -> f64 {
-    phase.acked.len() as f64 / phase.seconds
-}
-
-fn report(results: &[Result_]) -> String {
-    let mut out = String::new();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    out += &format!(
-        "# openim-bridge end-to-end benchmark\n\nMachine: {cores} cores; load generator, bridge and brokers (Tansu, RabbitMQ) on the same machine. \
-         {CONNECTIONS} keep-alive connections; max = closed loop {SECONDS} s; fixed = open loop at {RATE}/s for {SECONDS} s.\n\n\
-         | config | max acks/s | fdatasync/s (max) | refused (max) | p50 ms @{RATE} | p99 ms | p99.9 ms | refused (fixed) | lag p50 ms | lag p99 ms | missing | duplicates | RSS steady MiB | RSS peak MiB | CPU s / 100k |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    );
-    for r in results {
-        let (lag50, lag99) = r
-            .lag
-            .as_ref()
-            .map_or((f64::NAN, f64::NAN), |h| (ms(h, 0.5), ms(h, 0.99)));
-        out += &format!(
-            "| {} | {:.0} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {:.2} |\n",
-            r.name,
-            rate(&r.max),
-            r.syncs_per_second,
-            r.max.refused,
-            ms(&r.fixed.latency, 0.5),
-            ms(&r.fixed.latency, 0.99),
-            ms(&r.fixed.latency, 0.999),
-            r.fixed.refused,
-            lag50,
-            lag99,
-            r.missing,
-            r.duplicates,
-            r.steady_rss,
-            r.peak_rss,
-            r.cpu_per_100k,
-        );
-    }
-    for r in results {
-        if let Some(inside) = &r.lag_in_bridge {
-            out += &format!(
-                "\n{}: of the publish lag, received -> handed to librdkafka (record CreateTime, ms resolution): p50 {:.0} ms, p99 {:.0} ms; the rest is librdkafka batching, the broker and the consumer.",
-                r.name,
-                ms(inside, 0.5),
-                ms(inside, 0.99)
-            );
-        }
-    }
-    out += "\n";
-    let find = |name: &str| results.iter().find(|r| r.name == name);
-    out += "\n## The cost of TLS to the broker\n\nSame run, same broker, the only difference being TLS between the bridge and the broker (Kafka: the test helpers' relay in front of a Tansu of its own, plain vs terminating TLS; RabbitMQ: one node's amqp:// and amqps:// listeners).\n\n| pair | max acks/s (TLS / plain) | ack p99 ms @5k/s (plain -> TLS) | lag p99 ms (plain -> TLS) | CPU s / 100k (plain -> TLS) |\n|---|---|---|---|---|\n";
-    for (plain, tls) in [
-        ("kafka durable, relay plain", "kafka durable, relay TLS"),
-        (
-            "rabbitmq durable, amqp (TLS node)",
-            "rabbitmq durable, amqps (TLS node)",
-        ),
-    ] {
-        if let (Some(p), Some(t)) = (find(plain), find(tls)) {
-            let lag = |r: &Result_| r.lag.as_ref().map_or(f64::NAN, |h| ms(h, 0.99));
-            out += &format!(
-                "| {tls} vs plain | {:.0}% ({:.0} / {:.0}) | {:.3} -> {:.3} | {:.1} -> {:.1} | {:.2} -> {:.2} |\n",
-                rate(&t.max) / rate(&p.max) * 100.0,
-                rate(&t.max),
-                rate(&p.max),
-                ms(&p.fixed.latency, 0.99),
-                ms(&t.fixed.latency, 0.99),
-                lag(p),
-                lag(t),
-                p.cpu_per_100k,
-                t.cpu_per_100k,
-            );
-        }
-    }
-    out += "\n";
-    out += "\n## Targets\n\n";
-    let mut check = |what: String, ok: bool| {
-        out += &format!("- {} {what}\n", if ok { "MET" } else { "MISSED" })
-    };
-    for mode in ["durable", "memory"] {
-        let (Some(kafka), Some(ceiling)) = (
-            find(&format!("kafka {mode}")),
-            find(&format!("stdout {mode}")),
-        ) else {
-            continue;
-        };
-        let ratio = rate(&kafka.max) / rate(&ceiling.max);
-        check(
-            format!(
-                "{mode}: Kafka throughput {:.0}% of the stdout sink's (target >= 60%)",
-                ratio * 100.0
-            ),
-            ratio >= 0.6,
-        );
-        let (k, c) = (
-            ms(&kafka.fixed.latency, 0.99),
-            ms(&ceiling.fixed.latency, 0.99),
-        );
-        check(
-            format!("{mode}: Kafka ack p99 at {RATE}/s: {k:.3} ms (target <= 1 ms)"),
-            k <= 1.0,
-        );
-        check(
-            format!(
-                "{mode}: Kafka ack p99 within 0.5 ms of the stdout sink's ({c:.3} ms): {:+.3} ms",
-                k - c
-            ),
-            k - c <= 0.5,
-        );
-        let lag = kafka.lag.as_ref().map_or(f64::NAN, |h| ms(h, 0.99));
-        check(
-            format!("{mode}: Kafka publish lag p99 at {RATE}/s: {lag:.1} ms (target <= 50 ms)"),
-            lag <= 50.0,
-        );
-    }
-    if let (Some(durable), Some(memory)) = (find("kafka durable"), find("kafka memory")) {
-        let ratio = rate(&durable.max) / rate(&memory.max);
-        check(
-            format!(
-                "durable acks {:.0}% of memory acks' throughput, Kafka sink (target >= 70%)",
-                ratio * 100.0
-            ),
-            ratio >= 0.7,
-        );
-    }
-    let missing: usize = results.iter().map(|r| r.missing).sum();
-    check(
-        format!("missing events: {missing} (target 0)"),
-        missing == 0,
-    );
-    let rss = results.iter().map(|r| r.steady_rss).fold(0.0, f64::max);
-    check(
-        format!("bridge RSS at steady load: at most {rss:.1} MiB (target <= 64 MiB)"),
-        rss <= 64.0,
-    );
-    match results.iter().find_map(|r| r.outage.map(|rss| (r.name, rss))) {
-        Some((name, (first, last, max))) => check(
-            format!("{name}: RSS while the broker was paused for {SECONDS} s at {RATE}/s: {first:.1} -> {last:.1} MiB, at most {max:.1} MiB (target: flat, <= 64 MiB)"),
-            max <= 64.0 && last - first <= 8.0,
-        ),
-        None => out += "- NOT MEASURED RSS while the broker is down (needs the Tansu started by scripts/bench)\n",
-    }
-    out += "\n![ack latency](latency.svg)\n";
-    out
-}
-
-fn plot(results: &[Result_], path: &std::path::Path) {
-    use plotters::prelude::*;
-    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
-    root.fill(&WHITE).unwrap();
-    let max_ms = results
-        .iter()
-        .map(|r| ms(&r.fixed.latency, 0.9999))
-        .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Ack latency by percentile, open loop at {RATE}/s"),
-            ("sans-serif", 20),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..4f64, (0.05f64..max_ms * 1.5).log_scale())
-        .unwrap();
-    chart
-        .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("ms (log)")
-        .x_labels(5)
-        .x_label_formatter(&|x| {
-            let percent = format!("{:.4}", 100.0 - 100.0 / 10f64.powf(*x));
-            format!("{}%", percent.trim_end_matches('0').trim_end_matches('.'))
-        })
-        .draw()
-        .unwrap();
-    let colors = [BLUE, RED, GREEN, MAGENTA, BLACK];
-    for (r, color) in results.iter().zip(colors) {
-        let points: Vec<(f64, f64)> = (0..=400)
-            .map(|i| {
-                let nines = i as f64 / 100.0;
-                let q = 1.0 - 1.0 / 10f64.powf(nines);
-                (nines, ms(&r.fixed.latency, q).max(0.05))
-            })
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .unwrap()
-            .label(r.name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .unwrap();
-    root.present().unwrap();
-}
-
-#[tokio::main]
-async fn main() {
+async fn run() {
     let brokers = (
         std::env::var("OPENIM_BRIDGE_TEST_KAFKA")
             .expect("run scripts/bench (it starts the brokers) or set OPENIM_BRIDGE_TEST_KAFKA"),
         std::env::var("OPENIM_BRIDGE_TEST_AMQP")
             .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
     );
-    eprintln!(
-        "openim-bridge end-to-end benchmark: {} configurations, about {} s each",
-        CONFIGS.len(),
-        2 * SECONDS + 4
-    );
     // OPENIM_BRIDGE_BENCH_ONLY=tls,stdout runs only configurations whose
-    // name contains one of the words.
+    // name contains one of the words (and the bare server, the reference).
     let only = std::env::var("OPENIM_BRIDGE_BENCH_ONLY").unwrap_or_default();
     let words: Vec<&str> = only.split(',').filter(|w| !w.is_empty()).collect();
+    let configs: Vec<Config> = configs()
+        .into_iter()
+        .filter(|c| {
+            c.server == Server::Bare
+                || words.is_empty()
+                || words.iter().any(|w| c.name.contains(w))
+        })
+        .collect();
+    eprintln!(
+        "openim-bridge end-to-end benchmark: {} configurations, about {} s each",
+        configs.len(),
+        3 * SECONDS + 4
+    );
+    eprintln!("  the disk: append + fdatasync, preallocated overwrite + fdatasync");
+    let (append, preallocated) = disk::fdatasync_latency(2000);
+    let disk = report::Disk {
+        append,
+        preallocated,
+    };
     let mut results = Vec::new();
-    for (index, config) in CONFIGS.iter().enumerate() {
-        if words.is_empty() || words.iter().any(|w| config.name.contains(w)) {
-            results.push(run_config(config, index, &brokers).await);
-        }
+    for (index, config) in configs.iter().enumerate() {
+        results.push(run_config(config, index, configs.len(), &brokers).await);
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
-    plot(&results, &dir.join("latency.svg"));
-    let text = report(&results);
+    report::plot(&results, &dir.join("latency.svg"));
+    let text = report::report(&results, &disk);
     std::fs::write(dir.join("report.md"), &text).unwrap();
     println!("{text}");
     eprintln!("written: {}", dir.join("report.md").display());

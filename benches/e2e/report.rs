@@ -1,0 +1,254 @@
+//! The report (`target/bench/report.md`) and the latency plot.
+
+use hdrhistogram::Histogram;
+
+use super::{Measured, CONNECTIONS, RATE, SECONDS, SENDERS};
+
+fn ms(histogram: &Histogram<u64>, q: f64) -> f64 {
+    histogram.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// The disk's append + fdatasync and preallocated overwrite + fdatasync,
+/// measured in the same run.
+pub struct Disk {
+    pub append: Histogram<u64>,
+    pub preallocated: Histogram<u64>,
+}
+
+pub fn report(results: &[Measured], disk: &Disk) -> String {
+    let mut out = String::new();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let bare = results.iter().find(|r| r.bare);
+    out += &format!(
+        "# openim-bridge end-to-end benchmark\n\nMachine: {cores} cores; load generator, servers and brokers (Tansu, RabbitMQ) on the same machine; every figure from this one run.\n\n\
+         Phases per configuration: **fixed** = {CONNECTIONS} keep-alive connections, open loop at {RATE}/s for {SECONDS} s (on an idle server); \
+         **2 senders** = {SENDERS} connections, one request at a time each, as OpenIM's two webhook workers, {SECONDS} s; \
+         **max** = {CONNECTIONS} connections, closed loop, {SECONDS} s (CPU per ack is measured over this phase, from /proc/PID/stat).\n\n\
+         The disk, in this run (1 KiB write + `fdatasync`, in the spools' directory): append p50 {:.3} ms, p99 {:.3} ms; \
+         overwrite of preallocated zeros p50 {:.3} ms, p99 {:.3} ms.\n\n",
+        ms(&disk.append, 0.5),
+        ms(&disk.append, 0.99),
+        ms(&disk.preallocated, 0.5),
+        ms(&disk.preallocated, 0.99),
+    );
+    out += "## Against the ceiling\n\n`bare` is a hyper server that reads the body and answers the fixed ack, nothing else (`benches/e2e/bare.rs`). Ratios are to it.\n\n\
+            | config | max acks/s | x bare | CPU us / ack | x bare | 2 senders acks/s | 2 senders p50 ms | p99 ms | fixed p50 ms | p99 ms | p99.9 ms | fdatasync/s (max) | refused |\n\
+            |---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    for r in results {
+        let (rate_x, cpu_x) = bare.map_or((f64::NAN, f64::NAN), |b| {
+            (r.max.rate() / b.max.rate(), r.cpu_us / b.cpu_us)
+        });
+        out += &format!(
+            "| {} | {:.0} | {:.2} | {:.1} | {:.2} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {} |\n",
+            r.name,
+            r.max.rate(),
+            rate_x,
+            r.cpu_us,
+            cpu_x,
+            r.openim.rate(),
+            ms(&r.openim.latency, 0.5),
+            ms(&r.openim.latency, 0.99),
+            ms(&r.fixed.latency, 0.5),
+            ms(&r.fixed.latency, 0.99),
+            ms(&r.fixed.latency, 0.999),
+            r.syncs_per_second,
+            r.max.refused + r.fixed.refused + r.openim.refused,
+        );
+    }
+    out += "\n## Delivery\n\nEvery acked `serverMsgID` looked for in what the bridge published. Lag: `received_at` in the event -> read by the consumer, fixed phase.\n\n\
+            | config | lag p50 ms | lag p99 ms | missing | duplicates | RSS steady MiB | RSS peak MiB |\n|---|---|---|---|---|---|---|\n";
+    for r in results.iter().filter(|r| !r.bare) {
+        let (lag50, lag99) = r
+            .lag
+            .as_ref()
+            .map_or((f64::NAN, f64::NAN), |h| (ms(h, 0.5), ms(h, 0.99)));
+        out += &format!(
+            "| {} | {lag50:.1} | {lag99:.1} | {} | {} | {:.1} | {:.1} |\n",
+            r.name, r.missing, r.duplicates, r.steady_rss, r.peak_rss,
+        );
+    }
+    for r in results {
+        if let Some(inside) = &r.lag_in_bridge {
+            out += &format!(
+                "\n{}: of the publish lag, received -> handed to librdkafka (record CreateTime, ms resolution): p50 {:.0} ms, p99 {:.0} ms; the rest is librdkafka batching, the broker and the consumer.\n",
+                r.name,
+                ms(inside, 0.5),
+                ms(inside, 0.99)
+            );
+        }
+    }
+    out += &tls(results);
+    out += &targets(results, disk);
+    out += "\n![ack latency](latency.svg)\n";
+    out
+}
+
+fn tls(results: &[Measured]) -> String {
+    let find = |name: &str| results.iter().find(|r| r.name == name);
+    let mut out = "\n## The cost of TLS to the broker\n\nSame run, same broker, the only difference being TLS between the bridge and the broker (Kafka: the test helpers' relay in front of a Tansu of its own, plain vs terminating TLS; RabbitMQ: one node's amqp:// and amqps:// listeners).\n\n| pair | max acks/s (TLS / plain) | ack p99 ms @5k/s (plain -> TLS) | lag p99 ms (plain -> TLS) | CPU us / ack (plain -> TLS) |\n|---|---|---|---|---|\n".to_owned();
+    for (plain, tls) in [
+        ("kafka durable, relay plain", "kafka durable, relay TLS"),
+        (
+            "rabbitmq durable, amqp (TLS node)",
+            "rabbitmq durable, amqps (TLS node)",
+        ),
+    ] {
+        if let (Some(p), Some(t)) = (find(plain), find(tls)) {
+            let lag = |r: &Measured| r.lag.as_ref().map_or(f64::NAN, |h| ms(h, 0.99));
+            out += &format!(
+                "| {tls} vs plain | {:.0}% ({:.0} / {:.0}) | {:.3} -> {:.3} | {:.1} -> {:.1} | {:.1} -> {:.1} |\n",
+                t.max.rate() / p.max.rate() * 100.0,
+                t.max.rate(),
+                p.max.rate(),
+                ms(&p.fixed.latency, 0.99),
+                ms(&t.fixed.latency, 0.99),
+                lag(p),
+                lag(t),
+                p.cpu_us,
+                t.cpu_us,
+            );
+        }
+    }
+    out
+}
+
+fn targets(results: &[Measured], disk: &Disk) -> String {
+    let mut out = "\n## Targets\n\n".to_owned();
+    let mut check = |what: String, ok: bool| {
+        out += &format!("- {} {what}\n", if ok { "MET" } else { "MISSED" })
+    };
+    let find = |name: &str| results.iter().find(|r| r.name == name);
+    let Some(bare) = results.iter().find(|r| r.bare) else {
+        check("the bare server was not run".to_owned(), false);
+        return out;
+    };
+    for (mode, limit) in [("memory", 2.0), ("written", 2.0), ("durable", 2.5)] {
+        if let Some(r) = find(&format!("stdout {mode}")) {
+            let x = r.cpu_us / bare.cpu_us;
+            check(
+                format!(
+                    "stdout {mode}: CPU per ack {:.1} us = {x:.2}x the bare server's {:.1} us (target <= {limit}x)",
+                    r.cpu_us, bare.cpu_us
+                ),
+                x <= limit,
+            );
+        }
+    }
+    let fsync = ms(&disk.append, 0.5);
+    let bare_p50 = ms(&bare.openim.latency, 0.5);
+    for sink in ["stdout", "kafka", "rabbitmq"] {
+        if let Some(r) = find(&format!("{sink} durable")) {
+            let p50 = ms(&r.openim.latency, 0.5);
+            let limit = bare_p50 + 1.5 * fsync;
+            check(
+                format!("{sink} durable, {SENDERS} senders: ack p50 {p50:.3} ms (target <= bare {bare_p50:.3} + 1.5 x fdatasync {fsync:.3} = {limit:.3} ms)"),
+                p50 <= limit,
+            );
+        }
+    }
+    if let Some(kafka) = find("kafka durable") {
+        let x = kafka.max.rate() / bare.max.rate();
+        check(
+            format!(
+                "kafka durable, {CONNECTIONS} connections: {:.0} acks/s = {x:.2}x the bare server's {:.0} (target >= 0.5x)",
+                kafka.max.rate(),
+                bare.max.rate()
+            ),
+            x >= 0.5,
+        );
+    }
+    for mode in ["durable", "memory"] {
+        if let Some(kafka) = find(&format!("kafka {mode}")) {
+            let k = ms(&kafka.fixed.latency, 0.99);
+            check(
+                format!("kafka {mode}: ack p99 at {RATE}/s: {k:.3} ms (target <= 1 ms)"),
+                k <= 1.0,
+            );
+            let lag = kafka.lag.as_ref().map_or(f64::NAN, |h| ms(h, 0.99));
+            check(
+                format!("kafka {mode}: publish lag p99 at {RATE}/s: {lag:.1} ms (target <= 50 ms)"),
+                lag <= 50.0,
+            );
+        }
+    }
+    let missing: usize = results.iter().map(|r| r.missing).sum();
+    check(
+        format!("missing events, every configuration: {missing} (target 0)"),
+        missing == 0,
+    );
+    let rss = results
+        .iter()
+        .filter(|r| !r.bare)
+        .map(|r| r.steady_rss)
+        .fold(0.0, f64::max);
+    check(
+        format!("bridge RSS at steady load: at most {rss:.1} MiB (target <= 64 MiB)"),
+        rss <= 64.0,
+    );
+    match results.iter().find_map(|r| r.outage.map(|rss| (&r.name, rss))) {
+        Some((name, (first, last, max))) => check(
+            format!("{name}: RSS while the broker was paused for {SECONDS} s at {RATE}/s: {first:.1} -> {last:.1} MiB, at most {max:.1} MiB (target: flat, <= 64 MiB)"),
+            max <= 64.0 && last - first <= 8.0,
+        ),
+        None => out += "- NOT MEASURED RSS while the broker is down (needs the Tansu started by scripts/bench)\n",
+    }
+    out
+}
+
+/// Ack latency by percentile in the fixed phase, one line per
+/// configuration on the direct transport.
+pub fn plot(results: &[Measured], path: &std::path::Path) {
+    use plotters::prelude::*;
+    let shown: Vec<&Measured> = results.iter().filter(|r| !r.name.contains(',')).collect();
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let max_ms = shown
+        .iter()
+        .map(|r| ms(&r.fixed.latency, 0.9999))
+        .fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Ack latency by percentile, open loop at {RATE}/s"),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..4f64, (0.05f64..max_ms * 1.5).log_scale())
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("ms (log)")
+        .x_labels(5)
+        .x_label_formatter(&|x| {
+            let percent = format!("{:.4}", 100.0 - 100.0 / 10f64.powf(*x));
+            format!("{}%", percent.trim_end_matches('0').trim_end_matches('.'))
+        })
+        .draw()
+        .unwrap();
+    for (i, r) in shown.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = (0..=400)
+            .map(|i| {
+                let nines = i as f64 / 100.0;
+                let q = 1.0 - 1.0 / 10f64.powf(nines);
+                (nines, ms(&r.fixed.latency, q).max(0.05))
+            })
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .unwrap()
+            .label(r.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .unwrap();
+    root.present().unwrap();
+}
