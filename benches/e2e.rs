@@ -40,6 +40,8 @@ mod consumers;
 mod disk;
 #[path = "e2e/load.rs"]
 mod load;
+#[path = "e2e/process.rs"]
+mod process;
 #[path = "e2e/report.rs"]
 mod report;
 
@@ -63,6 +65,7 @@ use http_body_util::{BodyExt, Full};
 
 use consumers::{kafka_consumer, rabbitmq_consumer, Seen, StdoutLine};
 use load::{drive, Load, Phase};
+use process::{cpu_seconds, memory_mib, Switches, SyscallCount};
 
 const CONNECTIONS: usize = 32;
 /// OpenIM's webhook workers per process.
@@ -287,36 +290,6 @@ async fn spool_syncs(addr: SocketAddr) -> u64 {
         .unwrap_or_default()
 }
 
-/// Peak RSS (VmHWM) and current RSS of `pid`, in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-/// User + system CPU seconds of `pid` so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Linux reports these in clock ticks of 1/100 s (USER_HZ).
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// What one configuration measured.
 pub struct Measured {
     name: String,
@@ -338,6 +311,10 @@ pub struct Measured {
     steady_rss: f64,
     /// CPU microseconds per ack during the maximum phase.
     cpu_us: f64,
+    /// Context switches per thread during the maximum phase.
+    switches: Switches,
+    /// System calls during the maximum phase (perf stat).
+    syscalls: Option<u64>,
 }
 
 async fn run_config(
@@ -458,6 +435,8 @@ async fn run_config(
     .await;
     missing += wait(openim.acked.clone()).await;
     let syncs_before = spool_syncs(bridge.addr).await;
+    let syscalls = SyscallCount::start(pid);
+    let switches_before = Switches::read(pid);
     let cpu_before = cpu_seconds(pid);
     let max = drive(
         bridge.addr,
@@ -470,6 +449,8 @@ async fn run_config(
     )
     .await;
     let cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / max.acked.len().max(1) as f64;
+    let switches = Switches::read(pid).since(&switches_before);
+    let syscalls = syscalls.stop();
     let syncs_per_second = (spool_syncs(bridge.addr).await - syncs_before) as f64 / max.seconds;
     missing += wait(max.acked.clone()).await;
     let outage = match (config.sink, std::env::var("OPENIM_BRIDGE_TANSU_PID")) {
@@ -523,6 +504,8 @@ async fn run_config(
         peak_rss,
         steady_rss,
         cpu_us,
+        switches,
+        syscalls,
     }
 }
 

@@ -9,6 +9,11 @@ use openim_bridge::config::LogFormat;
 use openim_bridge::{shutdown, telemetry, App, Settings};
 use tokio::net::TcpListener;
 
+/// jemalloc: the allocator is a measured part of the ack's cost (see
+/// Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Receives OpenIM Server webhook callbacks, acks them at once, and publishes
 /// each as a CloudEvent to Kafka, RabbitMQ or standard output.
 ///

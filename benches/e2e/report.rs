@@ -77,9 +77,43 @@ pub fn report(results: &[Measured], disk: &Disk) -> String {
             );
         }
     }
+    out += &handoffs(results);
     out += &tls(results);
     out += &targets(results, disk);
     out += "\n![ack latency](latency.svg)\n";
+    out
+}
+
+/// Thread wake-ups (voluntary context switches) and system calls per ack
+/// in the maximum phase, and which threads the wake-ups are in.
+fn handoffs(results: &[Measured]) -> String {
+    let mut out = "\n## Hand-offs per ack\n\nMaximum phase. A wake-up is a voluntary context switch (a thread blocked, to be woken by another): the hand-offs between threads. System calls from `perf stat -e raw_syscalls:sys_enter` (n/a without perf).\n\n\
+                   | config | wake-ups / ack | involuntary / ack | syscalls / ack | wake-ups / ack by thread |\n|---|---|---|---|---|\n".to_owned();
+    for r in results {
+        let acks = r.max.acked.len().max(1) as f64;
+        let involuntary: u64 = r.switches.by_thread.values().map(|(_, n)| n).sum();
+        let mut threads: Vec<(&String, f64)> = r
+            .switches
+            .by_thread
+            .iter()
+            .map(|(name, (v, _))| (name, *v as f64 / acks))
+            .filter(|(_, per)| *per >= 0.005)
+            .collect();
+        threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let threads: Vec<String> = threads
+            .iter()
+            .map(|(name, per)| format!("{name} {per:.2}"))
+            .collect();
+        out += &format!(
+            "| {} | {:.2} | {:.2} | {} | {} |\n",
+            r.name,
+            r.switches.voluntary() as f64 / acks,
+            involuntary as f64 / acks,
+            r.syscalls
+                .map_or("n/a".to_owned(), |n| format!("{:.2}", n as f64 / acks)),
+            threads.join(", "),
+        );
+    }
     out
 }
 

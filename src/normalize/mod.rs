@@ -121,17 +121,24 @@ fn normalize_message(
         command: kind.command(),
         detail,
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let msg: MsgCallback = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if path == "." {
-            invalid(inner.to_string())
-        } else {
-            invalid(format!("`{path}`: {inner}"))
+    // Parsed without tracking where it is (the common, valid case costs
+    // less); a body that fails is parsed again to name the key at fault.
+    let msg: MsgCallback = serde_json::from_slice(body).map_err(|plain| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, MsgCallback>(&mut deserializer) {
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                if path == "." {
+                    invalid(inner.to_string())
+                } else {
+                    invalid(format!("`{path}`: {inner}"))
+                }
+            }
+            // Only trailing bytes: the path tracker does not check those.
+            Ok(_) => invalid(plain.to_string()),
         }
     })?;
-    deserializer.end().map_err(|err| invalid(err.to_string()))?;
 
     let required = |key: &str, value: Option<&str>| match value {
         Some(v) if !v.is_empty() => Ok(v.to_owned()),

@@ -47,6 +47,14 @@ pub trait Sink: Send + 'static {
     /// one after another are delivered in that order.
     fn send(&mut self, event: &Event) -> impl Future<Output = Result<Delivery, SinkError>> + Send;
 
+    /// Called when the publisher has sent every event it has for now and
+    /// is about to wait: a sink that gathers events (stdout) hands them on
+    /// here, so a burst costs one hand-off, not one per event. Deliveries
+    /// of gathered events resolve only after this.
+    fn flush(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
     /// Called after a [`SinkError::Retryable`] error, before events are sent
     /// again: reconnect if needed. Resolves when sending may be tried again;
     /// an `Err` means "not yet", and the publisher backs off and calls again.

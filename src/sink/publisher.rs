@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 use tracing::{debug, error, info, warn};
 
 use super::{refusal, Delivery, Sink, SinkError};
@@ -82,13 +83,32 @@ pub async fn run<S: Sink>(
         {
             break;
         }
+        // Deliveries already settled first, as the biased select! below:
+        // a failure stops sending before more of its key go out.
+        if let Some(Some(settled)) = state.in_flight.next().now_or_never() {
+            state.settle(&mut queue, settled);
+            continue;
+        }
         let can_send = state.failed.is_none() && state.in_flight.len() < settings.max_in_flight;
         if can_send {
             if let Some(item) = state.pending.pop_front() {
                 state.send(&mut sink, item).await;
                 continue;
             }
+            // Everything the spool has ready now, before waiting.
+            if !queue_done {
+                match queue.recv().now_or_never() {
+                    Some(Some(item)) => {
+                        state.send(&mut sink, item).await;
+                        continue;
+                    }
+                    Some(None) => queue_done = true,
+                    None => {}
+                }
+            }
         }
+        // About to wait: hand on what the sink gathered.
+        sink.flush().await;
         tokio::select! {
             biased;
             Some(settled) = state.in_flight.next() => state.settle(&mut queue, settled),

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 
+use futures_util::future::{FutureExt, Shared};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
@@ -16,14 +17,25 @@ use tokio::sync::{mpsc, oneshot};
 use super::{settled, Delivery, Sink, SinkError};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE, SPEC_VERSION};
 
-/// Lines handed to the writer thread and not yet written, at most.
-const WRITER_QUEUE: usize = 4096;
+/// Batches handed to the writer thread and not yet written, at most.
+const WRITER_QUEUE: usize = 64;
 
-type Line = (Vec<u8>, oneshot::Sender<Result<(), SinkError>>);
+/// Bytes gathered before they are handed to the writer thread even
+/// without a [`Sink::flush`].
+const GATHER_BYTES: usize = 256 * 1024;
+
+/// Lines, and where to say whether they were written.
+type Batch = (Vec<u8>, oneshot::Sender<Result<(), SinkError>>);
+
+/// Resolves when the batch holding an event was written (shared by every
+/// event of the batch).
+type Written = Shared<futures_util::future::BoxFuture<'static, Result<(), SinkError>>>;
 
 /// Writes JSON lines to standard output (or any writer, for tests).
 pub struct StdoutSink {
-    lines: mpsc::Sender<Line>,
+    batches: mpsc::Sender<Batch>,
+    /// Lines sent since the last hand-off, and their batch's outcome.
+    gathered: Option<(Batch, Written)>,
     writer: std::thread::JoinHandle<()>,
 }
 
@@ -35,14 +47,33 @@ impl StdoutSink {
 
     /// A sink writing to `out` from its own thread.
     pub fn with_writer<W: Write + Send + 'static>(out: W) -> Self {
-        let (lines, receiver) = mpsc::channel(WRITER_QUEUE);
+        let (batches, receiver) = mpsc::channel(WRITER_QUEUE);
         let writer = std::thread::Builder::new()
             .name("stdout-sink".to_owned())
-            .spawn(move || write_lines(out, receiver))
+            .spawn(move || write_batches(out, receiver))
             // Only fails if the OS cannot create a thread at startup.
             .expect("cannot start the stdout writer thread");
-        Self { lines, writer }
+        Self {
+            batches,
+            gathered: None,
+            writer,
+        }
     }
+
+    /// The batch being gathered (a new one if none is).
+    fn gathering(&mut self) -> &mut (Batch, Written) {
+        self.gathered.get_or_insert_with(|| {
+            let (done, written) = oneshot::channel();
+            let written = async move { written.await.unwrap_or_else(|_| Err(gone())) }
+                .boxed()
+                .shared();
+            ((Vec::with_capacity(16 * 1024), done), written)
+        })
+    }
+}
+
+fn gone() -> SinkError {
+    SinkError::Retryable("the stdout writer thread stopped".to_owned())
 }
 
 impl Default for StdoutSink {
@@ -52,16 +83,16 @@ impl Default for StdoutSink {
 }
 
 /// The writer thread: write what is there, flush when idle, then settle
-/// the deliveries the flush covered.
-fn write_lines<W: Write>(out: W, mut receiver: mpsc::Receiver<Line>) {
+/// the batches the flush covered.
+fn write_batches<W: Write>(out: W, mut receiver: mpsc::Receiver<Batch>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let mut waiting = Vec::new();
     while let Some(first) = receiver.blocking_recv() {
         let mut next = Some(first);
         let mut result = Ok(());
-        while let Some((line, done)) = next.take() {
+        while let Some((lines, done)) = next.take() {
             if result.is_ok() {
-                result = out.write_all(&line);
+                result = out.write_all(&lines);
             }
             waiting.push(done);
             next = receiver.try_recv().ok();
@@ -112,25 +143,34 @@ impl Sink for StdoutSink {
     }
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
-        let mut line = Vec::with_capacity(event.data.len() + 256);
-        if let Err(err) = structured_json(event, &mut line) {
+        let ((lines, _), written) = self.gathering();
+        let start = lines.len();
+        if let Err(err) = structured_json(event, lines) {
+            lines.truncate(start);
             return Ok(settled(Err(err)));
         }
-        line.push(b'\n');
-        let (done, written) = oneshot::channel();
-        let gone = || SinkError::Retryable("the stdout writer thread stopped".to_owned());
-        self.lines.send((line, done)).await.map_err(|_| gone())?;
-        Ok(Box::pin(async move {
-            written.await.unwrap_or_else(|_| Err(gone()))
-        }))
+        lines.push(b'\n');
+        let delivery: Delivery = Box::pin(written.clone());
+        if lines.len() >= GATHER_BYTES {
+            self.flush().await;
+        }
+        Ok(delivery)
+    }
+
+    async fn flush(&mut self) {
+        if let Some((batch, _)) = self.gathered.take() {
+            // A stopped thread drops the batch: its deliveries fail.
+            let _ = self.batches.send(batch).await;
+        }
     }
 
     async fn recover(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 
-    async fn close(self) {
-        drop(self.lines);
+    async fn close(mut self) {
+        self.flush().await;
+        drop(self.batches);
         // The thread ends once it has written what it holds.
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -168,12 +208,21 @@ mod tests {
         };
         let out = SharedBuffer::default();
         let mut sink = StdoutSink::with_writer(out.clone());
-        sink.send(&event).await.unwrap().await.unwrap();
-        sink.send(&event).await.unwrap().await.unwrap();
+        let first = sink.send(&event).await.unwrap();
+        let second = sink.send(&event).await.unwrap();
+        assert!(
+            out.0.lock().unwrap().is_empty(),
+            "gathered until the publisher flushes"
+        );
+        sink.flush().await;
+        first.await.unwrap();
+        second.await.unwrap();
+        let third = sink.send(&event).await.unwrap();
         sink.close().await;
+        third.await.unwrap();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<_> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3, "close writes what was gathered");
         let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(doc["specversion"], "1.0");
         assert_eq!(doc["type"], "io.openim.group.message.sent");
