@@ -611,9 +611,7 @@ async fn run() {
     let configs: Vec<Config> = configs()
         .into_iter()
         .filter(|c| {
-            c.server == Server::Bare
-                || words.is_empty()
-                || words.iter().any(|w| c.name.contains(w))
+            c.server == Server::Bare || words.is_empty() || words.iter().any(|w| c.name.contains(w))
         })
         .collect();
     eprintln!(

@@ -13,7 +13,9 @@ pub fn fdatasync_latency(n: u64) -> (Histogram<u64>, Histogram<u64>) {
     let dir = tempfile::tempdir().unwrap();
     let record = vec![b'x'; 1024];
     let run = |preallocate: bool| {
-        let path = dir.path().join(if preallocate { "zeros" } else { "append" });
+        let path = dir
+            .path()
+            .join(if preallocate { "zeros" } else { "append" });
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)

@@ -4,8 +4,8 @@
 //! closed. See [`super::writer`] for how the two threads share the work.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,13 +25,37 @@ enum SyncJob {
     Closed { old: Arc<File>, new: Arc<File> },
 }
 
+/// What the writer thread and the sync thread share.
+struct Shared {
+    stats: Arc<Stats>,
+    disk: SharedDisk,
+    /// A sync failed: the writer moves to a new segment.
+    failed: AtomicBool,
+    /// `durable` batches handed to the sync thread and not yet synced.
+    handed: AtomicUsize,
+    error_log: Mutex<RateLimit>,
+}
+
+impl Shared {
+    fn sync(&self, file: &File) -> Result<(), AppendError> {
+        Stats::add(&self.stats.spool_syncs, 1);
+        self.disk.sync(file).map_err(|err| {
+            let log = self.error_log.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(suppressed) = log.allow() {
+                error!(cause = %err, suppressed, "spool sync failed; callbacks waiting for it are answered 503 and writing moves to a new segment");
+            }
+            self.failed.store(true, Ordering::Release);
+            AppendError::Io(Arc::new(err))
+        })
+    }
+}
+
 /// The writer thread's handle on the sync thread.
 pub(super) struct Syncer {
     jobs: mpsc::Sender<SyncJob>,
     /// Written since the last timed sync (`written` and `memory` modes).
     dirty: Arc<AtomicBool>,
-    /// A sync failed: the writer moves to a new segment.
-    failed: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     thread: JoinHandle<()>,
 }
 
@@ -44,7 +68,13 @@ impl Syncer {
     ) -> std::io::Result<Self> {
         let (jobs, receiver) = mpsc::channel();
         let dirty = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            stats,
+            disk: Arc::clone(disk),
+            failed: AtomicBool::new(false),
+            handed: AtomicUsize::new(0),
+            error_log: Mutex::new(RateLimit::default()),
+        });
         let mut thread = SyncThread {
             jobs: receiver,
             current: file,
@@ -52,10 +82,7 @@ impl Syncer {
             interval: (settings.ack != AckMode::Durable)
                 .then(|| Duration::from_millis(settings.sync_interval_ms)),
             dirty: Arc::clone(&dirty),
-            failed: Arc::clone(&failed),
-            stats,
-            disk: Arc::clone(disk),
-            error_log: RateLimit::default(),
+            shared: Arc::clone(&shared),
         };
         let thread = std::thread::Builder::new()
             .name("spool-sync".to_owned())
@@ -63,12 +90,25 @@ impl Syncer {
         Ok(Self {
             jobs,
             dirty,
-            failed,
+            shared,
             thread,
         })
     }
 
-    pub(super) fn sync(&self, file: Arc<File>, waiting: Vec<Done>) {
+    /// Syncs a written `durable` batch, then answers `waiting`. While
+    /// more appends are queued (`more`) or a sync is in progress, the sync
+    /// thread does it and the writer goes on with the next batch; otherwise
+    /// there is nothing to overlap and the writer syncs at once (a hand-off
+    /// fewer for the callbacks waiting).
+    pub(super) fn sync(&self, file: Arc<File>, waiting: Vec<Done>, more: bool) {
+        if !more && self.shared.handed.load(Ordering::Acquire) == 0 {
+            let result = self.shared.sync(&file);
+            for done in waiting {
+                let _ = done.send(result.clone());
+            }
+            return;
+        }
+        self.shared.handed.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(SyncJob::Batch { waiting, .. })) =
             self.jobs.send(SyncJob::Batch { file, waiting })
         {
@@ -88,7 +128,7 @@ impl Syncer {
     }
 
     pub(super) fn take_failure(&self) -> bool {
-        self.failed.swap(false, Ordering::AcqRel)
+        self.shared.failed.swap(false, Ordering::AcqRel)
     }
 
     /// Syncs `file` one last time and waits for the thread to stop.
@@ -109,10 +149,7 @@ struct SyncThread {
     current: Arc<File>,
     interval: Option<Duration>,
     dirty: Arc<AtomicBool>,
-    failed: Arc<AtomicBool>,
-    stats: Arc<Stats>,
-    disk: SharedDisk,
-    error_log: RateLimit,
+    shared: Arc<Shared>,
 }
 
 impl SyncThread {
@@ -135,9 +172,13 @@ impl SyncThread {
             };
             // Everything handed over so far: each file synced once, in order.
             let mut syncs: Vec<(Arc<File>, Vec<Done>)> = Vec::new();
+            let mut batches = 0;
             for job in first.into_iter().chain(self.jobs.try_iter()) {
                 let (file, waiting) = match job {
-                    SyncJob::Batch { file, waiting } => (file, waiting),
+                    SyncJob::Batch { file, waiting } => {
+                        batches += 1;
+                        (file, waiting)
+                    }
                     SyncJob::Closed { old, new } => {
                         self.current = new;
                         self.dirty.store(true, Ordering::Release);
@@ -154,7 +195,9 @@ impl SyncThread {
                 .is_some_and(|interval| last.elapsed() >= interval);
             if due
                 && self.dirty.swap(false, Ordering::AcqRel)
-                && !syncs.iter().any(|(file, _)| Arc::ptr_eq(file, &self.current))
+                && !syncs
+                    .iter()
+                    .any(|(file, _)| Arc::ptr_eq(file, &self.current))
             {
                 syncs.push((Arc::clone(&self.current), Vec::new()));
             }
@@ -162,22 +205,12 @@ impl SyncThread {
                 last = Instant::now();
             }
             for (file, waiting) in syncs {
-                let result = self.sync(&file);
+                let result = self.shared.sync(&file);
                 for done in waiting {
                     let _ = done.send(result.clone());
                 }
             }
+            self.shared.handed.fetch_sub(batches, Ordering::AcqRel);
         }
-    }
-
-    fn sync(&mut self, file: &File) -> Result<(), AppendError> {
-        Stats::add(&self.stats.spool_syncs, 1);
-        self.disk.sync(file).map_err(|err| {
-            if let Some(suppressed) = self.error_log.allow() {
-                error!(cause = %err, suppressed, "spool sync failed; callbacks waiting for it are answered 503 and writing moves to a new segment");
-            }
-            self.failed.store(true, Ordering::Release);
-            AppendError::Io(Arc::new(err))
-        })
     }
 }

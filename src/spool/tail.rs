@@ -55,7 +55,8 @@ impl Tail {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Spooled, u64)>> {
         // A panic while holding it cannot leave the queue inconsistent.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
-

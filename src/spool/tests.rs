@@ -240,7 +240,10 @@ async fn durable_appends_waiting_together_share_a_sync() {
         append.unwrap().unwrap();
     }
     let syncs = stats.snapshot().spool_syncs;
-    assert!(syncs < 100, "{syncs} syncs for 200 appends: no group commit");
+    assert!(
+        syncs < 100,
+        "{syncs} syncs for 200 appends: no group commit"
+    );
 }
 
 #[tokio::test]
@@ -274,7 +277,9 @@ async fn segments_are_preallocated_and_recovery_finds_where_the_records_end() {
     let mut frame = Vec::new();
     record::encode(&event(i), &mut frame);
     let mut torn = frame[..frame.len() / 2].to_vec();
-    torn.iter_mut().skip(record::HEADER_LEN).for_each(|b| *b |= 1);
+    torn.iter_mut()
+        .skip(record::HEADER_LEN)
+        .for_each(|b| *b |= 1);
     bytes[end..end + torn.len()].copy_from_slice(&torn);
     fs::write(&open_segment, &bytes).unwrap();
 
@@ -309,7 +314,11 @@ async fn written_events_reach_the_reader_from_memory_and_from_disk_when_behind()
         assert_eq!(item.event.id, event(i).id);
         reader.complete(item.position);
     }
-    assert_eq!(stats.snapshot().spool_read_errors, 0, "nothing read from disk");
+    assert_eq!(
+        stats.snapshot().spool_read_errors,
+        0,
+        "nothing read from disk"
+    );
     disk.clear();
     // Behind by more than memory holds: the rest comes from disk, in
     // order, each once.
@@ -337,8 +346,7 @@ async fn one_spool_one_process() {
     );
     drop(writer);
     // The lock goes with the writer thread; open waits for it.
-    open(&settings(dir.path()), Arc::default())
-        .expect("lock released after the writer stopped");
+    open(&settings(dir.path()), Arc::default()).expect("lock released after the writer stopped");
 }
 
 #[test]

@@ -322,7 +322,7 @@ impl WriterThread {
                     next = requests.try_recv().ok();
                 }
             }
-            self.commit(&mut batch);
+            self.commit(&mut batch, !requests.is_empty());
             if self.mode == AckMode::Memory && !self.failing.load(Ordering::Acquire) {
                 // Nobody waits for this thread in memory mode: let appends
                 // gather for a moment instead of being woken for each few
@@ -333,7 +333,7 @@ impl WriterThread {
         // Every handle is gone: one last try for acked frames still held.
         if !self.carry.is_empty() {
             self.take_carry(&mut batch);
-            self.commit(&mut batch);
+            self.commit(&mut batch, false);
         }
         if !self.carry.is_empty() {
             let lost = record::count_frames(&self.carry);
@@ -368,9 +368,10 @@ impl WriterThread {
     }
 
     /// Writes `batch`, hands it on (reader, sync thread, appends waiting
-    /// for the write), and empties it. On failure keeps its acked frames
+    /// for the write), and empties it. `more`: appends are already queued
+    /// behind it. On failure keeps its acked frames
     /// for the next batch.
-    fn commit(&mut self, batch: &mut Batch) {
+    fn commit(&mut self, batch: &mut Batch, more: bool) {
         let result = self.write_batch(&batch.buf);
         match &result {
             Ok(start) => {
@@ -401,7 +402,7 @@ impl WriterThread {
         let waiting = std::mem::take(&mut batch.waiting);
         match (result, self.mode, &self.syncer) {
             (Ok(()), AckMode::Durable, Some(syncer)) if !waiting.is_empty() => {
-                syncer.sync(Arc::clone(&self.file), waiting);
+                syncer.sync(Arc::clone(&self.file), waiting, more);
             }
             (result, _, _) => {
                 for done in waiting {
