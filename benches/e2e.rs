@@ -311,6 +311,10 @@ pub struct Measured {
     steady_rss: f64,
     /// CPU microseconds per ack during the maximum phase.
     cpu_us: f64,
+    /// The broker's CPU microseconds per ack (max phase), where known.
+    broker_cpu_us: Option<f64>,
+    /// The load generator's (this process, consumers included).
+    generator_cpu_us: f64,
     /// Context switches per thread during the maximum phase.
     switches: Switches,
     /// System calls during the maximum phase (perf stat).
@@ -437,6 +441,16 @@ async fn run_config(
     let syncs_before = spool_syncs(bridge.addr).await;
     let syscalls = SyscallCount::start(pid);
     let switches_before = Switches::read(pid);
+    // The broker's CPU where it is a process of ours (the Tansu that
+    // scripts/bench started), and the load generator's (this process).
+    let broker_pid = match (config.sink, config.transport) {
+        (Sink::Kafka, Transport::Direct) => std::env::var("OPENIM_BRIDGE_TANSU_PID")
+            .ok()
+            .and_then(|pid| pid.parse::<u32>().ok()),
+        _ => None,
+    };
+    let broker_before = broker_pid.map(cpu_seconds);
+    let generator_before = cpu_seconds(std::process::id());
     let cpu_before = cpu_seconds(pid);
     let max = drive(
         bridge.addr,
@@ -448,7 +462,12 @@ async fn run_config(
         &format!("{label} max"),
     )
     .await;
-    let cpu_us = (cpu_seconds(pid) - cpu_before) * 1e6 / max.acked.len().max(1) as f64;
+    let per_ack = |seconds: f64| seconds * 1e6 / max.acked.len().max(1) as f64;
+    let cpu_us = per_ack(cpu_seconds(pid) - cpu_before);
+    let generator_cpu_us = per_ack(cpu_seconds(std::process::id()) - generator_before);
+    let broker_cpu_us = broker_pid
+        .zip(broker_before)
+        .map(|(broker, before)| per_ack(cpu_seconds(broker) - before));
     let switches = Switches::read(pid).since(&switches_before);
     let syscalls = syscalls.stop();
     let syncs_per_second = (spool_syncs(bridge.addr).await - syncs_before) as f64 / max.seconds;
@@ -504,6 +523,8 @@ async fn run_config(
         peak_rss,
         steady_rss,
         cpu_us,
+        broker_cpu_us,
+        generator_cpu_us,
         switches,
         syscalls,
     }

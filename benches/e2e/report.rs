@@ -88,7 +88,8 @@ pub fn report(results: &[Measured], disk: &Disk) -> String {
 /// in the maximum phase, and which threads the wake-ups are in.
 fn handoffs(results: &[Measured]) -> String {
     let mut out = "\n## Hand-offs per ack\n\nMaximum phase. A wake-up is a voluntary context switch (a thread blocked, to be woken by another): the hand-offs between threads. System calls from `perf stat -e raw_syscalls:sys_enter` (n/a without perf).\n\n\
-                   | config | wake-ups / ack | involuntary / ack | syscalls / ack | wake-ups / ack by thread |\n|---|---|---|---|---|\n".to_owned();
+                   The machine's two cores are shared by the server, the load generator (with the consumers) and the broker: their CPU per ack is here too (broker: the Tansu `scripts/bench` started; n/a for the others).\n\n\
+                   | config | wake-ups / ack | involuntary / ack | syscalls / ack | wake-ups / ack by thread | generator CPU us / ack | broker CPU us / ack |\n|---|---|---|---|---|---|---|\n".to_owned();
     for r in results {
         let acks = r.max.acked.len().max(1) as f64;
         let involuntary: u64 = r.switches.by_thread.values().map(|(_, n)| n).sum();
@@ -105,13 +106,16 @@ fn handoffs(results: &[Measured]) -> String {
             .map(|(name, per)| format!("{name} {per:.2}"))
             .collect();
         out += &format!(
-            "| {} | {:.2} | {:.2} | {} | {} |\n",
+            "| {} | {:.2} | {:.2} | {} | {} | {:.1} | {} |\n",
             r.name,
             r.switches.voluntary() as f64 / acks,
             involuntary as f64 / acks,
             r.syscalls
                 .map_or("n/a".to_owned(), |n| format!("{:.2}", n as f64 / acks)),
             threads.join(", "),
+            r.generator_cpu_us,
+            r.broker_cpu_us
+                .map_or("n/a".to_owned(), |us| format!("{us:.1}")),
         );
     }
     out
