@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::config::{ConfigError, Settings, SinkKind};
+use crate::config::{ConfigError, HttpSettings, Settings, SinkKind};
 use crate::ingress::tls::{self, TlsError};
 use crate::ingress::{server, Handler};
 use crate::routing::{Filter, Routes};
@@ -70,6 +70,8 @@ pub struct App {
     sink_failed: oneshot::Receiver<StartError>,
     routes: Arc<Routes>,
     filter: Filter,
+    /// `http.allow_ips`, parsed.
+    allow: Vec<ipnet::IpNet>,
 }
 
 impl App {
@@ -87,6 +89,15 @@ impl App {
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
         let filter = Filter::new(&settings.filter)?;
+        // Fail closed: an allowlist that does not parse stops startup (it
+        // must never become an empty list, which admits every address),
+        // also for settings built in code that skipped Settings::validate.
+        let allow = HttpSettings::parse_allow_ips(&settings.http.allow_ips).map_err(|problem| {
+            ConfigError::Invalid {
+                key: "http.allow_ips",
+                problem,
+            }
+        })?;
         let routes = Arc::new(Routes::new(&settings));
         let (failed_tx, sink_failed) = oneshot::channel();
         let publisher = tokio::spawn(publish(
@@ -106,6 +117,7 @@ impl App {
             sink_failed,
             routes,
             filter,
+            allow,
         })
     }
 
@@ -132,6 +144,7 @@ impl App {
             Arc::clone(&self.stats),
             self.routes,
             self.filter,
+            self.allow,
         );
         let (fired_tx, fired_rx) = oneshot::channel();
         let sink_failed = self.sink_failed;

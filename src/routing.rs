@@ -236,8 +236,8 @@ impl Filter {
             && self.exclude_user_ids.is_empty()
     }
 
-    /// Whether the callback `body` passes every filter; `None` when it is
-    /// dropped, with the reason.
+    /// Whether the callback `body` passes every filter: `Ok(())` when it
+    /// does, `Err(reason)` when it is dropped.
     pub fn check(&self, body: &[u8]) -> Result<(), &'static str> {
         if self.is_empty() {
             return Ok(());

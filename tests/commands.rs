@@ -313,6 +313,24 @@ async fn a_missing_routed_topic_is_named_when_creation_is_off() {
 }
 
 #[tokio::test]
+async fn an_allowlist_that_does_not_parse_stops_startup_instead_of_admitting_everyone() {
+    // Settings built in code skip Settings::validate; a bad allowlist must
+    // still fail closed, never become an empty one (every address).
+    let mut settings = test_settings();
+    settings.http.allow_ips = vec!["10.0.0.0/8".to_owned(), "10.0.0.300".to_owned()];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = openim_bridge::App::start(settings, listener)
+        .await
+        .err()
+        .expect("startup refuses the allowlist")
+        .to_string();
+    assert!(
+        err.contains("http.allow_ips") && err.contains("10.0.0.300"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_filter_that_does_not_compile_stops_startup_instead_of_filtering_nothing() {
     // Settings built in code skip Settings::validate; the bridge still
     // refuses a filter it cannot apply.

@@ -130,8 +130,10 @@ pub struct Handler {
 
 impl Handler {
     /// A handler appending to `spool` the callbacks `routes` and `filter`
-    /// let through; refused callbacks are kept in `spool_dir` (see
-    /// [`InvalidLog`]).
+    /// let through from the addresses in `allow` (`http.allow_ips`,
+    /// parsed; empty: every address); refused callbacks are kept in
+    /// `spool_dir` (see [`InvalidLog`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         spool: SpoolWriter,
         source: &str,
@@ -140,6 +142,7 @@ impl Handler {
         stats: Arc<Stats>,
         routes: Arc<Routes>,
         filter: Filter,
+        allow: Vec<ipnet::IpNet>,
     ) -> Self {
         Self {
             routes,
@@ -152,8 +155,7 @@ impl Handler {
             body_timeout: Duration::from_millis(http.body_read_timeout_ms),
             auth_token: http.auth_token.clone(),
             auth_header: http.auth_header.clone(),
-            // Validated at startup (Settings::validate).
-            allow: HttpSettings::parse_allow_ips(&http.allow_ips).unwrap_or_default(),
+            allow,
             stats,
             refusal_log: Arc::default(),
             invalid_log: (http.invalid_log_max_bytes > 0)
