@@ -16,6 +16,9 @@
 //! drift (`ownerUserID` / `ownerUserId` / `owner_user_id`, `Seqs` / `seqs`)
 //! lands on one field. Each field is published under one snake_case name.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 /// How a wire value is read and normalized. `operationID` and
 /// `callbackCommand` are never fields: every event carries them as
 /// `operation_id` and `callback_command`.
@@ -770,26 +773,33 @@ pub const CATALOG: &[Spec] = &[
 /// not name: they are answered "continue" like the others.
 pub const OTHER_BEFORE: Spec = before!(127, "callbackBefore", "io.openim.before.other");
 
+/// The catalog by command, built once (every request looks its command up).
+static BY_COMMAND: LazyLock<HashMap<&'static str, &'static Spec>> =
+    LazyLock::new(|| CATALOG.iter().map(|spec| (spec.command, spec)).collect());
+
+/// The catalog by spool code, built once (every event's headers and every
+/// spool record look their kind up).
+static BY_CODE: LazyLock<[Option<&'static Spec>; 256]> = LazyLock::new(|| {
+    let mut table = [None; 256];
+    for spec in CATALOG.iter().chain([&UNKNOWN, &OTHER_BEFORE]) {
+        table[usize::from(spec.code)] = Some(spec);
+    }
+    table
+});
+
 /// The spec of `command`, if known (any other `callbackBefore...Command`
 /// is [`OTHER_BEFORE`]).
 pub fn find(command: &str) -> Option<&'static Spec> {
-    CATALOG
-        .iter()
-        .find(|spec| spec.command == command)
-        .or_else(|| {
-            command
-                .starts_with("callbackBefore")
-                .then_some(&OTHER_BEFORE)
-        })
+    BY_COMMAND.get(command).copied().or_else(|| {
+        command
+            .starts_with("callbackBefore")
+            .then_some(&OTHER_BEFORE)
+    })
 }
 
 /// The spec with spool code `code`.
 pub fn by_code(code: u8) -> Option<&'static Spec> {
-    match code {
-        UNKNOWN_CODE => Some(&UNKNOWN),
-        127 => Some(&OTHER_BEFORE),
-        _ => CATALOG.iter().find(|spec| spec.code == code),
-    }
+    BY_CODE[usize::from(code)]
 }
 
 /// A wire key as Go's decoder compares it, and then without `_`.
@@ -824,12 +834,24 @@ mod tests {
             assert!(types.insert(spec.event_type), "{}", spec.event_type);
             assert!(codes.insert(spec.code), "{}", spec.code);
             assert_eq!(by_code(spec.code).unwrap().command, spec.command);
+            if spec.code != UNKNOWN_CODE {
+                assert_eq!(find(spec.command).unwrap().code, spec.code);
+            }
             assert!(spec.event_type.starts_with("io.openim."));
             assert_eq!(
                 spec.is_before(),
                 spec.command.starts_with("callbackBefore") && spec.code >= 64
             );
         }
+    }
+
+    #[test]
+    fn lookups_of_what_the_catalog_does_not_hold_find_nothing() {
+        let used: HashSet<u8> = CATALOG.iter().map(|spec| spec.code).collect();
+        let free = (0..=254u8).find(|code| !used.contains(code) && *code != 127);
+        assert_eq!(by_code(free.unwrap()).map(|spec| spec.command), None);
+        assert_eq!(find("callbackAfterNothingCommand").map(|s| s.code), None);
+        assert_eq!(find("callbackBeforeNothingCommand").unwrap().code, 127);
     }
 
     #[test]
