@@ -348,7 +348,7 @@ pub struct KafkaSettings {
     /// Topic every event is written to.
     pub topic: String,
     /// `none` | `gzip` | `snappy` | `lz4` (librdkafka `compression.type`; zstd is not compiled in).
-    pub compression: String,
+    pub compression: Compression,
     /// How long the producer waits to fill a batch (librdkafka `linger.ms`).
     pub linger_ms: u64,
     /// How long librdkafka keeps retrying one record before it reports it
@@ -404,7 +404,7 @@ impl Default for KafkaSettings {
             brokers: "127.0.0.1:9092".to_owned(),
             topic: "openim.events".to_owned(),
             // lz4: cheapest CPU per byte saved for JSON; every client decodes it.
-            compression: "lz4".to_owned(),
+            compression: Compression::Lz4,
             // 5 ms batches well at thousands of events/s and does not delay the ack.
             linger_ms: 5,
             message_timeout_ms: 0,
@@ -444,6 +444,36 @@ pub enum ExchangeType {
 }
 
 words!(ExchangeType: "topic" => Topic, "direct" => Direct, "fanout" => Fanout, "headers" => Headers);
+
+/// How the Kafka producer compresses batches (`kafka.compression`),
+/// checked when the settings load rather than when the sink starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip (zlib is compiled in).
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4: fast, and the default.
+    #[default]
+    Lz4,
+}
+
+words!(Compression: "none" => None, "gzip" => Gzip, "snappy" => Snappy, "lz4" => Lz4);
+
+impl Compression {
+    /// librdkafka's name for it (`compression.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+            Self::Snappy => "snappy",
+            Self::Lz4 => "lz4",
+        }
+    }
+}
 
 /// `[rabbitmq]`
 #[derive(Clone, Deserialize)]
@@ -875,6 +905,15 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn an_unknown_compression_is_refused_when_the_settings_load() {
+        let err = load_err(&[("OPENIM_BRIDGE__KAFKA__COMPRESSION", "zstd")]);
+        assert!(err.contains("zstd") && err.contains("`lz4`"), "{err}");
+        let settings =
+            Settings::load(None, env(&[("OPENIM_BRIDGE__KAFKA__COMPRESSION", "GZIP")])).unwrap();
+        assert_eq!(settings.kafka.compression.as_str(), "gzip");
     }
 
     fn load_err(pairs: &[(&str, &str)]) -> String {

@@ -320,7 +320,7 @@ fn producer_config(settings: &KafkaSettings, topic_limit: Option<usize>) -> Clie
         .set("client.id", "openim-bridge")
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("compression.type", &settings.compression)
+        .set("compression.type", settings.compression.as_str())
         .set("linger.ms", settings.linger_ms.to_string())
         .set(
             "message.timeout.ms",
