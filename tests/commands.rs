@@ -318,12 +318,7 @@ async fn an_allowlist_that_does_not_parse_stops_startup_instead_of_admitting_eve
     // still fail closed, never become an empty one (every address).
     let mut settings = test_settings();
     settings.http.allow_ips = vec!["10.0.0.0/8".to_owned(), "10.0.0.300".to_owned()];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = openim_bridge::App::start(settings, listener)
-        .await
-        .err()
-        .expect("startup refuses the allowlist")
-        .to_string();
+    let err = startup_error(settings).await;
     assert!(
         err.contains("http.allow_ips") && err.contains("10.0.0.300"),
         "{err}"
@@ -336,12 +331,7 @@ async fn a_filter_that_does_not_compile_stops_startup_instead_of_filtering_nothi
     // refuses a filter it cannot apply.
     let mut settings = test_settings();
     settings.filter = toml_filter(r#"content_types = ["120-101"]"#);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = openim_bridge::App::start(settings, listener)
-        .await
-        .err()
-        .expect("startup refuses the filter")
-        .to_string();
+    let err = startup_error(settings).await;
     assert!(
         err.contains("filter.content_types") && err.contains("120-101"),
         "{err}"

@@ -78,12 +78,7 @@ async fn an_unusable_certificate_fails_startup_naming_the_file() {
     let mut settings = test_settings();
     settings.http.tls_cert_file = Some(cert_file.clone());
     settings.http.tls_key_file = Some(dir.join("missing-key.pem"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = openim_bridge::App::start(settings, listener)
-        .await
-        .err()
-        .expect("startup fails")
-        .to_string();
+    let err = startup_error(settings).await;
     assert!(
         err.contains("cert.pem") && err.contains("http.tls_cert_file"),
         "{err}"

@@ -93,6 +93,16 @@ pub fn test_settings() -> Settings {
     settings
 }
 
+/// Why `App::start` refuses `settings` (fails the test if it starts).
+pub async fn startup_error(settings: Settings) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    App::start(settings, listener)
+        .await
+        .err()
+        .expect("startup refuses these settings")
+        .to_string()
+}
+
 /// A bridge running in this process on 127.0.0.1:0.
 pub struct TestBridge {
     /// Where it listens.
