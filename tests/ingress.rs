@@ -628,8 +628,7 @@ async fn refused_callbacks_are_kept_with_their_reason() {
     )
     .await;
     assert_error(&reply, 400, "seq");
-    let log = std::fs::read_to_string(bridge.spool.join("invalid-callbacks.jsonl"))
-        .expect("invalid-callback log");
+    let log = invalid_log(&bridge.spool).await;
     let line: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert_eq!(line["status"], 400);
     assert_eq!(line["path"], "/openim/callbackAfterSendGroupMsgCommand");

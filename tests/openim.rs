@@ -171,7 +171,7 @@ async fn the_token_stays_out_of_the_invalid_callback_log() {
     let path = format!("/openim/{TOKEN}/callbackAfterSendGroupMsgCommand");
     let reply = client.post(&path, "{not json").await;
     assert_eq!(reply.status, 400);
-    let log = std::fs::read_to_string(bridge.spool.join("invalid-callbacks.jsonl")).unwrap();
+    let log = invalid_log(&bridge.spool).await;
     assert!(
         log.contains("/openim/***/callbackAfterSendGroupMsgCommand"),
         "{log}"

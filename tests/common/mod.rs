@@ -93,6 +93,19 @@ pub fn test_settings() -> Settings {
     settings
 }
 
+/// The invalid-callback log of the spool in `spool`, once it holds a
+/// line (its own thread writes it shortly after the reply); fails the test
+/// after 5 s.
+pub async fn invalid_log(spool: &std::path::Path) -> String {
+    let path = spool.join("invalid-callbacks.jsonl");
+    let written = eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&path).is_ok_and(|text| text.ends_with('\n'))
+    })
+    .await;
+    assert!(written, "nothing in {}", path.display());
+    std::fs::read_to_string(&path).unwrap()
+}
+
 /// Why `App::start` refuses `settings` (fails the test if it starts).
 pub async fn startup_error(settings: Settings) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
