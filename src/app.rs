@@ -87,7 +87,7 @@ impl App {
             _ => None,
         };
         stats.init_series(settings.sink.kind.name());
-        let (spool, receiver) = spool::open(&settings.spool, Arc::clone(&stats))?;
+        let (spool, receiver) = spool::open_async(&settings.spool, Arc::clone(&stats)).await?;
         let filter = Filter::new(&settings.filter)?;
         // Fail closed: an allowlist that does not parse stops startup (it
         // must never become an empty list, which admits every address),

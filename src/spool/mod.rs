@@ -125,6 +125,24 @@ pub fn open(
     open_on(settings, stats, disk::os())
 }
 
+/// [`open`] from async code: on tokio's blocking pool, since opening scans
+/// and repairs the spool's files and may wait up to [`LOCK_WAIT`] for
+/// another process's lock.
+pub async fn open_async(
+    settings: &SpoolSettings,
+    stats: Arc<Stats>,
+) -> Result<(SpoolWriter, SpoolReader), OpenError> {
+    let owned = settings.clone();
+    tokio::task::spawn_blocking(move || open(&owned, stats))
+        .await
+        .unwrap_or_else(|err| {
+            Err(OpenError {
+                dir: settings.dir.clone(),
+                cause: std::io::Error::other(format!("opening the spool failed: {err}")),
+            })
+        })
+}
+
 /// [`open`] on a given [`Disk`](disk::Disk) (tests inject failures there).
 pub fn open_on(
     settings: &SpoolSettings,

@@ -349,6 +349,38 @@ async fn one_spool_one_process() {
     open(&settings(dir.path()), Arc::default()).expect("lock released after the writer stopped");
 }
 
+#[tokio::test]
+async fn opening_from_async_code_lets_other_tasks_run_while_it_waits_for_the_lock() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _reader) = open(&settings(dir.path()), Arc::default()).unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = {
+        let ticks = Arc::clone(&ticks);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    // This test's runtime has one thread: a blocking wait would stop it.
+    let err = open_async(&settings(dir.path()), Arc::default())
+        .await
+        .unwrap_err();
+    ticker.abort();
+    assert!(
+        err.to_string().contains("another openim-bridge process"),
+        "{err}"
+    );
+    let ticks = ticks.load(Ordering::Relaxed);
+    assert!(
+        ticks >= 50,
+        "{ticks} ticks in the 2 s lock wait: the runtime was blocked"
+    );
+    drop(writer);
+}
+
 #[test]
 fn an_unwritable_directory_is_a_clear_error() {
     let file = tempfile::NamedTempFile::new().unwrap();
