@@ -8,7 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use openim_bridge::normalize::catalog::{FieldType, Layout, Spec, CATALOG, OTHER_BEFORE, UNKNOWN};
+use openim_bridge::normalize::catalog::{
+    Family, FieldType, Layout, Spec, CATALOG, OTHER_BEFORE, UNKNOWN,
+};
 use openim_bridge::normalize::{normalize, CallbackKind};
 use openim_bridge::routing::Routes;
 use openim_bridge::Settings;
@@ -152,7 +154,7 @@ fn key_description(spec: &Spec) -> String {
         Layout::Message if spec.code == 1 => "`groupID`".to_owned(),
         Layout::Message if spec.code == 2 => "`si_<low>_<high>` of `sendID`, `recvID`".to_owned(),
         Layout::Message => "`groupID`, else `si_<low>_<high>`".to_owned(),
-        _ if spec.family == "before" || spec.family == "unknown" => {
+        _ if matches!(spec.family, Family::Before | Family::Unknown) => {
             "first of `groupID`, `recvID`, `userID`, `sendID`, ...".to_owned()
         }
         _ => spec

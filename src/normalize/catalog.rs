@@ -72,6 +72,25 @@ pub enum Layout {
     Raw,
 }
 
+/// What a callback command is about (a closed set: [`Spec::family`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// A chat message was sent or saved.
+    Message,
+    /// A user's state (online, offline, kicked off, profile).
+    User,
+    /// A group or its members.
+    Group,
+    /// Friends and the blacklist.
+    Friend,
+    /// Conversations.
+    Conversation,
+    /// A before-callback: OpenIM waits for the answer.
+    Before,
+    /// A command the catalog does not know.
+    Unknown,
+}
+
 /// One callback command.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -81,9 +100,8 @@ pub struct Spec {
     pub code: u8,
     /// CloudEvents `type`.
     pub event_type: &'static str,
-    /// `message`, `user`, `group`, `friend`, `conversation`, `before` or
-    /// `unknown`.
-    pub family: &'static str,
+    /// What the callback is about.
+    pub family: Family,
     /// Layout of `data`.
     pub layout: Layout,
     /// Partition key: the first of these wire keys (or JSON pointers into
@@ -112,7 +130,7 @@ impl Spec {
     /// Whether OpenIM waits for our answer (`callbackBefore...`): acked at
     /// once and, by default, not published.
     pub fn is_before(&self) -> bool {
-        self.family == "before"
+        self.family == Family::Before
     }
 }
 
@@ -124,7 +142,7 @@ pub const UNKNOWN: Spec = Spec {
     command: "unknown",
     code: UNKNOWN_CODE,
     event_type: "io.openim.callback.unknown",
-    family: "unknown",
+    family: Family::Unknown,
     layout: Layout::Raw,
     key: RAW_KEY,
     id: None,
@@ -244,7 +262,7 @@ const CONVERSATION: &[Field] = &[
 
 /// An after-callback with [`Layout::Fields`].
 macro_rules! after {
-    ($code:literal, $command:literal, $type:literal, $family:literal, $key:expr, $fields:expr, $summary:literal) => {
+    ($code:literal, $command:literal, $type:literal, $family:expr, $key:expr, $fields:expr, $summary:literal) => {
         Spec {
             command: $command,
             code: $code,
@@ -272,7 +290,7 @@ macro_rules! before {
             command: $command,
             code: $code,
             event_type: $type,
-            family: "before",
+            family: Family::Before,
             layout: Layout::Raw,
             key: RAW_KEY,
             id: None,
@@ -315,7 +333,7 @@ pub const CATALOG: &[Spec] = &[
         command: "callbackAfterSendGroupMsgCommand",
         code: 1,
         event_type: "io.openim.group.message.sent",
-        family: "message",
+        family: Family::Message,
         layout: Layout::Message,
         key: &["groupID"],
         id: Some("serverMsgID"),
@@ -328,7 +346,7 @@ pub const CATALOG: &[Spec] = &[
         command: "callbackAfterSendSingleMsgCommand",
         code: 2,
         event_type: "io.openim.single.message.sent",
-        family: "message",
+        family: Family::Message,
         layout: Layout::Message,
         key: &["sendID", "recvID"],
         id: Some("serverMsgID"),
@@ -341,7 +359,7 @@ pub const CATALOG: &[Spec] = &[
         command: "callbackAfterMsgSaveDBCommand",
         code: 3,
         event_type: "io.openim.message.saved",
-        family: "message",
+        family: Family::Message,
         layout: Layout::Message,
         key: &["groupID", "sendID", "recvID"],
         id: Some("serverMsgID"),
@@ -354,7 +372,7 @@ pub const CATALOG: &[Spec] = &[
         4,
         "callbackAfterSingleMsgReadCommand",
         "io.openim.single.message.read",
-        "message",
+        Family::Message,
         &["conversationID", "userID"],
         &[
             field!("conversationID", "conversation_id", String),
@@ -368,7 +386,7 @@ pub const CATALOG: &[Spec] = &[
         5,
         "callbackAfterGroupMsgReadCommand",
         "io.openim.group.message.read",
-        "message",
+        Family::Message,
         // OpenIM names no group or conversation here: keyed by the reader.
         &["receiveID", "sendID"],
         &[
@@ -383,7 +401,7 @@ pub const CATALOG: &[Spec] = &[
         6,
         "callbackBeforeAfterMsgCommand",
         "io.openim.message.revoked",
-        "message",
+        Family::Message,
         &["conversationID", "userID"],
         &[
             field!("conversationID", "conversation_id", String),
@@ -396,7 +414,7 @@ pub const CATALOG: &[Spec] = &[
         7,
         "callbackAfterUserOnlineCommand",
         "io.openim.user.online",
-        "user",
+        Family::User,
         &["userID"],
         USER_STATUS,
         "A user's device connected (repeats about every 10 minutes)."
@@ -405,7 +423,7 @@ pub const CATALOG: &[Spec] = &[
         8,
         "callbackAfterUserOfflineCommand",
         "io.openim.user.offline",
-        "user",
+        Family::User,
         &["userID"],
         USER_STATUS,
         "A user's device disconnected."
@@ -414,7 +432,7 @@ pub const CATALOG: &[Spec] = &[
         9,
         "callbackAfterUserKickOffCommand",
         "io.openim.user.kicked_off",
-        "user",
+        Family::User,
         &["userID"],
         USER_STATUS,
         "A user's device was kicked off."
@@ -423,7 +441,7 @@ pub const CATALOG: &[Spec] = &[
         10,
         "callbackAfterUserRegisterCommand",
         "io.openim.user.registered",
-        "user",
+        Family::User,
         &["/users/0/userID"],
         &[field!("users", "users", Json)],
         "Users were registered (keyed by the first user)."
@@ -432,7 +450,7 @@ pub const CATALOG: &[Spec] = &[
         11,
         "callbackAfterUpdateUserInfoCommand",
         "io.openim.user.info.updated",
-        "user",
+        Family::User,
         &["userID"],
         USER_INFO,
         "A user changed their profile."
@@ -441,7 +459,7 @@ pub const CATALOG: &[Spec] = &[
         12,
         "callbackAfterUpdateUserInfoExCommand",
         "io.openim.user.info_ex.updated",
-        "user",
+        Family::User,
         &["userID"],
         USER_INFO_EX,
         "A user changed their profile (`null`: not changed)."
@@ -450,7 +468,7 @@ pub const CATALOG: &[Spec] = &[
         13,
         "callbackAfterCreateGroupCommand",
         "io.openim.group.created",
-        "group",
+        Family::Group,
         &["groupID"],
         GROUP_INFO,
         "A group was created."
@@ -459,7 +477,7 @@ pub const CATALOG: &[Spec] = &[
         14,
         "callbackAfterSetGroupMemberInfoCommand",
         "io.openim.group.member.updated",
-        "group",
+        Family::Group,
         &["groupID"],
         &[
             field!("groupID", "group_id", String),
@@ -475,7 +493,7 @@ pub const CATALOG: &[Spec] = &[
         15,
         "callbackAfterQuitGroupCommand",
         "io.openim.group.member.quit",
-        "group",
+        Family::Group,
         &["groupID"],
         &[
             field!("groupID", "group_id", String),
@@ -487,7 +505,7 @@ pub const CATALOG: &[Spec] = &[
         16,
         "callbackAfterKickGroupCommand",
         "io.openim.group.member.kicked",
-        "group",
+        Family::Group,
         &["groupID"],
         &[
             field!("groupID", "group_id", String),
@@ -500,7 +518,7 @@ pub const CATALOG: &[Spec] = &[
         17,
         "callbackAfterDisMissGroupCommand",
         "io.openim.group.dismissed",
-        "group",
+        Family::Group,
         &["groupID"],
         &[
             field!("groupID", "group_id", String),
@@ -514,7 +532,7 @@ pub const CATALOG: &[Spec] = &[
         18,
         "callbackAfterJoinGroupCommand",
         "io.openim.group.member.joined",
-        "group",
+        Family::Group,
         &["groupID"],
         &[
             field!("groupID", "group_id", String),
@@ -528,7 +546,7 @@ pub const CATALOG: &[Spec] = &[
         19,
         "callbackAfterTransferGroupOwnerCommand",
         "io.openim.group.owner.transferred",
-        "group",
+        Family::Group,
         &["groupID"],
         &[
             field!("groupID", "group_id", String),
@@ -541,7 +559,7 @@ pub const CATALOG: &[Spec] = &[
         20,
         "callbackAfterSetGroupInfoCommand",
         "io.openim.group.info.updated",
-        "group",
+        Family::Group,
         &["groupID"],
         GROUP_SET_INFO,
         "A group's profile changed."
@@ -550,7 +568,7 @@ pub const CATALOG: &[Spec] = &[
         21,
         "callbackAfterSetGroupInfoExCommand",
         "io.openim.group.info_ex.updated",
-        "group",
+        Family::Group,
         &["groupID"],
         GROUP_SET_INFO_EX,
         "A group's profile changed (`null`: not changed)."
@@ -559,7 +577,7 @@ pub const CATALOG: &[Spec] = &[
         22,
         "callbackAfterAddFriendCommand",
         "io.openim.friend.requested",
-        "friend",
+        Family::Friend,
         &["fromUserID"],
         &[
             field!("fromUserID", "from_user_id", String),
@@ -572,7 +590,7 @@ pub const CATALOG: &[Spec] = &[
         23,
         "callbackAfterAddFriendAgreeCommand",
         "io.openim.friend.request.handled",
-        "friend",
+        Family::Friend,
         &["fromUserID"],
         &[
             field!("fromUserID", "from_user_id", String),
@@ -587,7 +605,7 @@ pub const CATALOG: &[Spec] = &[
         24,
         "callbackAfterDeleteFriendCommand",
         "io.openim.friend.deleted",
-        "friend",
+        Family::Friend,
         &["ownerUserID"],
         &[
             field!("ownerUserID", "owner_user_id", String),
@@ -599,7 +617,7 @@ pub const CATALOG: &[Spec] = &[
         25,
         "callbackAfterImportFriendsCommand",
         "io.openim.friend.imported",
-        "friend",
+        Family::Friend,
         &["ownerUserID"],
         &[
             field!("ownerUserID", "owner_user_id", String),
@@ -611,7 +629,7 @@ pub const CATALOG: &[Spec] = &[
         26,
         "callbackAfterRemoveBlackCommand",
         "io.openim.friend.blacklist.removed",
-        "friend",
+        Family::Friend,
         &["ownerUserID"],
         &[
             field!("ownerUserID", "owner_user_id", String),
@@ -623,7 +641,7 @@ pub const CATALOG: &[Spec] = &[
         27,
         "callbackAfterSetFriendRemarkCommand",
         "io.openim.friend.remark.updated",
-        "friend",
+        Family::Friend,
         &["ownerUserID"],
         &[
             field!("ownerUserID", "owner_user_id", String),
@@ -636,7 +654,7 @@ pub const CATALOG: &[Spec] = &[
         28,
         "callbackAfterCreateSingleChatConversationsCommand",
         "io.openim.single.conversation.created",
-        "conversation",
+        Family::Conversation,
         &["owner_user_id"],
         CONVERSATION,
         "A 1:1 conversation was created for a user (keys also spelled `ownerUserId`)."
@@ -645,7 +663,7 @@ pub const CATALOG: &[Spec] = &[
         29,
         "callbackAfterCreateGroupChatConversationsCommand",
         "io.openim.group.conversation.created",
-        "conversation",
+        Family::Conversation,
         &["owner_user_id"],
         CONVERSATION,
         "A group conversation was created for a user (keys also spelled `ownerUserId`, `groupId`)."
