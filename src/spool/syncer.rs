@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::error;
 
 use super::disk::SharedDisk;
-use super::writer::{AppendError, Done};
+use super::writer::{answer, AppendError, Done};
 use crate::config::{AckMode, SpoolSettings};
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
@@ -102,10 +102,7 @@ impl Syncer {
     /// fewer for the callbacks waiting).
     pub(super) fn sync(&self, file: Arc<File>, waiting: Vec<Done>, more: bool) {
         if !more && self.shared.handed.load(Ordering::Acquire) == 0 {
-            let result = self.shared.sync(&file);
-            for done in waiting {
-                let _ = done.send(result.clone());
-            }
+            answer(waiting, &self.shared.sync(&file));
             return;
         }
         self.shared.handed.fetch_add(1, Ordering::AcqRel);
@@ -113,9 +110,7 @@ impl Syncer {
             self.jobs.send(SyncJob::Batch { file, waiting })
         {
             // Only if the sync thread died: nothing was synced.
-            for done in waiting {
-                let _ = done.send(Err(AppendError::Closed));
-            }
+            answer(waiting, &Err(AppendError::Closed));
         }
     }
 
@@ -133,7 +128,6 @@ impl Syncer {
 
     /// Syncs `file` one last time and waits for the thread to stop.
     pub(super) fn finish(self, file: Arc<File>) {
-        self.dirty.store(true, Ordering::Release);
         let _ = self.jobs.send(SyncJob::Closed {
             old: Arc::clone(&file),
             new: file,
@@ -179,9 +173,9 @@ impl SyncThread {
                         batches += 1;
                         (file, waiting)
                     }
+                    // Writes to `new` mark it dirty themselves.
                     SyncJob::Closed { old, new } => {
                         self.current = new;
-                        self.dirty.store(true, Ordering::Release);
                         (old, Vec::new())
                     }
                 };
@@ -205,10 +199,7 @@ impl SyncThread {
                 last = Instant::now();
             }
             for (file, waiting) in syncs {
-                let result = self.shared.sync(&file);
-                for done in waiting {
-                    let _ = done.send(result.clone());
-                }
+                answer(waiting, &self.shared.sync(&file));
             }
             self.shared.handed.fetch_sub(batches, Ordering::AcqRel);
         }

@@ -21,7 +21,9 @@ pub struct Tail {
 }
 
 impl Tail {
-    pub(super) fn push(&self, items: Vec<(Spooled, u64)>, bytes: usize) {
+    /// Adds a written batch: each event with its frame's length.
+    pub(super) fn push(&self, items: Vec<(Spooled, u64)>) {
+        let bytes: usize = items.iter().map(|(_, len)| *len as usize).sum();
         if self.bytes.load(Ordering::Acquire) + bytes > TAIL_MAX_BYTES {
             return;
         }

@@ -91,6 +91,14 @@ pub enum AppendError {
 /// Answers an append waiting for its write or sync.
 pub(super) type Done = oneshot::Sender<Result<(), AppendError>>;
 
+/// Gives every append in `waiting` the outcome of its write or sync. One
+/// whose handler gave up (client gone) is skipped.
+pub(super) fn answer(waiting: Vec<Done>, result: &Result<(), AppendError>) {
+    for done in waiting {
+        let _ = done.send(result.clone());
+    }
+}
+
 struct Append {
     frame: Vec<u8>,
     event: Event,
@@ -407,12 +415,7 @@ impl WriterThread {
             (Ok(()), AckMode::Durable, Some(syncer)) if !waiting.is_empty() => {
                 syncer.sync(Arc::clone(&self.file), waiting, more);
             }
-            (result, _, _) => {
-                for done in waiting {
-                    // The handler may have given up (client gone).
-                    let _ = done.send(result.clone());
-                }
-            }
+            (result, _, _) => answer(waiting, &result),
         }
         if self.at.offset >= self.segment_bytes {
             self.roll();
@@ -438,7 +441,7 @@ impl WriterThread {
                 (Spooled { event, position }, range.len() as u64)
             })
             .collect();
-        self.tail.push(items, batch.buf.len());
+        self.tail.push(items);
     }
 
     fn release(&self, bytes: u64) {
@@ -523,9 +526,9 @@ impl WriterThread {
         let next = self.at.segment + 1;
         let prepared = match self.next.take().map(JoinHandle::join) {
             Some(Ok(Ok(()))) => true,
+            // The preparing thread removed its half-made file already.
             Some(Ok(Err(err))) => {
                 warn!(cause = %err, "cannot preallocate the next spool segment; it grows as written");
-                let _ = std::fs::remove_file(prep_path(&self.dir, next));
                 false
             }
             _ => false,
