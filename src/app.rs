@@ -244,7 +244,7 @@ async fn run_publisher<S: Sink>(
     settings: &Settings,
     stats: Arc<Stats>,
 ) {
-    let dead_letter = DeadLetter::new(&settings.spool.dir);
+    let dead_letter = DeadLetter::open(&settings.spool.dir).await;
     publisher::run(sink, spool, dead_letter, settings.sink.clone(), stats).await;
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -66,6 +67,37 @@ impl Event {
             ("subject", &self.key),
         ]
     }
+
+    /// Appends this event as one structured-mode CloudEvents JSON object
+    /// (the stdout sink's lines, the dead-letter file's `event`); fails
+    /// only if `data` is not JSON.
+    pub fn write_structured_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let doc = Structured {
+            specversion: SPEC_VERSION,
+            id: &self.id,
+            source: &self.source,
+            event_type: self.event_type(),
+            time: &self.time,
+            subject: &self.key,
+            datacontenttype: DATA_CONTENT_TYPE,
+            data: serde_json::from_slice(&self.data)?,
+        };
+        serde_json::to_writer(out, &doc)
+    }
+}
+
+/// CloudEvents JSON format (structured mode).
+#[derive(Serialize)]
+struct Structured<'a> {
+    specversion: &'a str,
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    time: &'a str,
+    subject: &'a str,
+    datacontenttype: &'a str,
+    data: &'a RawValue,
 }
 
 /// The `data` body of a message event, in clear snake_case names.

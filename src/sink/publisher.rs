@@ -116,8 +116,11 @@ pub async fn run<S: Sink>(
                 Some(item) => state.send(&mut sink, item).await,
                 None => queue_done = true,
             },
+            written = state.dead_letter.written(), if state.dead_letter.is_writing() => {
+                state.dead_letter_written(&mut queue, written);
+            }
             _ = persist.tick() => {
-                state.write_dead_letters(&mut queue);
+                state.write_dead_letter();
                 queue.persist_if_moved();
             }
             // Unreachable by construction (some branch is always enabled);
@@ -125,7 +128,7 @@ pub async fn run<S: Sink>(
             else => tokio::task::yield_now().await,
         }
     }
-    queue.persist();
+    queue.persist().await;
     sink.close().await;
     info!(
         sink = state.sink_name,
@@ -190,7 +193,7 @@ impl State {
             (Err(SinkError::Rejected(cause)), _) => {
                 self.log_rejected(&item, &cause);
                 self.dead_letter_due.push_back((item, cause));
-                self.write_dead_letters(queue);
+                self.write_dead_letter();
             }
             (Err(SinkError::Retryable(cause)), failed) => {
                 self.stats.events(self.sink_name, Outcome::Failed, 1);
@@ -237,24 +240,36 @@ impl State {
         }
     }
 
-    /// Writes the refused events waiting for the dead-letter file, in
-    /// order; each leaves the spool once its line is synced. One that cannot
-    /// be written stays (in the spool and here) and is tried again at the
-    /// next call (every [`ACK_PERSIST_INTERVAL`]), while other events keep
-    /// flowing to the broker: only the acked position waits for it.
-    fn write_dead_letters(&mut self, queue: &mut SpoolReader) {
-        while let Some((item, cause)) = self.dead_letter_due.front() {
-            match self.dead_letter.write(&item.event, self.sink_name, cause) {
-                Ok(()) => {
+    /// Starts writing the oldest refused event waiting for the dead-letter
+    /// file, unless a line is being written; each leaves the spool once its
+    /// line is synced ([`State::dead_letter_written`]).
+    fn write_dead_letter(&mut self) {
+        if let Some((item, cause)) = self.dead_letter_due.front() {
+            self.dead_letter
+                .start(item.event.clone(), self.sink_name, cause.clone());
+        }
+    }
+
+    /// A dead-letter line was written, or failed. One that failed stays (in
+    /// the spool and first in line) and is tried again at the next tick
+    /// (every [`ACK_PERSIST_INTERVAL`]), while other events keep flowing to
+    /// the broker: only the acked position waits for it.
+    fn dead_letter_written(&mut self, queue: &mut SpoolReader, written: std::io::Result<()>) {
+        match written {
+            Ok(()) => {
+                if let Some((item, _)) = self.dead_letter_due.pop_front() {
                     self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
                     queue.complete(item.position);
-                    self.dead_letter_due.pop_front();
                 }
-                Err(err) => {
-                    if let Some(suppressed) = self.dead_letter_log.allow() {
-                        error!(event_id = %item.event.id, waiting = self.dead_letter_due.len(), cause = %err, suppressed, "cannot write the dead-letter file; the event stays in the spool and the write is tried again (segments from this event on are kept until then)");
-                    }
-                    return;
+                self.write_dead_letter();
+            }
+            Err(err) => {
+                if let Some(suppressed) = self.dead_letter_log.allow() {
+                    let event_id = self
+                        .dead_letter_due
+                        .front()
+                        .map(|(item, _)| item.event.id.as_str());
+                    error!(event_id, waiting = self.dead_letter_due.len(), cause = %err, suppressed, "cannot write the dead-letter file; the event stays in the spool and the write is tried again (segments from this event on are kept until then)");
                 }
             }
         }
@@ -316,6 +331,7 @@ mod tests {
     use crate::config::SpoolSettings;
     use crate::normalize::{CallbackKind, Event};
     use crate::spool;
+    use crate::spool::dead_letter::DeadLetterFile;
     use std::sync::Mutex;
 
     /// A sink whose deliveries fail while `down` is set.
@@ -396,7 +412,7 @@ mod tests {
         run(
             sink,
             reader,
-            DeadLetter::on(dir.path(), disk),
+            DeadLetter::from(DeadLetterFile::on(dir.path(), disk)),
             settings,
             Arc::clone(&stats),
         )

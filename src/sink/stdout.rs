@@ -10,12 +10,10 @@
 use std::io::Write;
 
 use futures_util::future::{FutureExt, Shared};
-use serde::Serialize;
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{settled, Delivery, Sink, SinkError};
-use crate::normalize::event::{Event, DATA_CONTENT_TYPE, SPEC_VERSION};
+use crate::normalize::event::Event;
 
 /// Batches handed to the writer thread and not yet written, at most.
 const WRITER_QUEUE: usize = 64;
@@ -106,37 +104,6 @@ fn write_batches<W: Write>(out: W, mut receiver: mpsc::Receiver<Batch>) {
     }
 }
 
-/// CloudEvents JSON format (structured mode).
-#[derive(Serialize)]
-struct Structured<'a> {
-    specversion: &'a str,
-    id: &'a str,
-    source: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    time: &'a str,
-    subject: &'a str,
-    datacontenttype: &'a str,
-    data: &'a RawValue,
-}
-
-/// Renders `event` as one structured-mode CloudEvents JSON object.
-pub fn structured_json(event: &Event, out: &mut Vec<u8>) -> Result<(), SinkError> {
-    let data: &RawValue = serde_json::from_slice(&event.data)
-        .map_err(|err| SinkError::Rejected(format!("event data is not JSON: {err}")))?;
-    let doc = Structured {
-        specversion: SPEC_VERSION,
-        id: &event.id,
-        source: &event.source,
-        event_type: event.event_type(),
-        time: &event.time,
-        subject: &event.key,
-        datacontenttype: DATA_CONTENT_TYPE,
-        data,
-    };
-    serde_json::to_writer(out, &doc).map_err(|err| SinkError::Rejected(err.to_string()))
-}
-
 impl Sink for StdoutSink {
     fn name(&self) -> &'static str {
         "stdout"
@@ -145,9 +112,10 @@ impl Sink for StdoutSink {
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         let ((lines, _), written) = self.gathering();
         let start = lines.len();
-        if let Err(err) = structured_json(event, lines) {
+        if let Err(err) = event.write_structured_json(lines) {
             lines.truncate(start);
-            return Ok(settled(Err(err)));
+            let refused = SinkError::Rejected(format!("event data is not JSON: {err}"));
+            return Ok(settled(Err(refused)));
         }
         lines.push(b'\n');
         let delivery: Delivery = Box::pin(written.clone());

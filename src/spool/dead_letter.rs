@@ -16,9 +16,13 @@
 //! is made again after the next successful write (if it fits). A write
 //! that still fails is tried again by the publisher, while other events
 //! keep flowing.
+//!
+//! The publisher holds a [`DeadLetter`]: its writes and syncs run on the
+//! blocking pool, one at a time, never on the publisher's task.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -26,8 +30,8 @@ use time::OffsetDateTime;
 
 use crate::normalize::event::rfc3339;
 use crate::normalize::Event;
-use crate::sink::stdout::structured_json;
 use crate::spool::disk::{self, SharedDisk};
+use crate::spool::job::Job;
 use tracing::warn;
 
 /// File name of the dead-letter log inside the spool directory.
@@ -39,9 +43,88 @@ pub const RESERVE_BYTES: usize = 1 << 20;
 /// File name of the space reserve beside the dead-letter file.
 pub const RESERVE_NAME: &str = "dead-letter.reserve";
 
-/// Appends refused events to the dead-letter file.
+/// The publisher's end of the dead-letter file: one line at a time is
+/// written and synced on the blocking pool.
 #[derive(Debug)]
 pub struct DeadLetter {
+    /// The file, when no write has it.
+    file: Option<DeadLetterFile>,
+    writing: Job<(DeadLetterFile, std::io::Result<()>)>,
+    /// To open the file again if a write lost it (by panicking).
+    dir: PathBuf,
+    disk: SharedDisk,
+}
+
+impl DeadLetter {
+    /// The dead-letter file in `dir` (created on first use), with its
+    /// space reserve made now, on the blocking pool.
+    pub async fn open(dir: &Path) -> Self {
+        let file = DeadLetterFile::on(dir, disk::os());
+        let file = tokio::task::spawn_blocking(move || {
+            file.keep_reserve();
+            file
+        })
+        .await
+        // Making the reserve does not panic; if it did, the next
+        // successful write makes it.
+        .unwrap_or_else(|_| DeadLetterFile::on(dir, disk::os()));
+        Self::from(file)
+    }
+
+    /// Whether a line is being written (its result comes from
+    /// [`written`](Self::written)).
+    pub fn is_writing(&self) -> bool {
+        self.writing.is_running()
+    }
+
+    /// Starts writing `event` with the reason; returns `false` (and does
+    /// nothing) while the previous line is being written.
+    pub fn start(&mut self, event: Event, sink: &'static str, reason: String) -> bool {
+        let Some(mut file) = self.file.take() else {
+            return false;
+        };
+        self.writing.try_start(move || {
+            let written = file.write(&event, sink, &reason);
+            (file, written)
+        })
+    }
+
+    /// The started line's outcome, once it is synced (or failed).
+    /// Cancel-safe; never ready when no line is being written.
+    pub async fn written(&mut self) -> std::io::Result<()> {
+        match self.writing.finish().await {
+            Ok((file, written)) => {
+                self.file = Some(file);
+                written
+            }
+            Err(panicked) => {
+                let mut file = DeadLetterFile::on(&self.dir, Arc::clone(&self.disk));
+                // It may have left part of a line.
+                file.torn = true;
+                self.file = Some(file);
+                Err(std::io::Error::other(format!(
+                    "writing the dead-letter file panicked: {panicked}"
+                )))
+            }
+        }
+    }
+}
+
+impl From<DeadLetterFile> for DeadLetter {
+    fn from(file: DeadLetterFile) -> Self {
+        Self {
+            dir: file.path.parent().map(Path::to_owned).unwrap_or_default(),
+            disk: Arc::clone(&file.disk),
+            file: Some(file),
+            writing: Job::default(),
+        }
+    }
+}
+
+/// Appends refused events to the dead-letter file (blocking: see
+/// [`DeadLetter`]).
+#[derive(Debug)]
+pub struct DeadLetterFile {
     path: PathBuf,
     reserve: PathBuf,
     file: Option<File>,
@@ -58,17 +141,9 @@ struct Line<'a> {
     event: &'a RawValue,
 }
 
-impl DeadLetter {
-    /// The dead-letter file in `dir` (created on first use), with its
-    /// space reserve made now.
-    pub fn new(dir: &Path) -> Self {
-        let dead_letter = Self::on(dir, disk::os());
-        dead_letter.keep_reserve();
-        dead_letter
-    }
-
-    /// [`DeadLetter::new`] on a given disk (tests inject failures there),
-    /// without making the reserve yet.
+impl DeadLetterFile {
+    /// The dead-letter file in `dir` on a given disk (tests inject failures
+    /// there), without making the reserve yet.
     pub fn on(dir: &Path, disk: SharedDisk) -> Self {
         Self {
             path: dir.join(FILE_NAME),
@@ -81,7 +156,7 @@ impl DeadLetter {
 
     /// Makes the space reserve if it is missing; a disk without room for
     /// it is left alone (tried again after the next successful write).
-    fn keep_reserve(&self) {
+    pub fn keep_reserve(&self) {
         if self.disk.len(&self.reserve).is_ok() {
             return;
         }
@@ -102,7 +177,7 @@ impl DeadLetter {
     /// Records `event` with the reason; returns once it is synced.
     pub fn write(&mut self, event: &Event, sink: &str, reason: &str) -> std::io::Result<()> {
         let mut json = Vec::new();
-        structured_json(event, &mut json).map_err(std::io::Error::other)?;
+        event.write_structured_json(&mut json)?;
         let event_json: &RawValue = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
         let line = Line {
             dead_lettered_at: rfc3339(OffsetDateTime::now_utc()),
@@ -167,7 +242,6 @@ mod tests {
     use super::*;
     use crate::normalize::{CallbackKind, Event};
     use crate::spool::disk::faults::{Faulty, Op, EIO, ENOSPC};
-    use std::sync::Arc;
 
     fn event() -> Event {
         Event {
@@ -184,7 +258,7 @@ mod tests {
     fn a_torn_write_never_swallows_the_next_line() {
         let dir = tempfile::tempdir().unwrap();
         let disk = Faulty::new();
-        let mut dead_letter = DeadLetter::on(dir.path(), disk.clone());
+        let mut dead_letter = DeadLetterFile::on(dir.path(), disk.clone());
         let lines = || {
             std::fs::read_to_string(dir.path().join(FILE_NAME))
                 .unwrap()
@@ -217,7 +291,7 @@ mod tests {
     fn a_full_disk_spends_the_reserve_and_the_line_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let disk = Faulty::new();
-        let mut dead_letter = DeadLetter::on(dir.path(), disk.clone());
+        let mut dead_letter = DeadLetterFile::on(dir.path(), disk.clone());
         dead_letter.keep_reserve();
         let reserve = dir.path().join(RESERVE_NAME);
         assert_eq!(

@@ -73,8 +73,10 @@ pub mod dead_letter;
 pub mod disk;
 #[cfg(test)]
 mod fault_tests;
+mod job;
 pub mod reader;
 pub mod record;
+mod segments;
 mod syncer;
 mod tail;
 #[cfg(test)]

@@ -2,6 +2,11 @@
 //! publisher in log order, and advances (and persists) the acked position
 //! as the publisher completes them.
 //!
+//! The reader lives on the publisher's task, so its disk work (reading a
+//! segment when it is behind the in-memory [`Tail`], deleting confirmed
+//! segments, writing the acked position) runs as [`Job`]s on the blocking
+//! pool; the task only awaits their results.
+//!
 //! Reading never skips what it merely failed to read: an I/O error (EMFILE,
 //! EIO, anything passing) is counted, logged and retried with backoff, and
 //! the cursor stays where it is. Only bytes that were read and are damaged
@@ -9,9 +14,8 @@
 //! logged with its byte range and counted in `spool_skipped_bytes_total`.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,9 +23,10 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::disk::SharedDisk;
-use super::record::{self, Frame};
+use super::job::Job;
+use super::segments::{Chunk, Persisted, Segments};
 use super::tail::Tail;
-use super::{segment_path, write_acked, Position, ACK_PERSIST_INTERVAL};
+use super::{Position, ACK_PERSIST_INTERVAL};
 use crate::normalize::Event;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
@@ -30,9 +35,6 @@ use crate::telemetry::RateLimit;
 const READ_RETRY_INITIAL: Duration = Duration::from_millis(10);
 /// Longest wait between two tries of a failing read.
 const READ_RETRY_MAX: Duration = Duration::from_secs(1);
-
-/// Bytes read from a segment at a time.
-const READ_CHUNK: u64 = 256 * 1024;
 
 /// An event read back from the spool, with where it lives.
 #[derive(Debug)]
@@ -46,7 +48,6 @@ pub struct Spooled {
 /// The publisher's end of the spool.
 #[derive(Debug)]
 pub struct SpoolReader {
-    dir: PathBuf,
     /// Next byte to read.
     cursor: Position,
     /// Read, not yet handed out.
@@ -64,10 +65,13 @@ pub struct SpoolReader {
     /// The acked position last written to disk.
     persisted: Position,
     persisted_at: Instant,
-    file: Option<(u64, Arc<File>)>,
+    files: Segments,
+    /// A read from the cursor, on the blocking pool.
+    reading: Job<std::io::Result<Chunk>>,
+    /// Deleting confirmed segments and writing the acked position.
+    persisting: Job<Persisted>,
     used: Arc<AtomicU64>,
     stats: Arc<Stats>,
-    disk: SharedDisk,
     error_log: RateLimit,
     /// Wait before the next try of a failing read (kept across `recv`
     /// calls, which the publisher's `select!` restarts).
@@ -85,7 +89,6 @@ impl SpoolReader {
         disk: SharedDisk,
     ) -> Self {
         Self {
-            dir,
             cursor: start,
             ready: VecDeque::new(),
             outstanding: BTreeSet::new(),
@@ -95,19 +98,34 @@ impl SpoolReader {
             oldest: start.segment,
             persisted: start,
             persisted_at: Instant::now(),
-            file: None,
+            files: Segments {
+                dir: dir.into(),
+                disk,
+                stats: Arc::clone(&stats),
+            },
+            reading: Job::default(),
+            persisting: Job::default(),
             used,
             stats,
-            disk,
             error_log: RateLimit::default(),
             read_retry: READ_RETRY_INITIAL,
         }
     }
 
     /// The next event in log order; `None` once the writer has stopped and
-    /// everything it wrote was read.
+    /// everything it wrote was read. Cancel-safe: a read from disk that
+    /// was started goes on, and the next call takes its result.
     pub async fn recv(&mut self) -> Option<Spooled> {
         loop {
+            if self.reading.is_running() {
+                let result = self.reading.finish().await.unwrap_or_else(|panicked| {
+                    Err(std::io::Error::other(format!(
+                        "the read panicked: {panicked}"
+                    )))
+                });
+                self.read_done(result).await;
+                continue;
+            }
             if let Some(item) = self.ready.pop_front() {
                 self.outstanding.insert(item.position);
                 return Some(item);
@@ -119,29 +137,44 @@ impl SpoolReader {
                     self.cursor = cursor;
                     continue;
                 }
-                match self.read_more(watermark) {
-                    Ok(()) => {
-                        if self.stats.spool_read_failing.get() != 0 {
-                            self.stats.spool_read_failing.set(0);
-                            info!(at = ?self.cursor, "spool reads work again");
-                        }
-                        self.read_retry = READ_RETRY_INITIAL;
-                    }
-                    Err(err) => {
-                        Stats::add(&self.stats.spool_read_errors, 1);
-                        self.stats.spool_read_failing.set(1);
-                        if let Some(suppressed) = self.error_log.allow() {
-                            error!(at = ?self.cursor, cause = %err, retry_ms = self.read_retry.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
-                        }
-                        self.file = None;
-                        tokio::time::sleep(self.read_retry).await;
-                        self.read_retry = (self.read_retry * 2).min(READ_RETRY_MAX);
-                    }
-                }
+                let files = self.files.clone();
+                let cursor = self.cursor;
+                self.reading
+                    .try_start(move || files.read(cursor, watermark));
                 continue;
             }
             if self.watermark.changed().await.is_err() {
                 return None;
+            }
+        }
+    }
+
+    /// Takes a finished read's events, or counts its failure and waits
+    /// before the next try.
+    async fn read_done(&mut self, result: std::io::Result<Chunk>) {
+        match result {
+            Ok(chunk) => {
+                if self.stats.spool_read_failing.get() != 0 {
+                    self.stats.spool_read_failing.set(0);
+                    info!(at = ?self.cursor, "spool reads work again");
+                }
+                self.read_retry = READ_RETRY_INITIAL;
+                self.cursor = chunk.cursor;
+                self.ready.extend(chunk.events);
+                // A segment closed with nothing outstanding (the writer
+                // rolled after a failed write, or at its size limit) is
+                // freed now, not at the next confirmation, which may never
+                // come.
+                self.advance_acked();
+            }
+            Err(err) => {
+                Stats::add(&self.stats.spool_read_errors, 1);
+                self.stats.spool_read_failing.set(1);
+                if let Some(suppressed) = self.error_log.allow() {
+                    error!(at = ?self.cursor, cause = %err, retry_ms = self.read_retry.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
+                }
+                tokio::time::sleep(self.read_retry).await;
+                self.read_retry = (self.read_retry * 2).min(READ_RETRY_MAX);
             }
         }
     }
@@ -168,208 +201,73 @@ impl SpoolReader {
             let new_segment = acked.segment > self.acked.segment;
             self.acked = acked;
             if new_segment || self.persisted_at.elapsed() >= ACK_PERSIST_INTERVAL {
-                self.persist();
+                self.start_persist();
             }
         }
     }
 
     /// Persists the acked position if it moved since the last time (the
     /// publisher calls this when idle, so a quiet bridge does not keep an
-    /// old position on disk).
+    /// old position on disk). Does not wait: the work runs on the blocking
+    /// pool, and a persist still running is left to finish.
     pub fn persist_if_moved(&mut self) {
         if self.acked != self.persisted {
-            self.persist();
+            self.start_persist();
         }
     }
 
-    /// Deletes fully confirmed segments, then writes the acked position.
-    ///
-    /// Deleting first frees space even when the disk is full (when writing
-    /// the position could fail); a position left behind on disk only means
-    /// re-delivery after a restart, never loss.
-    pub fn persist(&mut self) {
-        self.persisted_at = Instant::now();
-        // Oldest first, so one that cannot be removed now is found again
-        // next time (nothing older than it is left behind).
-        while self.oldest < self.acked.segment {
-            let id = self.oldest;
-            let path = segment_path(&self.dir, id);
-            if matches!(&self.file, Some((open, _)) if *open == id) {
-                self.file = None;
-            }
-            let len = match self.disk.len(&path) {
-                Ok(len) => len,
-                // Already gone (a segment a failed roll never created).
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    self.oldest += 1;
-                    continue;
-                }
-                Err(_) => break,
-            };
-            if self.disk.remove(&path).is_err() {
-                break;
-            }
-            let _ = self
-                .used
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                    Some(used.saturating_sub(len))
-                });
-            self.oldest += 1;
-        }
-        match write_acked(self.disk.as_ref(), &self.dir, self.acked) {
-            Ok(()) => self.persisted = self.acked,
-            Err(err) => {
-                warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart")
-            }
+    /// Persists the acked position and waits until it is on disk (at
+    /// shutdown, after the last confirmation).
+    pub async fn persist(&mut self) {
+        self.persisted().await;
+        self.start_persist();
+        let done = self.persisting.finish().await;
+        self.persist_done(done);
+    }
+
+    /// Waits for a persist under way, if any, without starting one.
+    pub(crate) async fn persisted(&mut self) {
+        if self.persisting.is_running() {
+            let done = self.persisting.finish().await;
+            self.persist_done(done);
         }
     }
 
-    /// Reads frames from the cursor up to `watermark` into `ready`.
-    fn read_more(&mut self, watermark: Position) -> std::io::Result<()> {
-        let segment = self.cursor.segment;
-        if segment < watermark.segment {
-            // An older segment is complete: read it to its end, then move on.
-            let path = segment_path(&self.dir, segment);
-            let len = match self.disk.len(&path) {
-                Ok(len) => len,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    // Only this reader deletes segments, and only confirmed
-                    // ones: a missing one was removed by hand (or never
-                    // created when a roll failed). There is nothing to read.
-                    if self.cursor.offset > 0 {
-                        error!(
-                            segment,
-                            "spool segment disappeared while being read; moving to the next one"
-                        );
-                    }
-                    0
-                }
-                Err(err) => return Err(err),
-            };
-            if self.cursor.offset < len {
-                return self.read_range(segment, len, true);
-            }
-            self.cursor = Position {
-                segment: segment + 1,
-                offset: 0,
-            };
-            // A segment closed with nothing outstanding (the writer rolled
-            // after a failed write, or at its size limit) is freed now, not
-            // at the next confirmation, which may never come.
-            self.advance_acked();
-            return Ok(());
+    /// Starts deleting fully confirmed segments and writing the acked
+    /// position, unless that is already under way (then the next call, at
+    /// most [`ACK_PERSIST_INTERVAL`] later, takes the newer position).
+    fn start_persist(&mut self) {
+        if let Some(done) = self.persisting.try_finish() {
+            self.persist_done(done);
         }
-        self.read_range(segment, watermark.offset, false)
-    }
-
-    /// Reads frames of `segment` from the cursor towards `end`. `closed`:
-    /// the writer is done with this segment, so bytes at its end that do not
-    /// form a frame are a failed write's leftovers, not data still coming.
-    fn read_range(&mut self, segment: u64, end: u64, closed: bool) -> std::io::Result<()> {
-        let file = self.open(segment)?;
-        let len = (end - self.cursor.offset).min(READ_CHUNK);
-        let mut buf = vec![0; len as usize];
-        self.disk.read_at(&file, &mut buf, self.cursor.offset)?;
-        let mut at = 0;
-        loop {
-            match record::frame(&buf[at..]) {
-                Frame::Record(payload, used) => {
-                    let position = Position {
-                        segment,
-                        offset: self.cursor.offset + at as u64,
-                    };
-                    match record::decode(payload) {
-                        Ok(event) => self.ready.push_back(Spooled { event, position }),
-                        // An intact frame this version cannot read (written by a
-                        // newer bridge?): only this record is skipped.
-                        Err(problem) => {
-                            error!(?position, %problem, "spool record cannot be decoded; skipping it")
-                        }
-                    }
-                    at += used;
-                }
-                Frame::Incomplete if at == 0 => {
-                    // One frame bigger than a chunk: read exactly that frame.
-                    let need = frame_len(&buf).unwrap_or(u64::MAX);
-                    if need <= buf.len() as u64 || self.cursor.offset.saturating_add(need) > end {
-                        // It runs past the end: in a closed segment, bytes a
-                        // failed write left behind; in the open one (which
-                        // the writer ends at frames) damage.
-                        let problem = if closed {
-                            "bytes after the last whole record"
-                        } else {
-                            "record runs past the written end"
-                        };
-                        self.skip(segment, end, problem);
-                        return Ok(());
-                    }
-                    buf.resize(need as usize, 0);
-                    self.disk.read_at(&file, &mut buf, self.cursor.offset)?;
-                    continue;
-                }
-                Frame::Incomplete => break,
-                // The zeros after a closed segment's last record.
-                Frame::End if closed => {
-                    self.cursor.offset = end;
-                    return Ok(());
-                }
-                // In the open segment the writer ends each write at a
-                // frame: zeros below its end are damage.
-                Frame::End => {
-                    self.cursor.offset += at as u64;
-                    self.skip(segment, end, "zeros where a record should be");
-                    return Ok(());
-                }
-                Frame::Corrupt(problem) => {
-                    self.cursor.offset += at as u64;
-                    // A checksum mismatch with a length that fits: skip this
-                    // record only. An impossible length: nothing after it can
-                    // be found, skip to the end of what is readable.
-                    let to = match frame_len(&buf[at..]) {
-                        Some(need)
-                            if problem == record::CHECKSUM_MISMATCH
-                                && self.cursor.offset + need <= end =>
-                        {
-                            self.cursor.offset + need
-                        }
-                        _ => end,
-                    };
-                    self.skip(segment, to, problem);
-                    return Ok(());
-                }
-            }
-        }
-        self.cursor.offset += at as u64;
-        Ok(())
-    }
-
-    /// Moves the cursor over damaged bytes up to `to`, counted and logged.
-    fn skip(&mut self, segment: u64, to: u64, problem: &str) {
-        let from = self.cursor.offset;
-        Stats::add(&self.stats.spool_skipped_bytes, to - from);
-        error!(
-            segment,
-            from_byte = from,
-            to_byte = to,
-            %problem,
-            "damaged bytes in the spool; skipping them (these events, if any, cannot be recovered)"
+        let (files, used, oldest, acked) = (
+            self.files.clone(),
+            Arc::clone(&self.used),
+            self.oldest,
+            self.acked,
         );
-        self.cursor.offset = to;
+        if self
+            .persisting
+            .try_start(move || files.persist(oldest, acked, &used))
+        {
+            self.persisted_at = Instant::now();
+        }
     }
 
-    fn open(&mut self, segment: u64) -> std::io::Result<Arc<File>> {
-        match &self.file {
-            Some((open, file)) if *open == segment => Ok(Arc::clone(file)),
-            _ => {
-                let file = Arc::new(self.disk.open_read(&segment_path(&self.dir, segment))?);
-                self.file = Some((segment, Arc::clone(&file)));
-                Ok(file)
+    fn persist_done(&mut self, done: Result<Persisted, tokio::task::JoinError>) {
+        match done {
+            Ok(persisted) => {
+                self.oldest = self.oldest.max(persisted.oldest);
+                match persisted.written {
+                    Ok(()) => self.persisted = persisted.acked,
+                    Err(err) => {
+                        warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart")
+                    }
+                }
+            }
+            Err(panicked) => {
+                error!(cause = %panicked, "persisting the spool's acked position failed; tried again at the next confirmation")
             }
         }
     }
-}
-
-fn frame_len(buf: &[u8]) -> Option<u64> {
-    let len = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?) as u64;
-    Some(record::HEADER_LEN as u64 + len)
 }
