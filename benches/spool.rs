@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use openim_bridge::config::AckMode;
+use openim_bridge::settings::AckMode;
 use openim_bridge::stats::Stats;
 use openim_bridge::{App, Settings};
 use tokio::net::TcpListener;
@@ -44,7 +44,9 @@ async fn start(ack: AckMode) -> Bridge {
     settings.spool.ack = ack;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = App::start(settings, listener).await.unwrap();
+    let app = App::start(settings.validate().unwrap(), listener)
+        .await
+        .unwrap();
     let stats = app.stats();
     tokio::spawn(app.run(std::future::pending()));
     Bridge {

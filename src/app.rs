@@ -23,10 +23,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::config::{ConfigError, HttpSettings, Settings, SinkKind};
-use crate::ingress::tls::{self, TlsError};
 use crate::ingress::{server, Handler};
-use crate::routing::{Filter, Routes};
+use crate::routing::Routes;
+use crate::settings::{SinkKind, Validated};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
 use crate::sink::stdout::StdoutSink;
@@ -34,7 +33,6 @@ use crate::sink::{publisher, refusal, Sink};
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{self, OpenError, SpoolReader, SpoolWriter};
 use crate::stats::Stats;
-use tokio_rustls::TlsAcceptor;
 
 /// The bridge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,57 +46,31 @@ pub enum StartError {
     /// The spool could not be opened.
     #[error(transparent)]
     Spool(#[from] OpenError),
-    /// The TLS certificate or key could not be loaded.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// A setting [`Settings::validate`] would refuse (settings built in code
-    /// skip that check).
-    #[error(transparent)]
-    Config(#[from] ConfigError),
 }
 
 /// A started bridge: spool open, sink connecting in the background, not
 /// yet serving.
 pub struct App {
-    settings: Settings,
+    settings: Validated,
     listener: TcpListener,
     spool: SpoolWriter,
-    tls: Option<TlsAcceptor>,
     stats: Arc<Stats>,
     publisher: JoinHandle<()>,
     /// Receives the error of a sink that could not start.
     sink_failed: oneshot::Receiver<StartError>,
     routes: Arc<Routes>,
-    filter: Filter,
-    /// `http.allow_ips`, parsed.
-    allow: Vec<ipnet::IpNet>,
 }
 
 impl App {
     /// Opens the spool and starts the configured sink and its publisher in
     /// the background. `listener` is already bound (tests bind port 0).
-    pub async fn start(mut settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
-        settings.derive_defaults();
-        settings.resolve_secret_files()?;
-        settings.http.max_connections = fit_open_files(settings.http.max_connections);
+    /// Takes [`Validated`] settings ([`Settings::validate`](crate::Settings::validate)),
+    /// so every key was checked and every file they name was read.
+    pub async fn start(settings: Validated, listener: TcpListener) -> Result<Self, StartError> {
         let stats = Arc::new(Stats::default());
-        let tls = match (&settings.http.tls_cert_file, &settings.http.tls_key_file) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
-        };
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open_async(&settings.spool, Arc::clone(&stats)).await?;
-        let filter = Filter::new(&settings.filter)?;
-        // Fail closed: an allowlist that does not parse stops startup (it
-        // must never become an empty list, which admits every address),
-        // also for settings built in code that skipped Settings::validate.
-        let allow = HttpSettings::parse_allow_ips(&settings.http.allow_ips).map_err(|problem| {
-            ConfigError::Invalid {
-                key: "http.allow_ips",
-                problem,
-            }
-        })?;
-        let routes = Arc::new(Routes::new(&settings));
+        let routes = Arc::new(settings.routes().clone());
         let (failed_tx, sink_failed) = oneshot::channel();
         let publisher = tokio::spawn(publish(
             settings.clone(),
@@ -111,13 +83,10 @@ impl App {
             settings,
             listener,
             spool,
-            tls,
             stats,
             publisher,
             sink_failed,
             routes,
-            filter,
-            allow,
         })
     }
 
@@ -143,8 +112,8 @@ impl App {
             &self.settings.spool.dir,
             Arc::clone(&self.stats),
             self.routes,
-            self.filter,
-            self.allow,
+            self.settings.filter().clone(),
+            self.settings.allow_ips().to_vec(),
         );
         let (fired_tx, fired_rx) = oneshot::channel();
         let sink_failed = self.sink_failed;
@@ -160,7 +129,7 @@ impl App {
         server::serve(
             self.listener,
             handler,
-            self.tls,
+            self.settings.tls().cloned(),
             Arc::clone(&self.stats),
             &self.settings.http,
             shutdown,
@@ -208,7 +177,7 @@ impl App {
 /// Starts the configured sink, then publishes the spool to it until the
 /// spool closes. A sink that cannot start is reported on `failed`.
 async fn publish(
-    settings: Settings,
+    settings: Validated,
     routes: Arc<Routes>,
     spool: SpoolReader,
     stats: Arc<Stats>,
@@ -241,55 +210,9 @@ async fn publish(
 async fn run_publisher<S: Sink>(
     sink: S,
     spool: SpoolReader,
-    settings: &Settings,
+    settings: &Validated,
     stats: Arc<Stats>,
 ) {
     let dead_letter = DeadLetter::open(&settings.spool.dir).await;
     publisher::run(sink, spool, dead_letter, settings.sink.clone(), stats).await;
-}
-
-/// File descriptors kept free for the spool, the broker client, logs and
-/// the runtime, beyond one per connection.
-const RESERVED_FILES: u64 = 256;
-
-/// Raises the soft open-files limit to the hard one, and returns a
-/// connection limit that fits in it: a connection flood must never leave
-/// the spool without a descriptor (EMFILE), whatever `ulimit -n` says.
-fn fit_open_files(max_connections: usize) -> usize {
-    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => limit,
-        Err(err) => {
-            warn!(cause = %err, "cannot read or raise the open-files limit; http.max_connections is used as set");
-            return max_connections;
-        }
-    };
-    let fits = usize::try_from(limit.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX);
-    if max_connections > fits {
-        warn!(
-            http_max_connections = max_connections,
-            open_files_limit = limit,
-            using = fits,
-            "http.max_connections does not fit in the open-files limit; serving at most `using` connections (raise the limit, e.g. `ulimit -n` or the container's nofile ulimit, or lower http.max_connections)"
-        );
-        return fits;
-    }
-    max_connections
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_connection_limit_leaves_descriptors_for_the_spool() {
-        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().1;
-        let connections = fit_open_files(usize::MAX);
-        assert!(
-            (connections as u64) + RESERVED_FILES <= limit.max(RESERVED_FILES + 1),
-            "{connections} connections with a hard limit of {limit}"
-        );
-        let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().0;
-        assert_eq!(soft, limit, "the soft limit is raised to the hard one");
-        assert_eq!(fit_open_files(10), 10, "a limit that fits is kept");
-    }
 }

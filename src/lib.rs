@@ -14,7 +14,8 @@
 //!    ([`sink::kafka`], [`sink::rabbitmq`] or [`sink::stdout`]) and retries
 //!    what the broker did not confirm.
 //!
-//! Around them: [`config`] (one settings tree), [`telemetry`] (logs),
+//! Around them: [`settings`] (one settings tree; [`config`] holds what its
+//! sections share), [`telemetry`] (logs),
 //! [`stats`] (counters), [`shutdown`], and [`app`], which wires it all.
 
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod config;
 pub mod ingress;
 pub mod normalize;
 pub mod routing;
+pub mod settings;
 pub mod shutdown;
 pub mod sink;
 pub mod spool;
@@ -31,4 +33,4 @@ pub mod stats;
 pub mod telemetry;
 
 pub use app::App;
-pub use config::Settings;
+pub use settings::{Settings, Validated};

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use openim_bridge::config::LogFormat;
-use openim_bridge::{shutdown, telemetry, App, Settings};
+use openim_bridge::settings::LogFormat;
+use openim_bridge::{shutdown, telemetry, App, Settings, Validated};
 use tokio::net::TcpListener;
 
 /// jemalloc: the allocator is a measured part of the ack's cost (see
@@ -35,28 +35,36 @@ struct Args {
     check_config: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Loads and checks the settings (reading the files they name) before the
+/// async runtime starts, so no file is read on it; then runs the bridge.
+fn main() -> ExitCode {
     let args = Args::parse();
-    let mut settings = match Settings::load(args.config.as_deref(), None) {
+    let settings = match Settings::load(args.config.as_deref(), None) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("openim-bridge: {err}");
             return ExitCode::from(2);
         }
     };
-    if args.log_json {
-        settings.log.format = LogFormat::Json;
-    }
     if args.check_config {
         println!("{settings:#?}");
         return ExitCode::SUCCESS;
     }
-    telemetry::init(
-        &settings.log,
-        std::io::stderr,
-        std::io::stderr().is_terminal(),
-    );
+    let mut log = settings.log.clone();
+    if args.log_json {
+        log.format = LogFormat::Json;
+    }
+    telemetry::init(&log, std::io::stderr, std::io::stderr().is_terminal());
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run(settings)),
+        Err(err) => {
+            tracing::error!(cause = %err, "cannot start the async runtime");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Validated) -> ExitCode {
     shutdown::install_handlers();
     let listener = match TcpListener::bind(settings.http.listen).await {
         Ok(listener) => listener,
@@ -66,8 +74,7 @@ async fn main() -> ExitCode {
         }
     };
     let ready_delay = std::time::Duration::from_millis(settings.shutdown.ready_delay_ms);
-    let app = App::start(settings, listener).await;
-    match app {
+    match App::start(settings, listener).await {
         Ok(app) => {
             let stopping = shutdown::graceful(app.stats(), ready_delay);
             match app.run(stopping).await {

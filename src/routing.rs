@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigError, Settings};
+use crate::config::ConfigError;
 use crate::normalize::catalog::same_key;
 use crate::normalize::CallbackKind;
 
@@ -51,6 +51,25 @@ impl RouteSettings {
             Some(prefix) => kind.event_type().starts_with(prefix),
             None => pattern == kind.command() || pattern == kind.event_type(),
         }
+    }
+
+    /// The entry matches something and names no empty exchange (each
+    /// broker's own name rules are checked with its settings).
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let pattern = self.pattern.trim();
+        let problem = if pattern.is_empty() {
+            "an entry has no `match`: give a callbackCommand, an event type, or a type prefix ending in `*`".to_owned()
+        } else if !CallbackKind::all().any(|kind| self.matches(kind)) {
+            format!("`match = {pattern:?}` matches no callback command or event type (see the table in README.md)")
+        } else if self.rabbitmq_exchange.as_deref() == Some("") {
+            format!("`rabbitmq_exchange` of `{pattern}` is empty")
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::Invalid {
+            key: "routes",
+            problem,
+        })
     }
 }
 
@@ -124,15 +143,11 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Resolves `settings.routes` for every kind.
-    pub fn new(settings: &Settings) -> Self {
-        let fallback = Route {
-            enabled: true,
-            kafka_topic: Arc::from(settings.kafka.topic.as_str()),
-            rabbitmq_exchange: Arc::from(settings.rabbitmq.exchange.as_str()),
-            rabbitmq_routing_key: Arc::from(settings.rabbitmq.routing_key.as_str()),
-        };
-        let publish_unknown = settings.http.unknown_commands.publishes();
+    /// Resolves `[[routes]]` for every kind: the first entry that matches
+    /// decides; what it leaves unset comes from `fallback` (the sinks'
+    /// own topic, exchange and routing key). Unknown commands are
+    /// published if `publish_unknown` (`http.unknown_commands`).
+    pub fn new(routes: &[RouteSettings], fallback: Route, publish_unknown: bool) -> Self {
         let mut by_code = vec![None; 256];
         for kind in CallbackKind::all() {
             let spec = kind.spec();
@@ -140,7 +155,7 @@ impl Routes {
                 enabled: !spec.is_before() && (kind != CallbackKind::UNKNOWN || publish_unknown),
                 ..fallback.clone()
             };
-            if let Some(chosen) = settings.routes.iter().find(|r| r.matches(kind)) {
+            if let Some(chosen) = routes.iter().find(|r| r.matches(kind)) {
                 route.enabled = chosen.enabled.unwrap_or(route.enabled);
                 if let Some(topic) = &chosen.kafka_topic {
                     route.kafka_topic = Arc::from(topic.as_str());
@@ -343,27 +358,30 @@ mod tests {
 
     #[test]
     fn first_matching_route_decides_and_before_callbacks_are_off() {
-        let settings = Settings {
-            routes: vec![
-                RouteSettings {
-                    pattern: "io.openim.group.*".into(),
-                    kafka_topic: Some("openim.group".into()),
-                    ..RouteSettings::default()
-                },
-                RouteSettings {
-                    pattern: "*".into(),
-                    kafka_topic: Some("never".into()),
-                    ..RouteSettings::default()
-                },
-                RouteSettings {
-                    pattern: "callbackBeforeSendGroupMsgCommand".into(),
-                    enabled: Some(true),
-                    ..RouteSettings::default()
-                },
-            ],
-            ..Settings::default()
+        let settings = [
+            RouteSettings {
+                pattern: "io.openim.group.*".into(),
+                kafka_topic: Some("openim.group".into()),
+                ..RouteSettings::default()
+            },
+            RouteSettings {
+                pattern: "*".into(),
+                kafka_topic: Some("never".into()),
+                ..RouteSettings::default()
+            },
+            RouteSettings {
+                pattern: "callbackBeforeSendGroupMsgCommand".into(),
+                enabled: Some(true),
+                ..RouteSettings::default()
+            },
+        ];
+        let fallback = Route {
+            enabled: true,
+            kafka_topic: "openim.events".into(),
+            rabbitmq_exchange: "openim.events".into(),
+            rabbitmq_routing_key: "{type}".into(),
         };
-        let routes = Routes::new(&settings);
+        let routes = Routes::new(&settings, fallback.clone(), true);
         let quit = CallbackKind::from_command("callbackAfterQuitGroupCommand").unwrap();
         assert_eq!(&*routes.route(quit).kafka_topic, "openim.group");
         let online = CallbackKind::from_command("callbackAfterUserOnlineCommand").unwrap();
@@ -371,6 +389,6 @@ mod tests {
         // `*` matched first, so the before-callback route is never reached.
         let before = CallbackKind::from_command("callbackBeforeSendGroupMsgCommand").unwrap();
         assert!(!routes.route(before).enabled);
-        assert!(Routes::new(&Settings::default()).route(quit).enabled);
+        assert!(Routes::new(&[], fallback, true).route(quit).enabled);
     }
 }

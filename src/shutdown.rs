@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tracing::info;
 
+use serde::Deserialize;
+
 use crate::stats::Stats;
 
 /// Resolves when the bridge should stop serving, on this timeline:
@@ -69,5 +71,32 @@ pub async fn signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// After SIGTERM: how long the bridge keeps accepting and acking
+    /// callbacks while `/readyz` already answers 503, so a load balancer's
+    /// health check (or Kubernetes' endpoint removal) stops sending new
+    /// ones before it stops listening. A second SIGTERM cuts it short.
+    pub ready_delay_ms: u64,
+    /// Then: how long in-flight requests may take to finish and spooled
+    /// events to reach the broker before the bridge exits anyway (what is
+    /// left stays in the spool).
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        // 5 s: several health checks of a load balancer checking every
+        // second or faster, and Kubernetes' endpoint propagation. With the
+        // 20 s drain, below Kubernetes' default 30 s grace period.
+        Self {
+            ready_delay_ms: 5_000,
+            drain_timeout_ms: 20_000,
+        }
     }
 }

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogSettings};
+use serde::Deserialize;
+
+use crate::config::{words, ConfigError};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides
 /// `log.level` (validated at startup). Colours only on a terminal. Does
@@ -74,5 +76,54 @@ mod tests {
         // Unless the second ticks over right here, the rest are counted.
         let passed = (0..100).filter(|_| limit.allow().is_some()).count();
         assert!(passed <= 1, "{passed}");
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+words!(LogFormat: "text" => Text, "json" => Json);
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` | `json`.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `openim_bridge=debug,info`.
+    /// `RUST_LOG` overrides it when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl LogSettings {
+    /// `level` must be a filter `tracing` understands.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        match tracing_subscriber::EnvFilter::try_new(&self.level) {
+            Ok(_) => Ok(()),
+            Err(err) => Err(ConfigError::invalid(
+                "log.level",
+                &format!(
+                    "{:?} is not a log filter ({err}); try `info` or `openim_bridge=debug,info`",
+                    self.level
+                ),
+            )),
+        }
     }
 }

@@ -12,7 +12,6 @@ use openim_bridge::normalize::catalog::{
     Family, FieldType, Layout, Spec, CATALOG, OTHER_BEFORE, UNKNOWN,
 };
 use openim_bridge::normalize::{normalize, CallbackKind};
-use openim_bridge::routing::Routes;
 use openim_bridge::Settings;
 use serde_json::{json, Map, Value};
 
@@ -167,8 +166,8 @@ fn key_description(spec: &Spec) -> String {
 }
 
 fn readme_table() -> String {
-    let settings = Settings::default();
-    let routes = Routes::new(&settings);
+    let settings = Settings::default().validate().unwrap();
+    let routes = settings.routes();
     let mut table = String::from(
         "| callbackCommand | CloudEvents type | key | id | Kafka topic | RabbitMQ routing key |\n|---|---|---|---|---|---|\n",
     );

@@ -14,8 +14,8 @@ use std::time::Duration;
 use common::kafka::{create_topic, read, Record};
 use common::rabbitmq::{header, Binding};
 use common::*;
-use openim_bridge::config::SinkKind;
 use openim_bridge::routing::RouteSettings;
+use openim_bridge::settings::SinkKind;
 use openim_bridge::Settings;
 use serde_json::Value;
 
@@ -300,7 +300,9 @@ async fn a_missing_routed_topic_is_named_when_creation_is_off() {
     let mut settings = kafka_settings(&default, vec![routed]).await;
     settings.kafka.create_topics = false;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = openim_bridge::App::start(settings, listener).await.unwrap();
+    let app = openim_bridge::App::start(settings.validate().unwrap(), listener)
+        .await
+        .unwrap();
     let err = tokio::time::timeout(Duration::from_secs(30), app.run(std::future::pending()))
         .await
         .expect("the bridge stops by itself")

@@ -301,10 +301,10 @@ fn kubernetes_takes_broker_passwords_from_the_secret() {
     let settings = loaded.expect("the secured ConfigMap loads");
     assert_eq!(
         settings.kafka.security_protocol,
-        openim_bridge::config::SecurityProtocol::SaslSsl
+        openim_bridge::settings::SecurityProtocol::SaslSsl
     );
     assert_eq!(
-        settings.kafka.sasl_password.unwrap().expose(),
+        settings.kafka.sasl_password.as_ref().unwrap().expose(),
         "from-the-secret"
     );
 }

@@ -15,7 +15,7 @@ use common::kafka::{create_topic, read_until};
 use common::process::{signal, spawn, terminate};
 use common::rabbitmq::{header, Binding};
 use common::*;
-use openim_bridge::config::SinkKind;
+use openim_bridge::settings::SinkKind;
 
 /// Sends group messages from 4 keep-alive connections until the bridge
 /// stops answering; sends `sig` (`KILL`, `TERM`) to `pid` once `kill_after`

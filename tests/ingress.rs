@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
-use openim_bridge::config::SinkKind;
+use openim_bridge::settings::SinkKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GROUP: &str = "after_send_group_msg_01_text_ios.json";
@@ -114,7 +114,7 @@ async fn unknown_commands_are_acked_and_published_raw_or_404_when_rejected() {
     bridge.stop().await;
 
     let mut settings = test_settings();
-    settings.http.unknown_commands = openim_bridge::config::UnknownCommands::Reject;
+    settings.http.unknown_commands = openim_bridge::settings::UnknownCommands::Reject;
     let bridge = TestBridge::start(settings).await;
     let reply = post(bridge.addr, "/callbackAfterSomethingNewCommand", body).await;
     assert_error(&reply, 404, "callbackAfterSomethingNewCommand");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::kafka::{create_topic, read};
 use common::*;
-use openim_bridge::config::SinkKind;
+use openim_bridge::settings::SinkKind;
 use serde_json::Value;
 
 const PARTITIONS: i32 = 3;
@@ -171,7 +171,7 @@ async fn a_missing_topic_stops_the_bridge_with_a_clear_error() {
     settings.kafka.brokers = kafka_brokers();
     settings.kafka.topic = unique("openim-never-created");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = openim_bridge::App::start(settings.clone(), listener)
+    let app = openim_bridge::App::start(settings.clone().validate().unwrap(), listener)
         .await
         .expect("the spool opens");
     let err = tokio::time::timeout(Duration::from_secs(30), app.run(std::future::pending()))

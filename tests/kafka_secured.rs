@@ -12,7 +12,7 @@ use base64::Engine as _;
 use common::kafka::read_with;
 use common::kafka_front::{FrontOptions, FrontTls, KafkaFront, Sasl};
 use common::*;
-use openim_bridge::config::{SaslMechanism, Secret, SecurityProtocol, SinkKind};
+use openim_bridge::settings::{SaslMechanism, Secret, SecurityProtocol, SinkKind};
 use openim_bridge::sink::refusal::{self, Refusal};
 use openim_bridge::Settings;
 

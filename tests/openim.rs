@@ -14,7 +14,7 @@ use common::kafka::{create_topic, read};
 use common::rabbitmq::Binding;
 use common::*;
 use http_body_util::Full;
-use openim_bridge::config::SinkKind;
+use openim_bridge::settings::SinkKind;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "s3cret-Token_0123456789";

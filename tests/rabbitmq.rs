@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::rabbitmq::{header, Binding};
 use common::*;
-use openim_bridge::config::SinkKind;
+use openim_bridge::settings::SinkKind;
 use openim_bridge::Settings;
 use serde_json::Value;
 

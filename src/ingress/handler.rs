@@ -21,7 +21,7 @@ use tracing::{debug, warn, Instrument};
 
 use super::invalid::InvalidLog;
 use super::reply::{self, Reply};
-use crate::config::{HttpSettings, UnknownCommands};
+use super::settings::{HttpSettings, UnknownCommands};
 use crate::normalize::{self, CallbackKind, Event, NormalizeError};
 use crate::routing::{Filter, Routes};
 use crate::spool::{AppendError, SpoolWriter};

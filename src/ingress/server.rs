@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::handler::Handler;
-use crate::config::HttpSettings;
+use super::settings::HttpSettings;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 

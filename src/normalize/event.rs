@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -154,4 +156,34 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
 pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
     let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     (0..=9999).contains(&at.year()).then_some(at)
+}
+
+/// `[event]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// CloudEvents `source` of every event: names the OpenIM deployment.
+    /// `source` + `id` identify an event, so give each OpenIM cluster its own.
+    pub source: String,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            source: "openim".to_owned(),
+        }
+    }
+}
+
+impl EventSettings {
+    /// CloudEvents requires a source.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.source.is_empty() {
+            return Err(ConfigError::invalid(
+                "event.source",
+                "must not be empty (CloudEvents requires a source)",
+            ));
+        }
+        Ok(())
+    }
 }

@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod publisher;
 pub mod rabbitmq;
 pub mod refusal;
+pub mod settings;
 pub mod stdout;
 
 use std::future::Future;

@@ -20,8 +20,8 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
 use tracing::{debug, error, info, warn};
 
+use super::settings::SinkSettings;
 use super::{refusal, Delivery, Sink, SinkError};
-use crate::config::SinkSettings;
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
 use crate::stats::{Delivery as Outcome, Stats};
@@ -328,10 +328,10 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SpoolSettings;
     use crate::normalize::{CallbackKind, Event};
     use crate::spool;
     use crate::spool::dead_letter::DeadLetterFile;
+    use crate::spool::SpoolSettings;
     use std::sync::Mutex;
 
     /// A sink whose deliveries fail while `down` is set.

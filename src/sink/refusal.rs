@@ -14,37 +14,8 @@
 
 use tracing::{error, info};
 
+pub use crate::stats::Refusal;
 use crate::stats::Stats;
-
-/// Why the broker refuses this replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Refusal {
-    /// Wrong username, password or token; or no permission on the vhost.
-    Authentication,
-    /// The broker's certificate is not trusted, its name does not match,
-    /// or the broker refused our client certificate.
-    Certificate,
-    /// TLS spoken to a plaintext port or the other way round.
-    TlsMismatch,
-}
-
-impl Refusal {
-    /// Every reason, for metrics initialisation.
-    pub const ALL: [Refusal; 3] = [
-        Refusal::Authentication,
-        Refusal::Certificate,
-        Refusal::TlsMismatch,
-    ];
-
-    /// The `reason` label and `/readyz` word.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Authentication => "authentication",
-            Self::Certificate => "certificate",
-            Self::TlsMismatch => "tls_mismatch",
-        }
-    }
-}
 
 /// Reports a refusal: the gauges always, a log line when the reason is new.
 /// `fix` names the settings to change; `detail` is the client's own words

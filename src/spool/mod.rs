@@ -69,6 +69,7 @@
 //! Every file operation after startup goes through [`disk::Disk`], so tests
 //! inject EMFILE, EIO, ENOSPC and short writes at any call.
 
+mod append;
 pub mod dead_letter;
 pub mod disk;
 #[cfg(test)]
@@ -77,11 +78,13 @@ mod job;
 pub mod reader;
 pub mod record;
 mod segments;
+pub mod settings;
 mod syncer;
 mod tail;
 #[cfg(test)]
 mod tests;
 pub mod writer;
+mod writer_thread;
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -95,8 +98,8 @@ use tracing::{info, warn};
 pub use reader::{SpoolReader, Spooled};
 pub use writer::{AppendError, SpoolWriter};
 
-use crate::config::SpoolSettings;
 use crate::stats::Stats;
+pub use settings::{AckMode, SpoolSettings};
 
 /// How often, at most, the acked position is written to disk.
 pub const ACK_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
@@ -200,7 +203,7 @@ pub fn open_on(
     if !segments.is_empty() {
         info!(dir = %dir.display(), segments = segments.len(), from = ?start, "spool recovered; unconfirmed events will be published again");
     }
-    let started = writer::start(
+    let started = writer_thread::start(
         settings,
         next,
         Arc::clone(&used),

@@ -1,23 +1,85 @@
-//! The spool's segment files as the reader's blocking jobs see them:
-//! reading frames from a position, deleting confirmed segments and writing
-//! the acked position. Everything here blocks; [`SpoolReader`] runs it on
-//! the blocking pool.
+//! The spool's segment files: opening and preparing them for the writer
+//! thread; reading frames from a position, deleting confirmed segments and
+//! writing the acked position for the reader. Everything here blocks:
+//! [`SpoolReader`] runs its part on the blocking pool.
 //!
 //! [`SpoolReader`]: super::SpoolReader
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
-use tracing::error;
+use tracing::{error, warn};
 
 use super::disk::SharedDisk;
 use super::record::{self, Frame};
-use super::{segment_path, write_acked, Position, Spooled};
+use super::{segment_path, sync_dir, write_acked, Position, Spooled};
 use crate::stats::Stats;
 
 /// Bytes read from a segment at a time.
 const READ_CHUNK: u64 = 256 * 1024;
+
+/// Opens segment `id` for writing: the preallocated file if one was
+/// prepared, else a new empty one. The directory entry is synced.
+pub(super) fn open_segment(
+    disk: &dyn super::disk::Disk,
+    dir: &Path,
+    id: u64,
+) -> std::io::Result<File> {
+    let path = segment_path(dir, id);
+    let prepared = prep_path(dir, id);
+    // Housekeeping of the preallocated file uses std::fs directly: only
+    // the operations records depend on go through `disk`.
+    if prepared.exists() {
+        if let Err(err) = disk.rename(&prepared, &path) {
+            warn!(cause = %err, "cannot use the preallocated spool segment; creating one");
+            let _ = std::fs::remove_file(&prepared);
+        }
+    }
+    let file = disk.open_write(&path)?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Where segment `id` is prepared before it is used.
+pub(super) fn prep_path(dir: &Path, id: u64) -> PathBuf {
+    segment_path(dir, id).with_extension("seg.prep")
+}
+
+/// Starts preparing the segment file `path`: `len` zeros, synced, on a
+/// thread of its own (the writer goes on meanwhile). `None` if no thread
+/// could be started: the segment then grows as written.
+pub(super) fn prepare(
+    disk: SharedDisk,
+    path: PathBuf,
+    len: u64,
+) -> Option<JoinHandle<std::io::Result<()>>> {
+    std::thread::Builder::new()
+        .name("spool-prepare".to_owned())
+        .spawn(move || {
+            disk.preallocate(&path, len).inspect_err(|_| {
+                // At once: a half-made file would hold space records need.
+                let _ = std::fs::remove_file(&path);
+            })
+        })
+        .ok()
+}
+
+/// Waits for a [`prepare`]; whether the file is ready to be renamed into
+/// place.
+pub(super) fn prepared(preparing: JoinHandle<std::io::Result<()>>) -> bool {
+    match preparing.join() {
+        Ok(Ok(())) => true,
+        // The preparing thread removed its half-made file already.
+        Ok(Err(err)) => {
+            warn!(cause = %err, "cannot preallocate the next spool segment; it grows as written");
+            false
+        }
+        Err(_) => false,
+    }
+}
 
 /// Events read from disk, and the cursor after them.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! The spool's sync thread: `fdatasync` of what the writer thread wrote,
 //! per batch in `durable` mode (answering the appends waiting for it),
 //! every `spool.sync_interval_ms` in the other modes, and when a segment is
-//! closed. See [`super::writer`] for how the two threads share the work.
+//! closed. See [`super::writer_thread`] for how the two threads share the work.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use tracing::error;
 
+use super::append::{answer, AppendError, Done};
 use super::disk::SharedDisk;
-use super::writer::{answer, AppendError, Done};
-use crate::config::{AckMode, SpoolSettings};
+use super::settings::{AckMode, SpoolSettings};
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 

@@ -2,8 +2,8 @@
 //! restarts, torn tails and every ack mode.
 
 use super::*;
-use crate::config::AckMode;
 use crate::normalize::{CallbackKind, Event};
+use crate::spool::AckMode;
 
 /// Durable acks, 4 KiB segments, no size limit to speak of.
 pub(super) fn settings(dir: &Path) -> SpoolSettings {

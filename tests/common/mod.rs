@@ -106,8 +106,13 @@ pub async fn invalid_log(spool: &std::path::Path) -> String {
     std::fs::read_to_string(&path).unwrap()
 }
 
-/// Why `App::start` refuses `settings` (fails the test if it starts).
+/// Why the bridge refuses to start with `settings`: at validation, or in
+/// `App::start` (fails the test if it starts).
 pub async fn startup_error(settings: Settings) -> String {
+    let settings = match settings.validate() {
+        Ok(settings) => settings,
+        Err(err) => return err.to_string(),
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     App::start(settings, listener)
         .await
@@ -134,6 +139,7 @@ impl TestBridge {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let spool = settings.spool.dir.clone();
+        let settings = settings.validate().expect("valid settings");
         let app = App::start(settings, listener).await.expect("bridge starts");
         let stats = app.stats();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

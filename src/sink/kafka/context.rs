@@ -14,7 +14,8 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::debug;
 
-use crate::config::{read_secret_file, KafkaSettings, SaslMechanism, Secret};
+use super::config::{KafkaSettings, SaslMechanism};
+use crate::config::{read_secret_file, Secret};
 use crate::sink::refusal::{self, Refusal};
 use crate::stats::Stats;
 

@@ -14,21 +14,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod client;
+pub mod config;
 mod context;
+mod security;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tracing::{info, warn};
 
+use self::client::{create_topics, message_max_bytes, producer, topic_message_limit};
 use self::context::BridgeContext;
 use super::{refusal, Delivery, Sink, SinkError};
-use crate::config::KafkaSettings;
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
+use config::KafkaSettings;
 
 /// The producer, with our context (errors, logs, OAUTHBEARER tokens).
 type BridgeProducer = FutureProducer<BridgeContext>;
@@ -100,7 +102,9 @@ impl KafkaSink {
         max_event_bytes: usize,
         stats: Arc<Stats>,
     ) -> Result<Self, KafkaStartError> {
-        let mut producer = producer(settings, None, &stats).map_err(KafkaStartError::Config)?;
+        let mut producer = producer(settings, None, &stats)
+            .await
+            .map_err(KafkaStartError::Config)?;
         // The bridge already serves (callbacks wait in the spool), so wait
         // for the broker to answer: the topics are checked, and created,
         // even when Kafka comes up after the bridge.
@@ -147,8 +151,9 @@ impl KafkaSink {
         refusal::accepted(&stats, "kafka");
         let topic_limit = topic_message_limit(settings, &routes.kafka_topics(), &stats).await;
         if topic_limit.is_some() {
-            producer =
-                self::producer(settings, topic_limit, &stats).map_err(KafkaStartError::Config)?;
+            producer = self::producer(settings, topic_limit, &stats)
+                .await
+                .map_err(KafkaStartError::Config)?;
         }
         let limit = message_max_bytes(settings, topic_limit);
         if max_event_bytes > limit {
@@ -166,187 +171,6 @@ impl KafkaSink {
             topic_limit,
         })
     }
-}
-
-/// An admin client with the producer's connection and security settings.
-fn admin_client(
-    settings: &KafkaSettings,
-    stats: &Arc<Stats>,
-) -> Result<AdminClient<BridgeContext>, KafkaError> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.brokers);
-    set_security(&mut config, settings);
-    for (key, value) in settings.options.iter() {
-        // Security settings apply to the admin client too; producer-only
-        // properties would be refused by it.
-        if key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.") {
-            config.set(key, value);
-        }
-    }
-    config.create_with_context(BridgeContext::new(settings, Arc::clone(stats)))
-}
-
-/// The first-class security keys as librdkafka properties (validation
-/// made sure `kafka.options` does not set them too).
-fn set_security(config: &mut ClientConfig, settings: &KafkaSettings) {
-    let protocol = settings.security_protocol;
-    config.set("security.protocol", protocol.librdkafka());
-    if protocol.uses_sasl() {
-        config.set("sasl.mechanism", settings.sasl_mechanism.librdkafka());
-        if !settings.sasl_username.is_empty() {
-            config.set("sasl.username", &settings.sasl_username);
-        }
-        if let Some(password) = &settings.sasl_password {
-            config.set("sasl.password", password.expose());
-        }
-    }
-    for (property, path) in [
-        ("ssl.ca.location", &settings.ssl_ca_file),
-        ("ssl.certificate.location", &settings.ssl_cert_file),
-        ("ssl.key.location", &settings.ssl_key_file),
-    ] {
-        if let Some(path) = path {
-            config.set(property, path.to_string_lossy());
-        }
-    }
-    if let Some(password) = &settings.ssl_key_password {
-        config.set("ssl.key.password", password.expose());
-    }
-}
-
-/// The smallest `max.message.bytes` of `topics`, if the broker tells.
-async fn topic_message_limit(
-    settings: &KafkaSettings,
-    topics: &[Arc<str>],
-    stats: &Arc<Stats>,
-) -> Option<usize> {
-    let admin = admin_client(settings, stats).ok()?;
-    let specifiers: Vec<ResourceSpecifier> = topics
-        .iter()
-        .map(|topic| ResourceSpecifier::Topic(topic))
-        .collect();
-    let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
-    let described = match admin.describe_configs(&specifiers, &options).await {
-        Ok(described) => described,
-        Err(err) => {
-            info!(cause = %err, "cannot read the topics' max.message.bytes; batches use librdkafka's message.max.bytes");
-            return None;
-        }
-    };
-    described
-        .iter()
-        .filter_map(|result| result.as_ref().ok())
-        .filter_map(|resource| {
-            resource
-                .get("max.message.bytes")?
-                .value
-                .as_deref()?
-                .parse()
-                .ok()
-        })
-        .min()
-}
-
-/// The largest record (and batch) the producer sends: `kafka.options`'
-/// `message.max.bytes` if set, else the topics' limit, else librdkafka's.
-fn message_max_bytes(settings: &KafkaSettings, topic_limit: Option<usize>) -> usize {
-    settings
-        .options
-        .get("message.max.bytes")
-        .and_then(|value| value.parse().ok())
-        .or(topic_limit)
-        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
-}
-
-/// Creates `topics` with the configured partitions and replication factor;
-/// one that exists by now (another replica made it) is fine.
-async fn create_topics(
-    settings: &KafkaSettings,
-    topics: &[String],
-    stats: &Arc<Stats>,
-) -> Result<(), KafkaStartError> {
-    let admin = admin_client(settings, stats).map_err(KafkaStartError::Config)?;
-    let new_topics: Vec<NewTopic> = topics
-        .iter()
-        .map(|topic| {
-            NewTopic::new(
-                topic,
-                settings.topic_partitions,
-                TopicReplication::Fixed(settings.topic_replication_factor),
-            )
-        })
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = admin
-        .create_topics(&new_topics, &options)
-        .await
-        .map_err(|err| KafkaStartError::CreateTopic {
-            topic: topics.join(", "),
-            cause: err.to_string(),
-        })?;
-    for result in results {
-        match result {
-            Ok(topic) => {
-                info!(%topic, partitions = settings.topic_partitions, replication_factor = settings.topic_replication_factor, "kafka topic created")
-            }
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(KafkaStartError::CreateTopic {
-                    topic,
-                    cause: code.to_string(),
-                })
-            }
-        }
-    }
-    Ok(())
-}
-
-/// librdkafka settings: ours first, then `kafka.options` (validated not to
-/// weaken idempotence or acks). `topic_limit`: the topics'
-/// `max.message.bytes`, which records and batches must fit in.
-fn producer(
-    settings: &KafkaSettings,
-    topic_limit: Option<usize>,
-    stats: &Arc<Stats>,
-) -> Result<BridgeProducer, KafkaError> {
-    producer_config(settings, topic_limit)
-        .create_with_context(BridgeContext::new(settings, Arc::clone(stats)))
-}
-
-fn producer_config(settings: &KafkaSettings, topic_limit: Option<usize>) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.brokers)
-        .set("client.id", "openim-bridge")
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", settings.compression.as_str())
-        .set("linger.ms", settings.linger_ms.to_string())
-        .set(
-            "message.timeout.ms",
-            settings.message_timeout_ms.to_string(),
-        )
-        // Same key -> same partition as the Java client, so other producers
-        // of the same keys agree with us.
-        .set("partitioner", "murmur2_random");
-    // Info: librdkafka reports a connection closed at the first request
-    // (plaintext spoken to a TLS port) only as an Info line.
-    config.set_log_level(rdkafka::config::RDKafkaLogLevel::Info);
-    set_security(&mut config, settings);
-    if let Some(limit) = topic_limit {
-        // librdkafka caps a batch at batch.size (and message.max.bytes);
-        // the broker checks a whole batch against max.message.bytes.
-        // librdkafka's bounds: message.max.bytes >= 1000, batch.size >= 1.
-        let limit = limit.clamp(1000, 1_000_000_000);
-        config.set("message.max.bytes", limit.to_string()).set(
-            "batch.size",
-            limit.min(DEFAULT_MESSAGE_MAX_BYTES).to_string(),
-        );
-    }
-    for (key, value) in settings.options.iter() {
-        config.set(key, value);
-    }
-    config
 }
 
 /// Whether librdkafka gave up on a record for a reason in the record
@@ -443,6 +267,7 @@ impl Sink for KafkaSink {
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             warn!(?code, %reason, "kafka producer hit a fatal error; creating a new one");
             self.producer = producer(&self.settings, self.topic_limit, &self.stats)
+                .await
                 .map_err(|err| SinkError::Retryable(err.to_string()))?;
         }
         Ok(())
@@ -487,34 +312,5 @@ mod tests {
                 "{refused:?} is dead-lettered"
             );
         }
-    }
-
-    #[test]
-    fn batches_fit_the_topics_message_limit() {
-        let settings = KafkaSettings::default();
-        let config = producer_config(&settings, Some(512 * 1024));
-        assert_eq!(config.get("message.max.bytes"), Some("524288"));
-        assert_eq!(config.get("batch.size"), Some("524288"));
-        let big = producer_config(&settings, Some(8 * 1024 * 1024));
-        assert_eq!(big.get("message.max.bytes"), Some("8388608"));
-        assert_eq!(big.get("batch.size"), Some("1000000"));
-        assert_eq!(
-            producer_config(&settings, None).get("message.max.bytes"),
-            None
-        );
-        // The user's own setting wins.
-        let mut own = KafkaSettings::default();
-        own.options
-            .insert("message.max.bytes".to_owned(), "2000000".to_owned());
-        assert_eq!(
-            producer_config(&own, Some(512 * 1024)).get("message.max.bytes"),
-            Some("2000000")
-        );
-        assert_eq!(message_max_bytes(&own, Some(512 * 1024)), 2_000_000);
-        assert_eq!(message_max_bytes(&settings, Some(512 * 1024)), 524_288);
-        assert_eq!(
-            message_max_bytes(&settings, None),
-            DEFAULT_MESSAGE_MAX_BYTES
-        );
     }
 }

@@ -14,7 +14,7 @@ use lapin::{
 };
 use tracing::info;
 
-use crate::config::{ExchangeType, RabbitMqSettings};
+use super::config::{ExchangeType, RabbitMqSettings};
 use crate::sink::refusal::Refusal;
 
 /// AMQP reply codes that mean "not you": wrong credentials, or no access

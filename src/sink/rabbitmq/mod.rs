@@ -15,6 +15,7 @@
 //! the publisher calls [`Sink::recover`], which reconnects and declares the
 //! exchange again.
 
+pub mod config;
 mod confirms;
 mod connect;
 
@@ -32,10 +33,10 @@ pub use self::connect::redact;
 use self::connect::{Failure, Target};
 use super::refusal;
 use super::{Delivery, Sink, SinkError};
-use crate::config::RabbitMqSettings;
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
+use config::RabbitMqSettings;
 
 /// Longest wait between connection attempts at startup.
 const START_RETRY_MAX: Duration = Duration::from_secs(10);

@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -15,73 +14,11 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::normalize::CallbackKind;
-use crate::sink::refusal::Refusal;
 
-/// How a callback was answered.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
-pub enum Outcome {
-    /// "continue" ack: spooled.
-    Acked,
-    /// Refused as invalid (4xx).
-    Invalid,
-    /// Refused because the spool was full, failing or closing (503).
-    Unavailable,
-    /// Refused at the door: wrong token (401) or address not allowed (403).
-    Unauthorized,
-    /// "continue" ack, not published: a before-callback or a disabled
-    /// route, or dropped by a `[filter]`.
-    Skipped,
-}
+mod labels;
 
-impl EncodeLabelValue for Outcome {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        use std::fmt::Write;
-        encoder.write_str(match self {
-            Self::Acked => "acked",
-            Self::Invalid => "invalid",
-            Self::Unavailable => "unavailable",
-            Self::Unauthorized => "unauthorized",
-            Self::Skipped => "skipped",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallbackLabels {
-    /// A command this bridge handles, or `unknown`.
-    command: &'static str,
-    outcome: Outcome,
-}
-
-/// What became of an event at the broker.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
-pub enum Delivery {
-    /// The broker confirmed it.
-    Published,
-    /// Sent again after a retryable error.
-    Retried,
-    /// A delivery attempt failed with a retryable error.
-    Failed,
-    /// Refused for good; written to the dead-letter file.
-    DeadLettered,
-}
-
-impl EncodeLabelValue for Refusal {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        use std::fmt::Write;
-        encoder.write_str(self.label())
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RefusalLabel {
-    reason: Refusal,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SinkLabel {
-    sink: &'static str,
-}
+use labels::{CallbackLabels, RefusalLabel, SinkLabel};
+pub use labels::{Delivery, Outcome, Refusal};
 
 /// Label value for callbacks whose command is not one this bridge handles
 /// (or could not be read).
