@@ -45,6 +45,14 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// A limiter that lets the next line through (usable in a `static`).
+    pub const fn new() -> Self {
+        Self {
+            last_second: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
     /// `Some(n)` if a line may be logged now, `n` being how many were
     /// suppressed since the last one; `None` if this one is suppressed.
     pub fn allow(&self) -> Option<u64> {

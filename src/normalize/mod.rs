@@ -1,9 +1,10 @@
 //! Stage 2: an OpenIM callback body becomes an [`Event`].
 //!
-//! [`peek_command`] reads the body's `callbackCommand` (authoritative over the
-//! URL), [`CallbackKind::from_command`] says whether this bridge handles it,
-//! and [`normalize`] parses the typed body ([`wire`]) into the published shape
-//! ([`event`]).
+//! One call: [`callback`] reads the body's `callbackCommand` (authoritative
+//! over the URL, which must agree when it names one), classifies it by the
+//! [`catalog`], and parses the typed body ([`wire`]) into the published
+//! shape ([`event`]): a classified [`Event`], or a [`Refused`] saying why
+//! not (with the kind, when the body named one).
 
 pub mod catalog;
 pub mod event;
@@ -13,11 +14,14 @@ pub mod wire;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use tracing::warn;
 
 use catalog::{Layout, Spec};
 pub use event::Event;
 use event::{from_unix_ms, rfc3339, MessageData, MessageEventData, SCHEMA_VERSION};
 use wire::{CommandPeek, MsgCallback};
+
+use crate::telemetry::RateLimit;
 
 /// Which callback an event came from: its entry in [`catalog`] (stored in
 /// the spool as the entry's code).
@@ -89,15 +93,82 @@ pub enum NormalizeError {
         /// Which key, and what is wrong with it.
         detail: String,
     },
+    /// URL and body disagree on the command.
+    #[error("the URL names callback command `{url}` but the body's callbackCommand is `{body}`")]
+    CommandMismatch {
+        /// From the path or `?command=`.
+        url: String,
+        /// From the body.
+        body: String,
+    },
+    /// A command the catalog does not know, with
+    /// `http.unknown_commands = "reject"`.
+    #[error("callback command `{0}` is not known to this version of openim-bridge (http.unknown_commands = \"reject\"; set it to \"publish\" to publish such callbacks raw)")]
+    UnknownCommand(String),
 }
 
-/// The body's `callbackCommand`.
-pub fn peek_command(body: &[u8]) -> Result<String, NormalizeError> {
-    let peek: CommandPeek = serde_json::from_slice(body).map_err(NormalizeError::NotJson)?;
-    peek.callback_command.ok_or(NormalizeError::NoCommand)
+/// What [`callback`] needs besides the body.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// CloudEvents `source` (`event.source`).
+    pub source: &'a Arc<str>,
+    /// When the request arrived.
+    pub received_at: OffsetDateTime,
+    /// The command the URL names, if it names one: the body's must match.
+    pub url_command: Option<&'a str>,
+    /// A command the catalog does not know is published raw
+    /// ([`CallbackKind::UNKNOWN`]) if set, refused otherwise
+    /// (`http.unknown_commands`).
+    pub publish_unknown: bool,
 }
 
-/// Parses a callback body of the given kind into an event.
+/// A body that is not a callback this bridge takes.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Refused {
+    /// The callback kind, if the body named one this bridge knows (the
+    /// reply to a before-callback and the metrics label depend on it).
+    pub kind: Option<CallbackKind>,
+    /// Why it was refused.
+    pub error: NormalizeError,
+}
+
+/// Unknown commands published raw: logged at most once a second.
+static UNKNOWN_LOG: RateLimit = RateLimit::new();
+
+/// Stage 2 in one call: the callback `body` as a classified event.
+pub fn callback(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
+    let refused = |kind, error| Refused { kind, error };
+    let peek: CommandPeek =
+        serde_json::from_slice(body).map_err(|err| refused(None, NormalizeError::NotJson(err)))?;
+    let named = peek
+        .callback_command
+        .ok_or_else(|| refused(None, NormalizeError::NoCommand))?;
+    tracing::Span::current().record("command", named.as_str());
+    let kind = CallbackKind::from_command(&named);
+    if let Some(url) = context.url_command.filter(|url| *url != named) {
+        let mismatch = NormalizeError::CommandMismatch {
+            url: url.to_owned(),
+            body: named,
+        };
+        return Err(refused(None, mismatch));
+    }
+    let kind = match kind {
+        Some(kind) => kind,
+        None if context.publish_unknown => {
+            if let Some(suppressed) = UNKNOWN_LOG.allow() {
+                warn!(command = %named, suppressed, "unknown callback command: published raw as io.openim.callback.unknown (a newer OpenIM? see http.unknown_commands)");
+            }
+            CallbackKind::UNKNOWN
+        }
+        None => return Err(refused(None, NormalizeError::UnknownCommand(named))),
+    };
+    normalize(kind, body, context.received_at, context.source)
+        .map_err(|err| refused(Some(kind), err))
+}
+
+/// Parses a callback body of the given kind into an event ([`callback`]'s
+/// last step; tests and fuzzing call it for one kind).
 pub fn normalize(
     kind: CallbackKind,
     body: &[u8],
@@ -257,183 +328,4 @@ pub fn conversation_key(conversation_id: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::Value;
-
-    const GROUP: &str = include_str!("../../tests/fixtures/after_send_group_msg_01_text_ios.json");
-
-    fn source() -> Arc<str> {
-        Arc::from("openim")
-    }
-
-    fn data(event: &Event) -> Value {
-        serde_json::from_slice(&event.data).unwrap()
-    }
-
-    fn parse(kind: CallbackKind, body: &str) -> Result<Event, NormalizeError> {
-        normalize(kind, body.as_bytes(), OffsetDateTime::UNIX_EPOCH, &source())
-    }
-
-    #[test]
-    fn group_message_maps_every_field() {
-        let event = parse(CallbackKind::GROUP_MESSAGE_SENT, GROUP).unwrap();
-        assert_eq!(event.id, "9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91");
-        assert_eq!(event.key, "g_3001");
-        assert_eq!(event.time, "2024-07-01T02:13:20.123Z");
-        let data = data(&event);
-        let msg = &data["message"];
-        assert_eq!(msg["sender_id"], "u_1001");
-        assert_eq!(msg["sender_platform_id"], 1);
-        assert_eq!(
-            msg["sender_face_url"],
-            "https://cdn.example.com/avatar/u_1001.png"
-        );
-        assert_eq!(msg["content"], "{\"content\":\"hello team\"}");
-        assert_eq!(msg["at_user_ids"], serde_json::json!([]));
-        assert_eq!(msg["send_time_ms"], 1719800000123_i64);
-        assert!(msg.get("recv_id").is_none());
-        assert_eq!(data["conversation_id"], "sg_g_3001");
-        assert_eq!(data["received_at"], "1970-01-01T00:00:00Z");
-        assert_eq!(data["extra_fields"], serde_json::json!({}));
-    }
-
-    #[test]
-    fn unknown_keys_are_kept() {
-        let body = GROUP.replace(
-            "\"ex\":\"\"",
-            "\"ex\":\"\",\"isReact\":true,\"newThing\":{\"a\":[1,2]}",
-        );
-        let event = parse(CallbackKind::GROUP_MESSAGE_SENT, &body).unwrap();
-        assert_eq!(
-            data(&event)["extra_fields"],
-            serde_json::json!({"isReact": true, "newThing": {"a": [1, 2]}})
-        );
-    }
-
-    #[test]
-    fn missing_send_time_falls_back_to_create_time() {
-        let body = GROUP.replace("\"sendTime\":1719800000123,", "");
-        let event = parse(CallbackKind::GROUP_MESSAGE_SENT, &body).unwrap();
-        assert_eq!(event.time, "2024-07-01T02:13:20.001Z");
-        assert_eq!(data(&event)["message"]["send_time_ms"], Value::Null);
-    }
-
-    #[test]
-    fn notification_sessions_and_write_groups_use_openims_conversation_ids() {
-        let saved = |session_type: i32, group: &str| {
-            let mut body: Value = serde_json::from_str(GROUP).unwrap();
-            body["callbackCommand"] = "callbackAfterMsgSaveDBCommand".into();
-            body["sessionType"] = session_type.into();
-            body["groupID"] = group.into();
-            body["sendID"] = "u_9".into();
-            body["recvID"] = "u_1".into();
-            let event = normalize(
-                CallbackKind::from_command("callbackAfterMsgSaveDBCommand").unwrap(),
-                body.to_string().as_bytes(),
-                OffsetDateTime::UNIX_EPOCH,
-                &source(),
-            )
-            .unwrap();
-            (data(&event)["conversation_id"].clone(), event.key)
-        };
-        assert_eq!(
-            saved(4, ""),
-            (Value::from("sn_u_1_u_9"), "sn_u_1_u_9".into())
-        );
-        assert_eq!(
-            saved(1, ""),
-            (Value::from("si_u_1_u_9"), "si_u_1_u_9".into())
-        );
-        assert_eq!(saved(3, "g_1"), (Value::from("sg_g_1"), "g_1".into()));
-        assert_eq!(saved(2, "g_1"), (Value::from("g_g_1"), "g_1".into()));
-    }
-
-    #[test]
-    fn single_chat_key_is_direction_independent() {
-        assert_eq!(
-            single_conversation_id("u_2", "u_1"),
-            single_conversation_id("u_1", "u_2")
-        );
-        assert_eq!(single_conversation_id("u_2", "u_1"), "si_u_1_u_2");
-    }
-
-    /// Type errors per key are covered end to end in tests/ingress.rs; these
-    /// are the cases only the parser sees.
-    #[test]
-    fn malformed_bodies_are_refused_precisely() {
-        let duplicate = GROUP.replace(
-            "\"sendID\":\"u_1001\",",
-            "\"sendID\":\"u_1001\",\"sendID\":\"u_1002\",",
-        );
-        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &duplicate)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("duplicate field `sendID`"), "{err}");
-        let trailing = GROUP.trim_end().to_owned() + "{}";
-        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &trailing)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("trailing"), "{err}");
-        let wide = GROUP.replace("\"contentType\":101", "\"contentType\":4294967296");
-        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &wide)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`contentType`"), "{err}");
-    }
-
-    #[test]
-    fn peek_finds_the_command() {
-        assert_eq!(
-            peek_command(GROUP.as_bytes()).unwrap(),
-            "callbackAfterSendGroupMsgCommand"
-        );
-        assert!(matches!(
-            peek_command(b"{}"),
-            Err(NormalizeError::NoCommand)
-        ));
-        assert!(matches!(
-            peek_command(b"[1]"),
-            Err(NormalizeError::NotJson(_))
-        ));
-        assert!(matches!(
-            peek_command(b"\xff"),
-            Err(NormalizeError::NotJson(_))
-        ));
-    }
-
-    #[test]
-    fn deep_nesting_is_refused_without_overflowing_the_stack() {
-        let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
-        // An unknown key (kept verbatim) and known keys of other types.
-        for key in ["isReact", "content", "atUserList"] {
-            let body = GROUP.replacen('{', &format!("{{\"{key}\":{deep},"), 1);
-            let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &body)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains(key) || err.contains("recursion limit"),
-                "{key}: {err}"
-            );
-        }
-        let body = GROUP.replacen('{', &format!("{{\"isReact\":{deep},"), 1);
-        let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &body)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("recursion limit"), "{err}");
-        // The command peek skips the value without recursing: it returns
-        // (a stack overflow would abort this test process).
-        assert_eq!(
-            peek_command(body.as_bytes()).unwrap(),
-            "callbackAfterSendGroupMsgCommand"
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-            let _ = peek_command(&body);
-            let _ = normalize(CallbackKind::GROUP_MESSAGE_SENT, &body, OffsetDateTime::UNIX_EPOCH, &source());
-        }
-    }
-}
+mod tests;

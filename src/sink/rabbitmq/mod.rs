@@ -81,10 +81,15 @@ impl RabbitMqSink {
         routes: Arc<Routes>,
         stats: Arc<Stats>,
     ) -> Result<Self, RabbitMqStartError> {
-        let target = Target::new(settings).map_err(|cause| RabbitMqStartError {
-            url: redact(&settings.url),
-            cause,
-        })?;
+        // Reads the TLS files: on the blocking pool.
+        let owned = settings.clone();
+        let target = tokio::task::spawn_blocking(move || Target::new(&owned))
+            .await
+            .unwrap_or_else(|panicked| Err(panicked.to_string()))
+            .map_err(|cause| RabbitMqStartError {
+                url: redact(&settings.url),
+                cause,
+            })?;
         let mut sink = Self {
             settings: settings.clone(),
             target,
