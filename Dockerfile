@@ -7,6 +7,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's dev-only test kit: cargo reads its manifest.
+COPY test-kit ./test-kit
 RUN cargo build --release --locked --bin openim-bridge
 
 FROM debian:bookworm-slim

@@ -26,6 +26,7 @@
 
 mod support;
 
+use openim_bridge_test_kit::{free_port, signal};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,20 +47,6 @@ const SENDERS: usize = 4;
 /// Per sender: about 250 callbacks/s, 1,000/s in all.
 const INTERVAL: Duration = Duration::from_millis(4);
 const PARTITIONS: i32 = 3;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status();
-}
 
 /// One HTTP GET; the status, or `None` without an answer.
 async fn get_status(port: u16, path: &str) -> Option<u16> {
@@ -208,28 +195,6 @@ async fn sender(load: Arc<Load>, lb: u16, number: usize) {
     }
 }
 
-fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {
-    let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    config
-}
-
-async fn create_topic(brokers: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        kafka_config(brokers).create().unwrap();
-    let created = admin
-        .create_topics(
-            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create the topic");
-    for result in created {
-        result.expect("create the topic");
-    }
-}
-
 /// The shipped HAProxy file with loopback addresses: the frontend on
 /// `lb`, `servers` as the replicas, the stats socket in `dir`.
 fn haproxy_config(lb: u16, servers: &[(String, u16)], dir: &Path) -> String {
@@ -301,16 +266,7 @@ async fn main() {
 
     // Tansu, with a topic of this run's own.
     let kafka_port = free_port();
-    let url = format!("tcp://127.0.0.1:{kafka_port}");
-    let mut tansu = Command::new("tansu")
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
+    let mut tansu = openim_bridge_test_kit::kafka::tansu(kafka_port, kafka_port)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(out.join("tansu.log")).unwrap())
         .spawn()
@@ -323,7 +279,9 @@ async fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let topic = format!("operations-{}", std::process::id());
-    create_topic(&brokers, &topic).await;
+    openim_bridge_test_kit::kafka::create_topic(&brokers, &[], &topic, PARTITIONS)
+        .await
+        .expect("create the topic");
 
     let env = vec![
         ("OPENIM_BRIDGE__SINK__KIND", "kafka".to_owned()),
@@ -485,15 +443,7 @@ async fn main() {
         };
         let met = missing == 0 && errors <= allowed;
         failed |= !met;
-        let refused = if refused.is_empty() {
-            "0".to_owned()
-        } else {
-            refused
-                .iter()
-                .map(|(status, n)| format!("{n} x {status}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let refused = support::counts(&refused);
         let _ = writeln!(
             report,
             "| {} | {} | {} | {refused} | {} | {} ms | {missing} | {} |",

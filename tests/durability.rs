@@ -112,6 +112,15 @@ fn assert_none_lost(acked: &[String], seen: &HashSet<String>) {
     );
 }
 
+/// A fresh exchange named after `prefix`, the AMQP URL, and a durable
+/// queue of the same name bound to it (it survives a broker restart).
+async fn durable_exchange(prefix: &str) -> (String, String, Binding) {
+    let exchange = unique(prefix);
+    let url = amqp_url();
+    let binding = Binding::durable(&url, &exchange, &exchange).await;
+    (exchange, url, binding)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_stream_loses_no_acked_event_kafka() {
     kill_9_kafka("durable").await;
@@ -144,10 +153,8 @@ async fn kill_9_kafka(ack: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_stream_loses_no_acked_event_rabbitmq() {
-    let exchange = unique("openim-crash");
-    let binding = Binding::durable(&amqp_url(), &exchange, &exchange).await;
+    let (exchange, url, binding) = durable_exchange("openim-crash").await;
     let spool = spool_dir().to_string_lossy().into_owned();
-    let url = amqp_url();
     let env = [
         ("OPENIM_BRIDGE__SINK__KIND", "rabbitmq"),
         ("OPENIM_BRIDGE__RABBITMQ__URL", url.as_str()),
@@ -233,16 +240,7 @@ impl OwnTansu {
     }
 
     fn start_on(port: u16) -> Self {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = std::process::Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+        let child = openim_bridge_test_kit::kafka::tansu(port, port)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -389,9 +387,7 @@ async fn kafka_outage_acks_keep_flowing_and_everything_arrives() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serial_rabbitmq_outage_acks_keep_flowing_and_everything_arrives() {
-    let exchange = unique("openim-outage");
-    let url = amqp_url();
-    let binding = Binding::durable(&url, &exchange, &exchange).await;
+    let (exchange, url, binding) = durable_exchange("openim-outage").await;
     let mut settings = test_settings();
     settings.sink.kind = SinkKind::Rabbitmq;
     settings.rabbitmq.url = url.clone();
@@ -591,9 +587,7 @@ async fn a_full_disk_with_a_healthy_sink_recovers_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_torn_tail_is_reported_cut_and_the_intact_events_delivered() {
-    let exchange = unique("openim-torn");
-    let url = amqp_url();
-    let binding = Binding::durable(&url, &exchange, &exchange).await;
+    let (exchange, url, binding) = durable_exchange("openim-torn").await;
     let spool = spool_dir();
     let spool_env = spool.to_string_lossy().into_owned();
     // 1. Spool callbacks while no broker is reachable, then crash.

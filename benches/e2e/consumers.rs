@@ -109,59 +109,25 @@ pub fn kafka_consumer(
 
 pub async fn rabbitmq_consumer(target: &Target, seen: Arc<Mutex<Seen>>) -> lapin::Connection {
     use futures_util::StreamExt;
-    use lapin::options::{
-        BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-    };
+    use lapin::options::QueueDeclareOptions;
     use lapin::types::FieldTable;
-    let connection = lapin::Connection::connect(&target.amqp_read, Default::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .exchange_declare(
-            target.exchange.as_str().into(),
-            lapin::ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
     let options = QueueDeclareOptions {
         exclusive: true,
         auto_delete: true,
         ..Default::default()
     };
-    let queue = channel
-        .queue_declare("".into(), options, FieldTable::default())
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            target.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let options = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().clone(),
-            "".into(),
-            options,
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let bound = openim_bridge_test_kit::amqp::bind(
+        &target.amqp_read,
+        &target.exchange,
+        "#",
+        "",
+        options,
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut consumer = bound.consume(true).await.unwrap();
+    let connection = bound.connection;
     tokio::spawn(async move {
         while let Some(Ok(delivery)) = consumer.next().await {
             if let Ok(data) = serde_json::from_slice::<Data>(&delivery.data) {

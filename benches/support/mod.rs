@@ -147,14 +147,25 @@ pub fn spawn_bridge(
         .append(true)
         .open(log)
         .expect("open the replica's log");
-    std::process::Command::new(bin)
-        .env_clear()
-        .env("OPENIM_BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("OPENIM_BRIDGE__SPOOL__DIR", spool)
+    openim_bridge_test_kit::bridge::command(bin, &format!("127.0.0.1:{port}"), spool)
         .env("OPENIM_BRIDGE__LOG__LEVEL", "info")
         .envs(env.iter().map(|(key, value)| (key, value)))
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
         .expect("start openim-bridge")
+}
+
+/// Replies counted by HTTP status, as `3 x 503, 1 x 400` (or `0`).
+// Not every benchmark binary counts refusals.
+#[allow(dead_code)]
+pub fn counts(by_status: &std::collections::BTreeMap<u16, u64>) -> String {
+    if by_status.is_empty() {
+        return "0".to_owned();
+    }
+    by_status
+        .iter()
+        .map(|(status, n)| format!("{n} x {status}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

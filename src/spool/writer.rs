@@ -36,15 +36,15 @@ pub(super) const MAX_WAITING: usize = 16 * 1024;
 /// Ingress's handle on the spool. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SpoolWriter {
-    appends: mpsc::Sender<Append>,
-    used: Arc<AtomicU64>,
-    max_bytes: u64,
-    mode: AckMode,
+    pub(super) appends: mpsc::Sender<Append>,
+    pub(super) used: Arc<AtomicU64>,
+    pub(super) max_bytes: u64,
+    pub(super) mode: AckMode,
     /// Set by the writer thread while writes fail: `memory` mode then waits
     /// for the write too, so it acks nothing the disk refused.
-    failing: Arc<AtomicBool>,
+    pub(super) failing: Arc<AtomicBool>,
     /// Closed when the writer thread has stopped.
-    stopped: watch::Receiver<Position>,
+    pub(super) stopped: watch::Receiver<Position>,
 }
 
 impl SpoolWriter {
@@ -97,27 +97,6 @@ impl SpoolWriter {
         match answer {
             Some(answer) => answer.await.unwrap_or(Err(AppendError::Closed)),
             None => Ok(()),
-        }
-    }
-}
-
-impl SpoolWriter {
-    /// A handle on the writer thread fed by `appends`.
-    pub(super) fn new(
-        appends: mpsc::Sender<Append>,
-        used: Arc<AtomicU64>,
-        max_bytes: u64,
-        mode: AckMode,
-        failing: Arc<AtomicBool>,
-        stopped: watch::Receiver<Position>,
-    ) -> Self {
-        Self {
-            appends,
-            used,
-            max_bytes,
-            mode,
-            failing,
-            stopped,
         }
     }
 }

@@ -101,14 +101,14 @@ pub(super) fn start(
     std::thread::Builder::new()
         .name("spool-writer".to_owned())
         .spawn(move || thread.run(requests))?;
-    let writer = SpoolWriter::new(
+    let writer = SpoolWriter {
         appends,
         used,
-        settings.max_bytes,
-        settings.ack,
+        max_bytes: settings.max_bytes,
+        mode: settings.ack,
         failing,
-        watermark.clone(),
-    );
+        stopped: watermark.clone(),
+    };
     Ok(Started {
         writer,
         watermark,

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -23,18 +21,9 @@ pub async fn create_topic_with(
     topic: &str,
     partitions: i32,
 ) {
-    let admin: AdminClient<DefaultClientContext> =
-        config(brokers, properties).create().expect("admin client");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
+    openim_bridge_test_kit::kafka::create_topic(brokers, properties, topic, partitions)
         .await
-        .expect("create_topics request");
-    for result in results {
-        result.unwrap_or_else(|(name, code)| panic!("creating topic {name}: {code:?}"));
-    }
+        .unwrap_or_else(|problem| panic!("{problem}"));
 }
 
 /// One record as read back.

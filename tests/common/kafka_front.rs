@@ -25,7 +25,7 @@ mod scram;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -247,25 +247,11 @@ where
     Ok(())
 }
 
-/// The Tansu binary: `OPENIM_BRIDGE_TANSU`, else `tansu` on `PATH`, else
-/// `~/.cargo/bin/tansu`.
+/// The Tansu binary (see [`openim_bridge_test_kit::kafka::tansu_binary`]).
 fn tansu_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("OPENIM_BRIDGE_TANSU") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dir| dir.join("tansu"));
-    let in_cargo =
-        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/tansu"));
-    on_path
-        .chain(in_cargo)
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!("no tansu binary (set OPENIM_BRIDGE_TANSU, or run scripts/test once: it installs tansu into ~/.cargo/bin)")
-        })
+    openim_bridge_test_kit::kafka::tansu_binary().unwrap_or_else(|| {
+        panic!("no tansu binary (set OPENIM_BRIDGE_TANSU, or run scripts/test once: it installs tansu into ~/.cargo/bin)")
+    })
 }
 
 /// Starts Tansu on a free port, advertising the front's `front_port`;
@@ -278,13 +264,7 @@ async fn start_tansu(front_port: u16, dir: &Path) -> (Child, SocketAddr) {
         let addr = SocketAddr::from(([127, 0, 0, 1], super::free_port()));
         let log_file = dir.join(format!("tansu-{attempt}.log"));
         let log = std::fs::File::create(&log_file).expect("tansu log file");
-        let mut child = Command::new(&binary)
-            .args(["broker", "--listener-url"])
-            .arg(format!("tcp://{addr}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://127.0.0.1:{front_port}"))
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdin(Stdio::null())
+        let mut child = openim_bridge_test_kit::kafka::tansu(addr.port(), front_port)
             .stdout(log.try_clone().expect("tansu log file"))
             .stderr(log)
             .spawn()

@@ -256,14 +256,7 @@ pub fn get(path: &str) -> hyper::Request<Full<Bytes>> {
         .unwrap()
 }
 
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use openim_bridge_test_kit::free_port;
 
 /// The bridge's `GET /metrics` text.
 pub async fn metrics(addr: SocketAddr) -> String {

@@ -5,19 +5,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::Consumer;
 
 /// A queue bound to the bridge's exchange; consuming starts at the first
 /// read (so messages wait in the queue until then).
 pub struct Binding {
-    _connection: Connection,
-    channel: Channel,
-    queue: lapin::types::ShortString,
+    bound: openim_bridge_test_kit::amqp::Bound,
     consumer: Option<Consumer>,
 }
 
@@ -51,41 +46,18 @@ impl Binding {
         queue: &str,
         options: QueueDeclareOptions,
     ) -> Self {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .expect("amqp connect");
-        let channel = connection.create_channel().await.unwrap();
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        channel
-            .exchange_declare(
-                exchange.into(),
-                ExchangeKind::Topic,
-                durable,
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare the bridge's exchange");
-        let queue = channel
-            .queue_declare(queue.into(), options, FieldTable::default())
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.into(),
-                binding_key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind to the bridge's exchange");
+        let bound = openim_bridge_test_kit::amqp::bind(
+            url,
+            exchange,
+            binding_key,
+            queue,
+            options,
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind a queue to the bridge's exchange");
         Self {
-            _connection: connection,
-            channel,
-            queue: queue.name().clone(),
+            bound,
             consumer: None,
         }
     }
@@ -98,20 +70,7 @@ impl Binding {
             let consumer = match &mut self.consumer {
                 Some(consumer) => consumer,
                 None => {
-                    let options = BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    };
-                    let consumer = self
-                        .channel
-                        .basic_consume(
-                            self.queue.clone(),
-                            "".into(),
-                            options,
-                            FieldTable::default(),
-                        )
-                        .await
-                        .expect("basic_consume");
+                    let consumer = self.bound.consume(true).await.expect("basic_consume");
                     self.consumer.insert(consumer)
                 }
             };
@@ -125,7 +84,8 @@ impl Binding {
 
     /// Deletes the durable `queue` and `exchange`.
     pub async fn delete(&self, exchange: &str, queue: &str) {
-        self.channel
+        self.bound
+            .channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())
             .await
             .expect("delete queue");
@@ -134,7 +94,8 @@ impl Binding {
 
     /// Deletes `exchange` (tests must not leave exchanges behind).
     pub async fn delete_exchange(&self, exchange: &str) {
-        self.channel
+        self.bound
+            .channel
             .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
             .await
             .expect("delete exchange");
