@@ -81,14 +81,13 @@ impl InvalidLog {
     /// [`InvalidLog::new`] with `queue_bytes` of bodies waiting at most.
     fn with_queue(dir: &Path, max_bytes: u64, queue_bytes: usize) -> Self {
         let path = dir.join(FILE_NAME);
-        let written = std::fs::metadata(&path).map_or(0, |meta| meta.len());
         let (entries, receiver) = mpsc::sync_channel::<Entry>(QUEUE_ENTRIES);
         let queued = Arc::new(AtomicUsize::new(0));
         let mut file = LogFile {
             path,
             max_bytes,
             file: None,
-            written,
+            written: 0,
             full_reported: false,
         };
         let writer = {
@@ -96,6 +95,8 @@ impl InvalidLog {
             std::thread::Builder::new()
                 .name("invalid-log".to_owned())
                 .spawn(move || {
+                    // What earlier runs wrote counts towards the cap.
+                    file.written = std::fs::metadata(&file.path).map_or(0, |meta| meta.len());
                     for entry in receiver {
                         queued.fetch_sub(entry.body.len(), Ordering::AcqRel);
                         file.append(&entry);
