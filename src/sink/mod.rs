@@ -19,8 +19,11 @@ pub mod refusal;
 pub mod settings;
 pub mod stdout;
 
+use std::error::Error;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::normalize::Event;
 
@@ -31,11 +34,66 @@ pub type Delivery = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SinkError {
     /// Temporary (connection lost, broker unavailable): send again later.
-    #[error("{0}")]
-    Retryable(String),
+    #[error(transparent)]
+    Retryable(Problem),
     /// The broker refused this event for good (e.g. too large, unroutable).
-    #[error("{0}")]
-    Rejected(String),
+    #[error(transparent)]
+    Rejected(Problem),
+}
+
+/// What went wrong, in words, with the broker client's (or the disk's)
+/// error it came from as its [`source`](Error::source). Cheap to clone:
+/// one outcome may answer many deliveries.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    message: String,
+    cause: Option<Arc<dyn Error + Send + Sync>>,
+}
+
+impl Problem {
+    /// `message`, caused by `cause` (shown after it: `message: cause`).
+    pub fn caused_by(
+        message: impl Into<String>,
+        cause: impl Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            cause: None,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.cause, self.message.is_empty()) {
+            (Some(cause), true) => write!(f, "{cause}"),
+            (Some(cause), false) => write!(f, "{}: {cause}", self.message),
+            (None, _) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Error for Problem {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn Error + 'static))
+    }
 }
 
 /// A broker client.

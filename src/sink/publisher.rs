@@ -190,7 +190,8 @@ impl State {
                 .observe(sent.elapsed().as_secs_f64());
         }
         match (result, &mut self.failed) {
-            (Err(SinkError::Rejected(cause)), _) => {
+            (Err(SinkError::Rejected(problem)), _) => {
+                let cause = problem.to_string();
                 self.log_rejected(&item, &cause);
                 self.dead_letter_due.push_back((item, cause));
                 self.write_dead_letter();

@@ -12,7 +12,7 @@ use std::io::Write;
 use futures_util::future::{FutureExt, Shared};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{settled, Delivery, Sink, SinkError};
+use super::{settled, Delivery, Problem, Sink, SinkError};
 use crate::normalize::event::Event;
 
 /// Batches handed to the writer thread and not yet written, at most.
@@ -71,7 +71,7 @@ impl StdoutSink {
 }
 
 fn gone() -> SinkError {
-    SinkError::Retryable("the stdout writer thread stopped".to_owned())
+    SinkError::Retryable("the stdout writer thread stopped".into())
 }
 
 impl Default for StdoutSink {
@@ -96,7 +96,7 @@ fn write_batches<W: Write>(out: W, mut receiver: mpsc::Receiver<Batch>) {
             next = receiver.try_recv().ok();
         }
         let result = result.and_then(|()| out.flush()).map_err(|err| {
-            SinkError::Retryable(format!("writing to standard output failed: {err}"))
+            SinkError::Retryable(Problem::caused_by("writing to standard output failed", err))
         });
         for done in waiting.drain(..) {
             let _ = done.send(result.clone());
@@ -114,7 +114,7 @@ impl Sink for StdoutSink {
         let start = lines.len();
         if let Err(err) = event.write_structured_json(lines) {
             lines.truncate(start);
-            let refused = SinkError::Rejected(format!("event data is not JSON: {err}"));
+            let refused = SinkError::Rejected(Problem::caused_by("event data is not JSON", err));
             return Ok(settled(Err(refused)));
         }
         lines.push(b'\n');

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use self::client::{create_topics, message_max_bytes, producer, topic_message_limit};
 use self::context::BridgeContext;
-use super::{refusal, Delivery, Sink, SinkError};
+use super::{refusal, Delivery, Problem, Sink, SinkError};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
@@ -198,15 +198,17 @@ fn is_permanent(err: &KafkaError) -> bool {
 fn classify(err: KafkaError) -> SinkError {
     use RDKafkaErrorCode as C;
     if is_permanent(&err) {
-        return SinkError::Rejected(format!("kafka refused the record: {err}"));
+        return SinkError::Rejected(Problem::caused_by("kafka refused the record", err));
     }
     match err.rdkafka_error_code() {
         Some(C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed) => {
-            SinkError::Retryable(format!(
-                "kafka refused the record: {err}; grant this client Write on the topic (and IdempotentWrite on the cluster): events wait in the spool until then"
+            let fix = "grant this client Write on the topic (and IdempotentWrite on the cluster): events wait in the spool until then";
+            SinkError::Retryable(Problem::caused_by(
+                format!("{fix}; kafka refused the record"),
+                err,
             ))
         }
-        _ => SinkError::Retryable(format!("kafka delivery failed: {err}")),
+        _ => SinkError::Retryable(Problem::caused_by("kafka delivery failed", err)),
     }
 }
 
@@ -246,7 +248,7 @@ impl Sink for KafkaSink {
                             Ok(Ok(_)) => Ok(()),
                             Ok(Err((err, _message))) => Err(classify(err)),
                             Err(_canceled) => {
-                                Err(SinkError::Retryable("kafka producer was closed".to_owned()))
+                                Err(SinkError::Retryable("kafka producer was closed".into()))
                             }
                         }
                     }))
@@ -268,7 +270,7 @@ impl Sink for KafkaSink {
             warn!(?code, %reason, "kafka producer hit a fatal error; creating a new one");
             self.producer = producer(&self.settings, self.topic_limit, &self.stats)
                 .await
-                .map_err(|err| SinkError::Retryable(err.to_string()))?;
+                .map_err(|err| SinkError::Retryable(Problem::caused_by("", err)))?;
         }
         Ok(())
     }

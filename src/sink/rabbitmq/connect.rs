@@ -16,6 +16,7 @@ use tracing::info;
 
 use super::config::{ExchangeType, RabbitMqSettings};
 use crate::sink::refusal::Refusal;
+use crate::sink::Problem;
 
 /// AMQP reply codes that mean "not you": wrong credentials, or no access
 /// to the vhost.
@@ -34,11 +35,11 @@ pub struct Target {
 impl Target {
     /// The URL with `rabbitmq.username`/`password` applied, and the TLS
     /// files read. Fails with a message naming the setting.
-    pub fn new(settings: &RabbitMqSettings) -> Result<Self, String> {
+    pub fn new(settings: &RabbitMqSettings) -> Result<Self, Problem> {
         let mut uri: AMQPUri = settings
             .url
             .parse()
-            .map_err(|err| format!("rabbitmq.url is not an AMQP URL ({err})"))?;
+            .map_err(|err| Problem::from(format!("rabbitmq.url is not an AMQP URL ({err})")))?;
         if let Some(username) = &settings.username {
             uri.authority.userinfo.username = username.clone();
         }
@@ -46,14 +47,16 @@ impl Target {
             uri.authority.userinfo.password = password.expose().to_owned();
         }
         let read = |path: &std::path::PathBuf, key: &str| {
-            std::fs::read(path)
-                .map_err(|err| format!("{key}: cannot read {}: {err}", path.display()))
+            std::fs::read(path).map_err(|err| {
+                Problem::caused_by(format!("{key}: cannot read {}", path.display()), err)
+            })
         };
         let mut tls = OwnedTLSConfig::default();
         if let Some(path) = &settings.tls_ca_file {
             let pem = read(path, "rabbitmq.tls_ca_file")?;
-            tls.cert_chain = Some(String::from_utf8(pem).map_err(|_| {
-                format!("rabbitmq.tls_ca_file: {} is not a PEM file", path.display())
+            tls.cert_chain = Some(String::from_utf8(pem).map_err(|err| {
+                let what = format!("rabbitmq.tls_ca_file: {} is not a PEM file", path.display());
+                Problem::caused_by(what, err)
             })?);
         }
         if let (Some(cert), Some(key)) = (&settings.tls_cert_file, &settings.tls_key_file) {
@@ -206,6 +209,12 @@ mod tests {
             ..settings
         };
         let err = Target::new(&missing).err().unwrap();
-        assert!(err.contains("rabbitmq.tls_ca_file"), "{err}");
+        assert!(err.to_string().contains("rabbitmq.tls_ca_file"), "{err}");
+        // The I/O error is kept as the source, not only as text.
+        let source = std::error::Error::source(&err).expect("the read error");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source:?}"
+        );
     }
 }

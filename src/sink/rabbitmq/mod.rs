@@ -32,7 +32,7 @@ use self::confirms::{Confirms, Decision, Resolution};
 pub use self::connect::redact;
 use self::connect::{Failure, Target};
 use super::refusal;
-use super::{Delivery, Sink, SinkError};
+use super::{Delivery, Problem, Sink, SinkError};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
@@ -48,7 +48,8 @@ const START_RETRY_MAX: Duration = Duration::from_secs(10);
 )]
 pub struct RabbitMqStartError {
     url: String,
-    cause: String,
+    #[source]
+    cause: Problem,
 }
 
 /// Publishes events to the exchange their route names.
@@ -85,7 +86,7 @@ impl RabbitMqSink {
         let owned = settings.clone();
         let target = tokio::task::spawn_blocking(move || Target::new(&owned))
             .await
-            .unwrap_or_else(|panicked| Err(panicked.to_string()))
+            .unwrap_or_else(|panicked| Err(Problem::caused_by("reading the TLS files", panicked)))
             .map_err(|cause| RabbitMqStartError {
                 url: redact(&settings.url),
                 cause,
@@ -105,7 +106,7 @@ impl RabbitMqSink {
                 Err((Failure::Fatal, cause)) => {
                     return Err(RabbitMqStartError {
                         url: sink.target.shown.clone(),
-                        cause,
+                        cause: Problem::caused_by("", cause),
                     })
                 }
                 Err((Failure::Outage, cause)) if !warned => {
@@ -120,7 +121,7 @@ impl RabbitMqSink {
     }
 
     /// One connection attempt; a refusal is reported (see [`refusal`]).
-    async fn connect(&mut self) -> Result<(), (Failure, String)> {
+    async fn connect(&mut self) -> Result<(), (Failure, lapin::Error)> {
         let exchanges = self.routes.rabbitmq_exchanges();
         match connect::open(&self.target, &self.settings, &exchanges).await {
             Ok(opened) => {
@@ -133,11 +134,11 @@ impl RabbitMqSink {
                 Ok(())
             }
             Err(err) => {
-                let (failure, cause) = (connect::failure(&err), err.to_string());
+                let failure = connect::failure(&err);
                 if let Failure::Refused(reason, fix) = failure {
-                    refusal::report(&self.stats, "rabbitmq", reason, &cause, fix);
+                    refusal::report(&self.stats, "rabbitmq", reason, &err.to_string(), fix);
                 }
-                Err((failure, cause))
+                Err((failure, err))
             }
         }
     }
@@ -177,7 +178,7 @@ impl Sink for RabbitMqSink {
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         let Some(link) = &self.link else {
-            return Err(SinkError::Retryable("not connected to rabbitmq".to_owned()));
+            return Err(SinkError::Retryable("not connected to rabbitmq".into()));
         };
         let options = BasicPublishOptions {
             mandatory: true,
@@ -195,7 +196,9 @@ impl Sink for RabbitMqSink {
                 properties(event),
             )
             .await
-            .map_err(|err| SinkError::Retryable(format!("rabbitmq publish failed: {err}")))?;
+            .map_err(|err| {
+                SinkError::Retryable(Problem::caused_by("rabbitmq publish failed", err))
+            })?;
         let tracked = publishing.arm(
             event.id.clone(),
             Box::pin(async move { Resolution::from(confirm.await) }),
@@ -203,15 +206,15 @@ impl Sink for RabbitMqSink {
         Ok(Box::pin(async move {
             match tracked.await {
                 Decision::Delivered => Ok(()),
-                Decision::Unroutable(returned) => Err(SinkError::Rejected(format!(
+                Decision::Unroutable(returned) => Err(SinkError::Rejected(Problem::from(format!(
                     "rabbitmq returned the message as unroutable ({} {}): no queue is bound to exchange `{exchange}` for routing key `{}`",
                     returned.reply_code, returned.reply_text, returned.routing_key
-                ))),
-                Decision::Nacked => Err(SinkError::Retryable("rabbitmq nacked the message".to_owned())),
+                )))),
+                Decision::Nacked => Err(SinkError::Retryable("rabbitmq nacked the message".into())),
                 Decision::NotRequested => Err(SinkError::Retryable(
-                    "rabbitmq channel is not in confirm mode".to_owned(),
+                    "rabbitmq channel is not in confirm mode".into(),
                 )),
-                Decision::Failed(cause) => Err(SinkError::Retryable(format!("rabbitmq confirm failed: {cause}"))),
+                Decision::Failed(cause) => Err(SinkError::Retryable(format!("rabbitmq confirm failed: {cause}").into())),
             }
         }))
     }
@@ -225,7 +228,7 @@ impl Sink for RabbitMqSink {
         }
         self.link = None;
         self.connect().await.map_err(|(_, cause)| {
-            SinkError::Retryable(format!("rabbitmq reconnect failed: {cause}"))
+            SinkError::Retryable(Problem::caused_by("rabbitmq reconnect failed", cause))
         })
     }
 
