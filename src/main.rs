@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use openim_bridge::settings::LogFormat;
 use openim_bridge::{shutdown, telemetry, App, Settings, Validated};
 use tokio::net::TcpListener;
 
@@ -39,6 +38,12 @@ struct Args {
 /// async runtime starts, so no file is read on it; then runs the bridge.
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.log_json {
+        // The same as log.format = "json", set where --check-config shows
+        // it too (one thread runs so far: nothing reads the environment
+        // concurrently).
+        std::env::set_var("OPENIM_BRIDGE__LOG__FORMAT", "json");
+    }
     let settings = match Settings::load(args.config.as_deref(), None) {
         Ok(settings) => settings,
         Err(err) => {
@@ -50,11 +55,11 @@ fn main() -> ExitCode {
         println!("{settings:#?}");
         return ExitCode::SUCCESS;
     }
-    let mut log = settings.log.clone();
-    if args.log_json {
-        log.format = LogFormat::Json;
-    }
-    telemetry::init(&log, std::io::stderr, std::io::stderr().is_terminal());
+    telemetry::init(
+        &settings.log,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(run(settings)),
         Err(err) => {

@@ -99,6 +99,14 @@ impl Handler {
         }
     }
 
+    /// Stops taking callbacks: waits (off the runtime) until the
+    /// invalid-callback log has written what it was given.
+    pub async fn close(self) {
+        if let Some(log) = self.invalid_log {
+            let _ = tokio::task::spawn_blocking(move || log.close()).await;
+        }
+    }
+
     /// Answers one request. Never fails: every problem becomes an
     /// OpenIM-shaped error reply.
     pub async fn handle(&self, request: Request<Incoming>, peer: IpAddr) -> Reply {

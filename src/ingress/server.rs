@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::handler::Handler;
-use super::settings::HttpSettings;
+use super::settings::{fit_open_files, HttpSettings};
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
 
@@ -61,7 +61,9 @@ pub async fn serve(
         timeout_log: RateLimit::default(),
     });
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    let slots = Arc::new(tokio::sync::Semaphore::new(fit_open_files(
+        settings.max_connections,
+    )));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // At the connection limit, stop accepting until one closes.
@@ -98,6 +100,13 @@ pub async fn serve(
         .is_err()
     {
         warn!("some connections were still busy at the shutdown deadline");
+    }
+    // Every connection is done: the refused callbacks still queued for the
+    // invalid-callback log are written before the process exits. (A
+    // connection still busy past the deadline keeps the handler; its log
+    // then ends with the process.)
+    if let Ok(shared) = Arc::try_unwrap(shared) {
+        shared.handler.close().await;
     }
 }
 

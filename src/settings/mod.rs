@@ -136,8 +136,7 @@ impl Settings {
     /// Checks every key, reads the files they name (secrets, certificates)
     /// and parses what the stages need, naming the key to change when
     /// something cannot work. Also fills defaults that depend on other
-    /// keys (an empty `spool.dir` becomes `spool/<http.listen port>`) and
-    /// fits `http.max_connections` into the open-files limit.
+    /// keys (an empty `spool.dir` becomes `spool/<http.listen port>`).
     ///
     /// Reads files: call it before the async runtime starts, or on its
     /// blocking pool.
@@ -148,8 +147,6 @@ impl Settings {
         self.kafka.resolve_files()?;
         self.rabbitmq.resolve_files()?;
         let allow_ips = self.http.validate()?;
-        self.http.max_connections =
-            crate::ingress::settings::fit_open_files(self.http.max_connections);
         self.spool.validate()?;
         self.sink.validate()?;
         self.log.validate()?;

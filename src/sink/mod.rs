@@ -48,6 +48,8 @@ pub enum SinkError {
 pub struct Problem {
     message: String,
     cause: Option<Arc<dyn Error + Send + Sync>>,
+    /// What to change, shown last.
+    hint: Option<&'static str>,
 }
 
 impl Problem {
@@ -59,6 +61,15 @@ impl Problem {
         Self {
             message: message.into(),
             cause: Some(Arc::new(cause)),
+            hint: None,
+        }
+    }
+
+    /// The same, with what the user should change said last.
+    pub fn with_hint(self, hint: &'static str) -> Self {
+        Self {
+            hint: Some(hint),
+            ..self
         }
     }
 }
@@ -74,6 +85,7 @@ impl From<String> for Problem {
         Self {
             message,
             cause: None,
+            hint: None,
         }
     }
 }
@@ -81,9 +93,13 @@ impl From<String> for Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.cause, self.message.is_empty()) {
-            (Some(cause), true) => write!(f, "{cause}"),
-            (Some(cause), false) => write!(f, "{}: {cause}", self.message),
-            (None, _) => f.write_str(&self.message),
+            (Some(cause), true) => write!(f, "{cause}")?,
+            (Some(cause), false) => write!(f, "{}: {cause}", self.message)?,
+            (None, _) => f.write_str(&self.message)?,
+        }
+        match self.hint {
+            Some(hint) => write!(f, "; {hint}"),
+            None => Ok(()),
         }
     }
 }

@@ -112,13 +112,13 @@ pub async fn run<S: Sink>(
         tokio::select! {
             biased;
             Some(settled) = state.in_flight.next() => state.settle(&mut queue, settled),
+            written = state.dead_letter.written(), if state.dead_letter.is_writing() => {
+                state.dead_letter_written(&mut queue, written);
+            }
             item = queue.recv(), if can_send && !queue_done => match item {
                 Some(item) => state.send(&mut sink, item).await,
                 None => queue_done = true,
             },
-            written = state.dead_letter.written(), if state.dead_letter.is_writing() => {
-                state.dead_letter_written(&mut queue, written);
-            }
             _ = persist.tick() => {
                 state.write_dead_letter();
                 queue.persist_if_moved();

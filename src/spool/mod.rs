@@ -30,7 +30,7 @@
 //!    `memory`, at once. In `memory` mode a batch that then fails keeps
 //!    those acked frames in memory, writes them first in the next batch,
 //!    and until one succeeds new appends wait for their write (see
-//!    [`writer`]). `written` and `memory` sync every `spool.sync_interval_ms`.
+//!    [`writer_thread`]). `written` and `memory` sync every `spool.sync_interval_ms`.
 //! 2. **Readers see only written data**: the writer publishes a watermark
 //!    (the end of the last written batch) and the reader never reads past
 //!    it, so it never sees a partial frame. Written events are also handed

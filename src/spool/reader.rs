@@ -73,9 +73,11 @@ pub struct SpoolReader {
     used: Arc<AtomicU64>,
     stats: Arc<Stats>,
     error_log: RateLimit,
-    /// Wait before the next try of a failing read (kept across `recv`
-    /// calls, which the publisher's `select!` restarts).
+    /// Wait before the next try of a failing read, and when that try is
+    /// due (kept across `recv` calls, which the publisher's `select!`
+    /// restarts: a cancelled wait resumes, it does not start over).
     read_retry: Duration,
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl SpoolReader {
@@ -109,6 +111,7 @@ impl SpoolReader {
             stats,
             error_log: RateLimit::default(),
             read_retry: READ_RETRY_INITIAL,
+            retry_at: None,
         }
     }
 
@@ -123,7 +126,7 @@ impl SpoolReader {
                         "the read panicked: {panicked}"
                     )))
                 });
-                self.read_done(result).await;
+                self.read_done(result);
                 continue;
             }
             if let Some(item) = self.ready.pop_front() {
@@ -136,6 +139,10 @@ impl SpoolReader {
                 if cursor != self.cursor {
                     self.cursor = cursor;
                     continue;
+                }
+                if let Some(at) = self.retry_at {
+                    tokio::time::sleep_until(at).await;
+                    self.retry_at = None;
                 }
                 let files = self.files.clone();
                 let cursor = self.cursor;
@@ -151,7 +158,7 @@ impl SpoolReader {
 
     /// Takes a finished read's events, or counts its failure and waits
     /// before the next try.
-    async fn read_done(&mut self, result: std::io::Result<Chunk>) {
+    fn read_done(&mut self, result: std::io::Result<Chunk>) {
         match result {
             Ok(chunk) => {
                 if self.stats.spool_read_failing.get() != 0 {
@@ -173,7 +180,7 @@ impl SpoolReader {
                 if let Some(suppressed) = self.error_log.allow() {
                     error!(at = ?self.cursor, cause = %err, retry_ms = self.read_retry.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
                 }
-                tokio::time::sleep(self.read_retry).await;
+                self.retry_at = Some(tokio::time::Instant::now() + self.read_retry);
                 self.read_retry = (self.read_retry * 2).min(READ_RETRY_MAX);
             }
         }
@@ -221,8 +228,7 @@ impl SpoolReader {
     pub async fn persist(&mut self) {
         self.persisted().await;
         self.start_persist();
-        let done = self.persisting.finish().await;
-        self.persist_done(done);
+        self.persisted().await;
     }
 
     /// Waits for a persist under way, if any, without starting one.
@@ -239,6 +245,10 @@ impl SpoolReader {
     fn start_persist(&mut self) {
         if let Some(done) = self.persisting.try_finish() {
             self.persist_done(done);
+            // That one wrote this position and deleted what it could.
+            if self.acked == self.persisted && self.oldest >= self.acked.segment {
+                return;
+            }
         }
         let (files, used, oldest, acked) = (
             self.files.clone(),

@@ -173,9 +173,12 @@ impl SyncThread {
                         batches += 1;
                         (file, waiting)
                     }
-                    // Writes to `new` mark it dirty themselves.
+                    // `new` may hold a write whose dirty mark an earlier
+                    // round took (while `current` was still `old`): it is
+                    // synced at the next due time.
                     SyncJob::Closed { old, new } => {
                         self.current = new;
+                        self.dirty.store(true, Ordering::Release);
                         (old, Vec::new())
                     }
                 };

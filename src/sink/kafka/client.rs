@@ -16,6 +16,15 @@ use super::context::BridgeContext;
 use super::{BridgeProducer, KafkaStartError, DEFAULT_MESSAGE_MAX_BYTES, METADATA_TIMEOUT};
 use crate::stats::Stats;
 
+/// Drops a librdkafka client on the blocking pool: destroying one joins
+/// its threads and may wait for the broker.
+pub(super) fn drop_off_runtime<T: Send + 'static>(client: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(client))),
+        Err(_) => drop(client),
+    }
+}
+
 /// Creates a client from `config` on the blocking pool.
 async fn create<C>(
     config: ClientConfig,
@@ -84,30 +93,35 @@ pub(super) async fn topic_message_limit(
     stats: &Arc<Stats>,
 ) -> Option<usize> {
     let admin = admin_client(settings, stats).await.ok()?;
-    let specifiers: Vec<ResourceSpecifier> = topics
-        .iter()
-        .map(|topic| ResourceSpecifier::Topic(topic))
-        .collect();
-    let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
-    let described = match admin.describe_configs(&specifiers, &options).await {
-        Ok(described) => described,
-        Err(err) => {
-            info!(cause = %err, "cannot read the topics' max.message.bytes; batches use librdkafka's message.max.bytes");
-            return None;
-        }
-    };
-    described
-        .iter()
-        .filter_map(|result| result.as_ref().ok())
-        .filter_map(|resource| {
-            resource
-                .get("max.message.bytes")?
-                .value
-                .as_deref()?
-                .parse()
-                .ok()
-        })
-        .min()
+    let limit = async {
+        let specifiers: Vec<ResourceSpecifier> = topics
+            .iter()
+            .map(|topic| ResourceSpecifier::Topic(topic))
+            .collect();
+        let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+        let described = match admin.describe_configs(&specifiers, &options).await {
+            Ok(described) => described,
+            Err(err) => {
+                info!(cause = %err, "cannot read the topics' max.message.bytes; batches use librdkafka's message.max.bytes");
+                return None;
+            }
+        };
+        described
+            .iter()
+            .filter_map(|result| result.as_ref().ok())
+            .filter_map(|resource| {
+                resource
+                    .get("max.message.bytes")?
+                    .value
+                    .as_deref()?
+                    .parse()
+                    .ok()
+            })
+            .min()
+    }
+    .await;
+    drop_off_runtime(admin);
+    limit
 }
 
 /// The largest record (and batch) the producer sends: `kafka.options`'
@@ -131,39 +145,44 @@ pub(super) async fn create_topics(
     let admin = admin_client(settings, stats)
         .await
         .map_err(KafkaStartError::Config)?;
-    let new_topics: Vec<NewTopic> = topics
-        .iter()
-        .map(|topic| {
-            NewTopic::new(
-                topic,
-                settings.topic_partitions,
-                TopicReplication::Fixed(settings.topic_replication_factor),
-            )
-        })
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = admin
-        .create_topics(&new_topics, &options)
-        .await
-        .map_err(|err| KafkaStartError::CreateTopic {
-            topic: topics.join(", "),
-            cause: err.to_string(),
-        })?;
-    for result in results {
-        match result {
-            Ok(topic) => {
-                info!(%topic, partitions = settings.topic_partitions, replication_factor = settings.topic_replication_factor, "kafka topic created")
-            }
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(KafkaStartError::CreateTopic {
+    let created = async {
+        let new_topics: Vec<NewTopic> = topics
+            .iter()
+            .map(|topic| {
+                NewTopic::new(
                     topic,
-                    cause: code.to_string(),
-                })
+                    settings.topic_partitions,
+                    TopicReplication::Fixed(settings.topic_replication_factor),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = admin
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(|err| KafkaStartError::CreateTopic {
+                topic: topics.join(", "),
+                cause: err.to_string(),
+            })?;
+        for result in results {
+            match result {
+                Ok(topic) => {
+                    info!(%topic, partitions = settings.topic_partitions, replication_factor = settings.topic_replication_factor, "kafka topic created")
+                }
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(KafkaStartError::CreateTopic {
+                        topic,
+                        cause: code.to_string(),
+                    })
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
+    .await;
+    drop_off_runtime(admin);
+    created
 }
 
 /// librdkafka settings: ours first, then `kafka.options` (validated not to

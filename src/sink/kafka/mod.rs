@@ -24,7 +24,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tracing::{info, warn};
 
-use self::client::{create_topics, message_max_bytes, producer, topic_message_limit};
+use self::client::{
+    create_topics, drop_off_runtime, message_max_bytes, producer, topic_message_limit,
+};
 use self::context::BridgeContext;
 use super::{refusal, Delivery, Problem, Sink, SinkError};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
@@ -151,9 +153,10 @@ impl KafkaSink {
         refusal::accepted(&stats, "kafka");
         let topic_limit = topic_message_limit(settings, &routes.kafka_topics(), &stats).await;
         if topic_limit.is_some() {
-            producer = self::producer(settings, topic_limit, &stats)
+            let sized = self::producer(settings, topic_limit, &stats)
                 .await
                 .map_err(KafkaStartError::Config)?;
+            drop_off_runtime(std::mem::replace(&mut producer, sized));
         }
         let limit = message_max_bytes(settings, topic_limit);
         if max_event_bytes > limit {
@@ -203,10 +206,7 @@ fn classify(err: KafkaError) -> SinkError {
     match err.rdkafka_error_code() {
         Some(C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed) => {
             let fix = "grant this client Write on the topic (and IdempotentWrite on the cluster): events wait in the spool until then";
-            SinkError::Retryable(Problem::caused_by(
-                format!("{fix}; kafka refused the record"),
-                err,
-            ))
+            SinkError::Retryable(Problem::caused_by("kafka refused the record", err).with_hint(fix))
         }
         _ => SinkError::Retryable(Problem::caused_by("kafka delivery failed", err)),
     }
@@ -268,9 +268,10 @@ impl Sink for KafkaSink {
         // idempotent producer was fenced) needs a new producer.
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             warn!(?code, %reason, "kafka producer hit a fatal error; creating a new one");
-            self.producer = producer(&self.settings, self.topic_limit, &self.stats)
+            let fresh = producer(&self.settings, self.topic_limit, &self.stats)
                 .await
                 .map_err(|err| SinkError::Retryable(Problem::caused_by("", err)))?;
+            drop_off_runtime(std::mem::replace(&mut self.producer, fresh));
         }
         Ok(())
     }
