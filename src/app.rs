@@ -24,7 +24,6 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::ingress::{server, Handler};
-use crate::routing::Routes;
 use crate::settings::{SinkKind, Validated};
 use crate::sink::kafka::{KafkaSink, KafkaStartError};
 use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
@@ -58,7 +57,6 @@ pub struct App {
     publisher: JoinHandle<()>,
     /// Receives the error of a sink that could not start.
     sink_failed: oneshot::Receiver<StartError>,
-    routes: Arc<Routes>,
 }
 
 impl App {
@@ -70,11 +68,9 @@ impl App {
         let stats = Arc::new(Stats::default());
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open_async(&settings.spool, Arc::clone(&stats)).await?;
-        let routes = Arc::new(settings.routes().clone());
         let (failed_tx, sink_failed) = oneshot::channel();
         let publisher = tokio::spawn(publish(
             settings.clone(),
-            Arc::clone(&routes),
             receiver,
             Arc::clone(&stats),
             failed_tx,
@@ -86,7 +82,6 @@ impl App {
             stats,
             publisher,
             sink_failed,
-            routes,
         })
     }
 
@@ -111,7 +106,7 @@ impl App {
             &self.settings.http,
             &self.settings.spool.dir,
             Arc::clone(&self.stats),
-            self.routes,
+            Arc::clone(self.settings.routes()),
             self.settings.filter().clone(),
             self.settings.allow_ips().to_vec(),
         );
@@ -178,11 +173,11 @@ impl App {
 /// spool closes. A sink that cannot start is reported on `failed`.
 async fn publish(
     settings: Validated,
-    routes: Arc<Routes>,
     spool: SpoolReader,
     stats: Arc<Stats>,
     failed: oneshot::Sender<StartError>,
 ) {
+    let routes = Arc::clone(settings.routes());
     let started = match settings.sink.kind {
         SinkKind::Stdout => {
             refusal::accepted(&stats, "stdout");

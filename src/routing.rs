@@ -66,10 +66,7 @@ impl RouteSettings {
         } else {
             return Ok(());
         };
-        Err(ConfigError::Invalid {
-            key: "routes",
-            problem,
-        })
+        Err(ConfigError::invalid("routes", problem))
     }
 }
 
@@ -225,7 +222,7 @@ impl Filter {
             list.iter()
                 .map(ContentTypes::range)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|problem| ConfigError::Invalid { key, problem })
+                .map_err(|problem| ConfigError::invalid(key, problem))
         };
         let set = |list: &[String]| list.iter().cloned().collect::<HashSet<_>>();
         Ok(Self {

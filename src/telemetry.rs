@@ -127,7 +127,7 @@ impl LogSettings {
             Ok(_) => Ok(()),
             Err(err) => Err(ConfigError::invalid(
                 "log.level",
-                &format!(
+                format!(
                     "{:?} is not a log filter ({err}); try `info` or `openim_bridge=debug,info`",
                     self.level
                 ),

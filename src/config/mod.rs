@@ -54,10 +54,10 @@ pub enum ConfigError {
 impl ConfigError {
     /// `key` has a value that cannot work, for the reason `problem` (which
     /// says what to change).
-    pub fn invalid(key: &'static str, problem: &str) -> Self {
+    pub fn invalid(key: &'static str, problem: impl Into<String>) -> Self {
         Self::Invalid {
             key,
-            problem: problem.to_owned(),
+            problem: problem.into(),
         }
     }
 }
@@ -127,14 +127,13 @@ pub(crate) fn resolve(
         return Ok(());
     };
     if value.is_some() {
-        return Err(ConfigError::Invalid {
+        return Err(ConfigError::invalid(
             key,
-            problem: format!("and {file_key} are both set; keep one"),
-        });
+            format!("and {file_key} are both set; keep one"),
+        ));
     }
-    let secret = read_secret_file(&path).map_err(|err| ConfigError::Invalid {
-        key: file_key,
-        problem: format!("cannot read {}: {err}", path.display()),
+    let secret = read_secret_file(&path).map_err(|err| {
+        ConfigError::invalid(file_key, format!("cannot read {}: {err}", path.display()))
     })?;
     *value = Some(secret);
     Ok(())
@@ -146,8 +145,5 @@ pub(crate) fn readable(path: Option<&PathBuf>, key: &'static str) -> Result<(), 
     let Some(path) = path else { return Ok(()) };
     std::fs::File::open(path)
         .map(drop)
-        .map_err(|err| ConfigError::Invalid {
-            key,
-            problem: format!("cannot read {}: {err}", path.display()),
-        })
+        .map_err(|err| ConfigError::invalid(key, format!("cannot read {}: {err}", path.display())))
 }

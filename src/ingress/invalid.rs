@@ -126,15 +126,20 @@ impl InvalidLog {
     pub fn record(&self, status: u16, reason: &str, operation_id: &str, path: &str, body: &Bytes) {
         let size = body.len();
         let queued = self.queued.fetch_add(size, Ordering::AcqRel);
-        let entry = Entry {
-            received_at: OffsetDateTime::now_utc(),
-            status,
-            reason: reason.to_owned(),
-            operation_id: operation_id.to_owned(),
-            path: path.to_owned(),
-            body: body.clone(),
-        };
-        if queued + size > self.queue_bytes || self.entries.try_send(entry).is_err() {
+        // Past the byte bound nothing is copied: the flood costs a count.
+        let handed = queued + size <= self.queue_bytes
+            && self
+                .entries
+                .try_send(Entry {
+                    received_at: OffsetDateTime::now_utc(),
+                    status,
+                    reason: reason.to_owned(),
+                    operation_id: operation_id.to_owned(),
+                    path: path.to_owned(),
+                    body: body.clone(),
+                })
+                .is_ok();
+        if !handed {
             self.queued.fetch_sub(size, Ordering::AcqRel);
             let dropped = self.dropped.fetch_add(1, Ordering::AcqRel) + 1;
             if let Some(suppressed) = self.drop_log.allow() {

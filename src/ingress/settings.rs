@@ -168,7 +168,7 @@ impl HttpSettings {
                     .map_err(|_| {
                         ConfigError::invalid(
                             "http.allow_ips",
-                            &format!("`{item}` is not an IP address or CIDR (e.g. 10.0.0.0/8)"),
+                            format!("`{item}` is not an IP address or CIDR (e.g. 10.0.0.0/8)"),
                         )
                     })
             })

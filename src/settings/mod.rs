@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio_rustls::TlsAcceptor;
@@ -73,7 +74,7 @@ pub struct Validated {
     settings: Settings,
     allow_ips: Vec<ipnet::IpNet>,
     filter: Filter,
-    routes: Routes,
+    routes: Arc<Routes>,
     tls: Option<TlsAcceptor>,
 }
 
@@ -88,8 +89,9 @@ impl Validated {
         &self.filter
     }
 
-    /// `[[routes]]` resolved for every callback kind.
-    pub fn routes(&self) -> &Routes {
+    /// `[[routes]]` resolved for every callback kind (shared by ingress
+    /// and the sink).
+    pub fn routes(&self) -> &Arc<Routes> {
         &self.routes
     }
 
@@ -178,7 +180,7 @@ impl Settings {
         let tls = match (&self.http.tls_cert_file, &self.http.tls_key_file) {
             (Some(cert), Some(key)) => Some(
                 tls::acceptor(cert, key)
-                    .map_err(|err| ConfigError::invalid("http.tls_cert_file", &err.to_string()))?,
+                    .map_err(|err| ConfigError::invalid("http.tls_cert_file", err.to_string()))?,
             ),
             _ => None,
         };
@@ -188,11 +190,11 @@ impl Settings {
             rabbitmq_exchange: self.rabbitmq.exchange.as_str().into(),
             rabbitmq_routing_key: self.rabbitmq.routing_key.as_str().into(),
         };
-        let routes = Routes::new(
+        let routes = Arc::new(Routes::new(
             &self.routes,
             fallback,
             self.http.unknown_commands.publishes(),
-        );
+        ));
         Ok(Validated {
             settings: self,
             allow_ips,
@@ -206,12 +208,7 @@ impl Settings {
 /// One `[[routes]]` entry: a pattern that matches, and broker names each
 /// broker accepts.
 fn validate_route(route: &RouteSettings) -> Result<(), ConfigError> {
-    let invalid = |problem: String| {
-        Err(ConfigError::Invalid {
-            key: "routes",
-            problem,
-        })
-    };
+    let invalid = |problem: String| Err(ConfigError::invalid("routes", problem));
     route.validate()?;
     let pattern = route.pattern.trim();
     if let Some(topic) = &route.kafka_topic {

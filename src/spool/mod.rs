@@ -89,7 +89,7 @@ mod writer_thread;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -354,6 +354,13 @@ fn cut_torn_tail(path: &Path) -> std::io::Result<u64> {
         file.sync_all()?;
     }
     Ok(torn as u64)
+}
+
+/// Gives `bytes` back to the spool's budget (`used`), never below zero.
+fn release(used: &AtomicU64, bytes: u64) {
+    let _ = used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+        Some(used.saturating_sub(bytes))
+    });
 }
 
 /// Makes a new directory entry durable (after creating a segment).

@@ -245,7 +245,8 @@ impl SpoolReader {
     fn start_persist(&mut self) {
         if let Some(done) = self.persisting.try_finish() {
             self.persist_done(done);
-            // That one wrote this position and deleted what it could.
+            // That one already wrote this position and deleted every
+            // confirmed segment: nothing is left to do.
             if self.acked == self.persisted && self.oldest >= self.acked.segment {
                 return;
             }

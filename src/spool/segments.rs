@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -15,7 +15,7 @@ use tracing::{error, warn};
 
 use super::disk::SharedDisk;
 use super::record::{self, Frame};
-use super::{segment_path, sync_dir, write_acked, Position, Spooled};
+use super::{release, segment_path, sync_dir, write_acked, Position, Spooled};
 use crate::stats::Stats;
 
 /// Bytes read from a segment at a time.
@@ -129,9 +129,7 @@ impl Segments {
             if self.disk.remove(&path).is_err() {
                 break;
             }
-            let _ = used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                Some(used.saturating_sub(len))
-            });
+            release(used, len);
             oldest += 1;
         }
         Persisted {

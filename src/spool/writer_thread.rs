@@ -37,7 +37,7 @@ use super::settings::{AckMode, SpoolSettings};
 use super::syncer::Syncer;
 use super::tail::Tail;
 use super::writer::{SpoolWriter, MAX_WAITING};
-use super::{record, segment_path, Position, Spooled};
+use super::{record, release, segment_path, Position, Spooled};
 use crate::normalize::Event;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
@@ -258,7 +258,7 @@ impl WriterThread {
                 // Frames answered with the error leave the spool's budget;
                 // carried ones keep their place in it.
                 let dropped = (batch.buf.len() - self.carry.len()) as u64;
-                self.release(dropped);
+                release(&self.used, dropped);
                 self.failing.store(true, Ordering::Release);
             }
         }
@@ -295,14 +295,6 @@ impl WriterThread {
             })
             .collect();
         self.tail.push(items);
-    }
-
-    fn release(&self, bytes: u64) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                Some(used.saturating_sub(bytes))
-            });
     }
 
     /// Writes `batch` at the end of the log (in a new segment if the
@@ -349,15 +341,11 @@ impl WriterThread {
             syncer.written();
         }
         if self.next.is_none() && self.at.offset >= self.segment_bytes / 2 {
-            self.prepare_next();
+            // The next segment, filled with zeros in the background.
+            let path = prep_path(&self.dir, self.at.segment + 1);
+            self.next = prepare(Arc::clone(&self.disk), path, self.segment_bytes);
         }
         Ok(start)
-    }
-
-    /// Starts filling the next segment with zeros in the background.
-    fn prepare_next(&mut self) {
-        let path = prep_path(&self.dir, self.at.segment + 1);
-        self.next = prepare(Arc::clone(&self.disk), path, self.segment_bytes);
     }
 
     /// Closes the current segment (trimmed to its records, synced) and

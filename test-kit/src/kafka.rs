@@ -7,6 +7,17 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
+/// A client configuration for `brokers` with extra `properties`
+/// (security settings, a client id).
+pub fn client_config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config
+}
+
 /// Creates `topic` with `partitions` partitions (replication 1) on
 /// `brokers`, with extra client `properties` (security settings); the
 /// error says which topic and why.
@@ -16,12 +27,7 @@ pub async fn create_topic(
     topic: &str,
     partitions: i32,
 ) -> Result<(), String> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for (key, value) in properties {
-        config.set(key, value);
-    }
-    let admin: AdminClient<DefaultClientContext> = config
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, properties)
         .create()
         .map_err(|err| format!("admin client for {brokers}: {err}"))?;
     let results = admin

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -97,7 +96,7 @@ pub fn read_until_with(
     timeout: Duration,
     mut done: impl FnMut(&[Record]) -> bool,
 ) -> Vec<Record> {
-    let consumer: BaseConsumer = config(brokers, properties)
+    let consumer: BaseConsumer = openim_bridge_test_kit::kafka::client_config(brokers, properties)
         .set("group.id", super::unique("openim-bridge-test"))
         .set("enable.auto.commit", "false")
         .create()
@@ -139,14 +138,4 @@ pub fn read_until_with(
         });
     }
     records
-}
-
-/// A client configuration for `brokers` with extra `properties`.
-fn config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for (key, value) in properties {
-        config.set(key, value);
-    }
-    config
 }

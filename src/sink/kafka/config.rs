@@ -131,15 +131,13 @@ impl KafkaSettings {
     /// Rejects values that parse but cannot work.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.brokers.trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "kafka.brokers",
-                problem: "is empty: set it to the bootstrap servers, e.g. `kafka:9092`".to_owned(),
-            });
+            return Err(ConfigError::invalid(
+                "kafka.brokers",
+                "is empty: set it to the bootstrap servers, e.g. `kafka:9092`",
+            ));
         }
-        validate_topic_name(&self.topic).map_err(|problem| ConfigError::Invalid {
-            key: "kafka.topic",
-            problem,
-        })?;
+        validate_topic_name(&self.topic)
+            .map_err(|problem| ConfigError::invalid("kafka.topic", problem))?;
         self.validate_security()?;
         // The bridge promises no loss and per-group order: these two
         // librdkafka properties are what make that true.
@@ -149,13 +147,10 @@ impl KafkaSettings {
         ] {
             if let Some(value) = self.options.get(name) {
                 if !allowed.contains(&value.as_str()) {
-                    return Err(ConfigError::Invalid {
-                        key: "kafka.options",
-                        problem: format!(
+                    return Err(ConfigError::invalid("kafka.options", format!(
                             "`{name} = {value}` would allow lost or reordered events; the bridge requires `{name} = {}` (remove the option)",
                             allowed[0]
-                        ),
-                    });
+                        )));
                 }
             }
         }
@@ -247,10 +242,10 @@ impl KafkaSettings {
             "kafka.ssl_key_password_file",
         )?;
         if self.sasl_oauthbearer_token.is_some() && self.sasl_oauthbearer_token_file.is_some() {
-            return Err(ConfigError::Invalid {
-                key: "kafka.sasl_oauthbearer_token",
-                problem: "and kafka.sasl_oauthbearer_token_file are both set; keep one".to_owned(),
-            });
+            return Err(ConfigError::invalid(
+                "kafka.sasl_oauthbearer_token",
+                "and kafka.sasl_oauthbearer_token_file are both set; keep one",
+            ));
         }
         readable(
             self.sasl_oauthbearer_token_file.as_ref(),
@@ -263,7 +258,7 @@ impl KafkaSettings {
 
     /// The security keys agree with each other and with `kafka.options`.
     pub(super) fn validate_security(&self) -> Result<(), ConfigError> {
-        let invalid = |key, problem: String| Err(ConfigError::Invalid { key, problem });
+        let invalid = |key, problem: String| Err(ConfigError::invalid(key, problem));
         let protocol = self.security_protocol;
         let has_credentials = !self.sasl_username.is_empty()
             || self.sasl_password.is_some()

@@ -128,16 +128,13 @@ impl RabbitMqSettings {
             || self.tls_cert_file.is_some()
             || self.tls_key_file.is_some();
         if tls_files && !self.url.trim_start().starts_with("amqps:") {
-            return Err(ConfigError::Invalid {
-                key: "rabbitmq.url",
-                problem: "is not amqps:// but rabbitmq.tls_* files are set; use amqps://host:5671/... (TLS)".to_owned(),
-            });
+            return Err(ConfigError::invalid(
+                "rabbitmq.url",
+                "is not amqps:// but rabbitmq.tls_* files are set; use amqps://host:5671/... (TLS)",
+            ));
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
-            return Err(ConfigError::Invalid {
-                key: "rabbitmq.tls_cert_file",
-                problem: "and rabbitmq.tls_key_file must be set together (the client certificate and its key)".to_owned(),
-            });
+            return Err(ConfigError::invalid("rabbitmq.tls_cert_file", "and rabbitmq.tls_key_file must be set together (the client certificate and its key)"));
         }
         Ok(())
     }
@@ -147,27 +144,20 @@ impl RabbitMqSettings {
     /// Rejects values that parse but cannot work.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Err(problem) = self.url.parse::<lapin::uri::AMQPUri>() {
-            return Err(ConfigError::Invalid {
-                key: "rabbitmq.url",
-                problem: format!(
-                    "is not an AMQP URL ({problem}); expected amqp://user:pass@host:5672/%2f"
-                ),
-            });
+            return Err(ConfigError::invalid(
+                "rabbitmq.url",
+                format!("is not an AMQP URL ({problem}); expected amqp://user:pass@host:5672/%2f"),
+            ));
         }
         self.validate_security()?;
         if self.exchange.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "rabbitmq.exchange",
-                problem:
-                    "must not be empty: the default exchange cannot be declared; name an exchange"
-                        .to_owned(),
-            });
+            return Err(ConfigError::invalid(
+                "rabbitmq.exchange",
+                "must not be empty: the default exchange cannot be declared; name an exchange",
+            ));
         }
         if let Err(problem) = check_routing_key(&self.routing_key) {
-            return Err(ConfigError::Invalid {
-                key: "rabbitmq.routing_key",
-                problem,
-            });
+            return Err(ConfigError::invalid("rabbitmq.routing_key", problem));
         }
         Ok(())
     }
