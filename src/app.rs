@@ -68,6 +68,11 @@ impl App {
         let stats = Arc::new(Stats::default());
         stats.init_series(settings.sink.kind.name());
         let (spool, receiver) = spool::open_async(&settings.spool, Arc::clone(&stats)).await?;
+        if settings.sink.kind == SinkKind::Stdout {
+            // No broker to wait for: ready as soon as the listener serves,
+            // not when the publisher's task first runs.
+            refusal::accepted(&stats, "stdout");
+        }
         let (failed_tx, sink_failed) = oneshot::channel();
         let publisher = tokio::spawn(publish(
             settings.clone(),
@@ -180,7 +185,6 @@ async fn publish(
     let routes = Arc::clone(settings.routes());
     let started = match settings.sink.kind {
         SinkKind::Stdout => {
-            refusal::accepted(&stats, "stdout");
             return run_publisher(StdoutSink::new(), spool, &settings, stats).await;
         }
         SinkKind::Kafka => {

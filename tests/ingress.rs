@@ -337,6 +337,20 @@ async fn connections_past_the_limit_wait_for_a_free_slot() {
 }
 
 #[tokio::test]
+async fn a_stdout_bridge_is_ready_before_its_publisher_first_runs() {
+    // No broker to wait for: ready the moment it listens. (This test's
+    // runtime has one thread, so the publisher's task has not run yet
+    // when `start` returns.)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let settings = test_settings().validate().expect("valid settings");
+    let app = openim_bridge::App::start(settings, listener)
+        .await
+        .expect("bridge starts");
+    assert_eq!(app.stats().broker_accepted.get(), 1);
+    app.run(async {}).await.expect("stops cleanly");
+}
+
+#[tokio::test]
 async fn health_and_readiness() {
     // Unreachable broker, small spool: it fills, and readiness says so.
     let settings = undeliverable_settings();
