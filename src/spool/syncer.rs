@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,15 +33,16 @@ struct Shared {
     failed: AtomicBool,
     /// `durable` batches handed to the sync thread and not yet synced.
     handed: AtomicUsize,
-    error_log: Mutex<RateLimit>,
+    /// Written since the last timed sync (`written` and `memory` modes).
+    dirty: AtomicBool,
+    error_log: RateLimit,
 }
 
 impl Shared {
     fn sync(&self, file: &File) -> Result<(), AppendError> {
         Stats::add(&self.stats.spool_syncs, 1);
         self.disk.sync(file).map_err(|err| {
-            let log = self.error_log.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(suppressed) = log.allow() {
+            if let Some(suppressed) = self.error_log.allow() {
                 error!(cause = %err, suppressed, "spool sync failed; callbacks waiting for it are answered 503 and writing moves to a new segment");
             }
             self.failed.store(true, Ordering::Release);
@@ -53,8 +54,6 @@ impl Shared {
 /// The writer thread's handle on the sync thread.
 pub(super) struct Syncer {
     jobs: mpsc::Sender<SyncJob>,
-    /// Written since the last timed sync (`written` and `memory` modes).
-    dirty: Arc<AtomicBool>,
     shared: Arc<Shared>,
     thread: JoinHandle<()>,
 }
@@ -67,13 +66,13 @@ impl Syncer {
         disk: &SharedDisk,
     ) -> std::io::Result<Self> {
         let (jobs, receiver) = mpsc::channel();
-        let dirty = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             stats,
             disk: Arc::clone(disk),
             failed: AtomicBool::new(false),
             handed: AtomicUsize::new(0),
-            error_log: Mutex::new(RateLimit::default()),
+            dirty: AtomicBool::new(false),
+            error_log: RateLimit::default(),
         });
         let mut thread = SyncThread {
             jobs: receiver,
@@ -81,7 +80,6 @@ impl Syncer {
             // `durable` syncs every batch on its own: no timer.
             interval: (settings.ack != AckMode::Durable)
                 .then(|| Duration::from_millis(settings.sync_interval_ms)),
-            dirty: Arc::clone(&dirty),
             shared: Arc::clone(&shared),
         };
         let thread = std::thread::Builder::new()
@@ -89,7 +87,6 @@ impl Syncer {
             .spawn(move || thread.run())?;
         Ok(Self {
             jobs,
-            dirty,
             shared,
             thread,
         })
@@ -115,7 +112,7 @@ impl Syncer {
     }
 
     pub(super) fn written(&self) {
-        self.dirty.store(true, Ordering::Release);
+        self.shared.dirty.store(true, Ordering::Release);
     }
 
     pub(super) fn closed(&self, old: Arc<File>, new: Arc<File>) {
@@ -142,7 +139,6 @@ struct SyncThread {
     /// The segment being written (timed syncs cover it).
     current: Arc<File>,
     interval: Option<Duration>,
-    dirty: Arc<AtomicBool>,
     shared: Arc<Shared>,
 }
 
@@ -178,7 +174,7 @@ impl SyncThread {
                     // synced at the next due time.
                     SyncJob::Closed { old, new } => {
                         self.current = new;
-                        self.dirty.store(true, Ordering::Release);
+                        self.shared.dirty.store(true, Ordering::Release);
                         (old, Vec::new())
                     }
                 };
@@ -191,7 +187,7 @@ impl SyncThread {
                 .interval
                 .is_some_and(|interval| last.elapsed() >= interval);
             if due
-                && self.dirty.swap(false, Ordering::AcqRel)
+                && self.shared.dirty.swap(false, Ordering::AcqRel)
                 && !syncs
                     .iter()
                     .any(|(file, _)| Arc::ptr_eq(file, &self.current))
