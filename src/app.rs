@@ -66,7 +66,7 @@ impl App {
     /// so every key was checked and every file they name was read.
     pub async fn start(settings: Validated, listener: TcpListener) -> Result<Self, StartError> {
         let stats = Arc::new(Stats::default());
-        stats.init_series(settings.sink.kind.name());
+        stats.init_series(settings.sink.kind.word());
         let (spool, receiver) = spool::open_async(&settings.spool, Arc::clone(&stats)).await?;
         if settings.sink.kind == SinkKind::Stdout {
             // No broker to wait for: ready as soon as the listener serves,

@@ -19,13 +19,22 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// `TryFrom<String>` for a settings enum spelled as lowercase words, with an
-/// error that lists the allowed words.
+/// error that lists the allowed words, and `word()`, the way back.
 macro_rules! words {
     ($enum:ident: $($word:literal => $variant:ident),+) => {
         impl TryFrom<String> for $enum {
             type Error = String;
             fn try_from(value: String) -> Result<Self, String> {
                 $crate::config::choose(&value, &[$(($word, Self::$variant)),+])
+            }
+        }
+
+        impl $enum {
+            /// The word this value is written as in the settings.
+            pub fn word(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word),+
+                }
             }
         }
     };

@@ -16,7 +16,7 @@ fn an_unknown_compression_is_refused_when_the_settings_load() {
     assert!(err.contains("zstd") && err.contains("`lz4`"), "{err}");
     let settings =
         Settings::load(None, env(&[("OPENIM_BRIDGE__KAFKA__COMPRESSION", "GZIP")])).unwrap();
-    assert_eq!(settings.kafka.compression.as_str(), "gzip");
+    assert_eq!(settings.kafka.compression.word(), "gzip");
 }
 
 fn load_err(pairs: &[(&str, &str)]) -> String {

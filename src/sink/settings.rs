@@ -19,17 +19,6 @@ pub enum SinkKind {
 
 words!(SinkKind: "stdout" => Stdout, "kafka" => Kafka, "rabbitmq" => Rabbitmq);
 
-impl SinkKind {
-    /// The sink's name, as in `sink.kind` (and the `sink` metrics label).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Stdout => "stdout",
-            Self::Kafka => "kafka",
-            Self::Rabbitmq => "rabbitmq",
-        }
-    }
-}
-
 /// `[sink]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -62,7 +62,7 @@ async fn admin_client(
 /// made sure `kafka.options` does not set them too).
 fn set_security(config: &mut ClientConfig, settings: &KafkaSettings) {
     let protocol = settings.security_protocol;
-    config.set("security.protocol", protocol.librdkafka());
+    config.set("security.protocol", protocol.word());
     if protocol.uses_sasl() {
         config.set("sasl.mechanism", settings.sasl_mechanism.librdkafka());
         if !settings.sasl_username.is_empty() {
@@ -206,7 +206,7 @@ pub(super) fn producer_config(
         .set("client.id", "openim-bridge")
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("compression.type", settings.compression.as_str())
+        .set("compression.type", settings.compression.word())
         .set("linger.ms", settings.linger_ms.to_string())
         .set(
             "message.timeout.ms",

@@ -113,19 +113,8 @@ pub enum Compression {
     Lz4,
 }
 
+// The same words as librdkafka's `compression.type`.
 words!(Compression: "none" => None, "gzip" => Gzip, "snappy" => Snappy, "lz4" => Lz4);
-
-impl Compression {
-    /// librdkafka's name for it (`compression.type`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Gzip => "gzip",
-            Self::Snappy => "snappy",
-            Self::Lz4 => "lz4",
-        }
-    }
-}
 
 impl KafkaSettings {
     /// Rejects values that parse but cannot work.
@@ -267,7 +256,7 @@ impl KafkaSettings {
         if has_credentials && !protocol.uses_sasl() {
             return invalid(
                 "kafka.security_protocol",
-                format!("is `{}` but SASL credentials are set; use `sasl_ssl` (or `sasl_plaintext` on a trusted network)", protocol.librdkafka()),
+                format!("is `{}` but SASL credentials are set; use `sasl_ssl` (or `sasl_plaintext` on a trusted network)", protocol.word()),
             );
         }
         let has_tls_files = self.ssl_ca_file.is_some()
@@ -278,7 +267,7 @@ impl KafkaSettings {
                 "kafka.security_protocol",
                 format!(
                     "is `{}` but TLS files (kafka.ssl_*) are set; use `ssl` or `sasl_ssl`",
-                    protocol.librdkafka()
+                    protocol.word()
                 ),
             );
         }
@@ -305,7 +294,7 @@ impl KafkaSettings {
                 _ if self.sasl_username.is_empty() || self.sasl_password.is_none() => {
                     return invalid(
                         "kafka.sasl_username",
-                        format!("and kafka.sasl_password (or kafka.sasl_password_file) are needed with security_protocol `{}` and sasl_mechanism `{mechanism}`", protocol.librdkafka()),
+                        format!("and kafka.sasl_password (or kafka.sasl_password_file) are needed with security_protocol `{}` and sasl_mechanism `{mechanism}`", protocol.word()),
                     );
                 }
                 _ => {}

@@ -65,19 +65,10 @@ pub enum SecurityProtocol {
     SaslSsl,
 }
 
+// The same words as librdkafka's `security.protocol`.
 words!(SecurityProtocol: "plaintext" => Plaintext, "ssl" => Ssl, "sasl_plaintext" => SaslPlaintext, "sasl_ssl" => SaslSsl);
 
 impl SecurityProtocol {
-    /// The librdkafka value.
-    pub fn librdkafka(self) -> &'static str {
-        match self {
-            Self::Plaintext => "plaintext",
-            Self::Ssl => "ssl",
-            Self::SaslPlaintext => "sasl_plaintext",
-            Self::SaslSsl => "sasl_ssl",
-        }
-    }
-
     /// Whether the connection is TLS.
     pub fn uses_tls(self) -> bool {
         matches!(self, Self::Ssl | Self::SaslSsl)
