@@ -145,7 +145,6 @@ pub fn callback(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
         .callback_command
         .ok_or_else(|| refused(None, NormalizeError::NoCommand))?;
     tracing::Span::current().record("command", named.as_str());
-    let kind = CallbackKind::from_command(&named);
     if let Some(url) = context.url_command.filter(|url| *url != named) {
         let mismatch = NormalizeError::CommandMismatch {
             url: url.to_owned(),
@@ -153,7 +152,7 @@ pub fn callback(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
         };
         return Err(refused(None, mismatch));
     }
-    let kind = match kind {
+    let kind = match CallbackKind::from_command(&named) {
         Some(kind) => kind,
         None if context.publish_unknown => {
             if let Some(suppressed) = UNKNOWN_LOG.allow() {

@@ -208,18 +208,16 @@ impl Settings {
 /// One `[[routes]]` entry: a pattern that matches, and broker names each
 /// broker accepts.
 fn validate_route(route: &RouteSettings) -> Result<(), ConfigError> {
-    let invalid = |problem: String| Err(ConfigError::invalid("routes", problem));
     route.validate()?;
     let pattern = route.pattern.trim();
+    let invalid = |key: &str, problem: String| {
+        ConfigError::invalid("routes", format!("`{key}` of `{pattern}`: {problem}"))
+    };
     if let Some(topic) = &route.kafka_topic {
-        if let Err(problem) = validate_topic_name(topic) {
-            return invalid(format!("`kafka_topic` of `{pattern}`: {problem}"));
-        }
+        validate_topic_name(topic).map_err(|problem| invalid("kafka_topic", problem))?;
     }
     if let Some(key) = &route.rabbitmq_routing_key {
-        check_routing_key(key).or_else(|problem| {
-            invalid(format!("`rabbitmq_routing_key` of `{pattern}`: {problem}"))
-        })?;
+        check_routing_key(key).map_err(|problem| invalid("rabbitmq_routing_key", problem))?;
     }
     Ok(())
 }

@@ -145,27 +145,7 @@ impl KafkaSettings {
         }
         Ok(())
     }
-}
 
-/// Kafka's own rule for topic names.
-pub(crate) fn validate_topic_name(topic: &str) -> Result<(), String> {
-    if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
-        return Err(format!(
-            "{topic:?} is not a valid Kafka topic name (1 to 249 characters, not `.` or `..`)"
-        ));
-    }
-    if let Some(bad) = topic
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "{topic:?} contains {bad:?}; Kafka topic names may only use ASCII letters, digits, `.`, `_` and `-`"
-        ));
-    }
-    Ok(())
-}
-
-impl KafkaSettings {
     /// Each first-class key, the librdkafka property it sets, and whether
     /// it is set here, so the same property in `kafka.options` is refused
     /// instead of silently winning.
@@ -312,4 +292,22 @@ impl KafkaSettings {
         }
         Ok(())
     }
+}
+
+/// Kafka's own rule for topic names.
+pub(crate) fn validate_topic_name(topic: &str) -> Result<(), String> {
+    if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
+        return Err(format!(
+            "{topic:?} is not a valid Kafka topic name (1 to 249 characters, not `.` or `..`)"
+        ));
+    }
+    if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{topic:?} contains {bad:?}; Kafka topic names may only use ASCII letters, digits, `.`, `_` and `-`"
+        ));
+    }
+    Ok(())
 }

@@ -138,9 +138,7 @@ impl RabbitMqSettings {
         }
         Ok(())
     }
-}
 
-impl RabbitMqSettings {
     /// Rejects values that parse but cannot work.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Err(problem) = self.url.parse::<lapin::uri::AMQPUri>() {
