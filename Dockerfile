@@ -7,8 +7,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# The workspace's dev-only test kit: cargo reads its manifest.
+# Cargo reads every target the manifest declares, even to build one binary:
+# the workspace's dev-only test kit and the benchmarks' sources.
+# (tests/deploy_image.rs lays out this context and runs this command.)
 COPY test-kit ./test-kit
+COPY benches ./benches
 RUN cargo build --release --locked --bin openim-bridge
 
 FROM debian:bookworm-slim

@@ -1,7 +1,12 @@
 //! The deployment files agree with the compose specification and with
 //! each other: every bridge replica has its own spool volume, sits behind
 //! the load balancer, is scraped by Prometheus, and gets more time to stop
-//! than the bridge's drain deadline.
+//! than the bridge's drain deadline; broker data lives in named volumes,
+//! every long-running service comes back after a reboot, only the load
+//! balancer is published on every interface, and the topic takes the
+//! largest callback the bridge accepts. On Kubernetes: a pinned image
+//! named through kustomize, and no `replicas` beside the autoscaler.
+//! (No Docker engine or cluster runs here: these read the files.)
 
 use std::path::Path;
 
@@ -104,11 +109,10 @@ fn load_balancer_and_prometheus_know_every_replica() {
     let doc = compose();
     let haproxy = read("deploy/haproxy/haproxy.cfg");
     let prometheus = read("deploy/prometheus/prometheus.yml");
-    assert!(
-        doc["services"]["load-balancer"]["volumes"][0]
-            .as_str()
-            .is_some_and(|v| v.starts_with("./deploy/haproxy/haproxy.cfg:")),
-        "compose runs the shipped HAProxy file"
+    assert_eq!(
+        doc["services"]["load-balancer"]["volumes"][0].as_str(),
+        Some("./deploy/haproxy:/usr/local/etc/haproxy:ro"),
+        "compose runs the shipped HAProxy file, from a folder mount (a file mount keeps the old inode after an edit)"
     );
     for (name, _) in bridges(&doc) {
         assert!(
@@ -167,9 +171,11 @@ fn kubernetes_validate(files: &[std::path::PathBuf]) -> std::process::Output {
 #[test]
 fn kubernetes_manifests_pass_the_kubernetes_schemas() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    // kustomization.yaml is kustomize's, not an API object.
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|path| !path.ends_with("kustomization.yaml"))
         .collect();
     files.sort();
     assert!(files.len() >= 5, "{files:?}");
@@ -306,5 +312,329 @@ fn kubernetes_takes_broker_passwords_from_the_secret() {
     assert_eq!(
         settings.kafka.sasl_password.as_ref().unwrap().expose(),
         "from-the-secret"
+    );
+}
+
+/// Room for what an event adds to its callback's body: the CloudEvents
+/// headers, the key, the `data` fields the bridge adds (event id, type,
+/// conversation, times) and Kafka's record overhead. A few hundred bytes
+/// in practice; 16 KiB leaves room for long ids.
+const ENVELOPE_BYTES: usize = 16 * 1024;
+
+/// Kafka's default `max.message.bytes` for a topic created without one.
+const KAFKA_DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+
+/// Services that run once and exit (others wait for them to complete).
+fn one_shot(doc: &Value) -> Vec<String> {
+    let mut names: Vec<String> = doc["services"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|service| service["depends_on"].as_object())
+        .flat_map(|deps| deps.iter())
+        .filter(|(_, dep)| dep["condition"] == "service_completed_successfully")
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Where a service keeps what must outlive its container, by image; None
+/// for a service that keeps nothing (the load balancer).
+fn data_path(name: &str, service: &Value) -> Option<String> {
+    let image = service["image"].as_str().unwrap_or("");
+    if service.get("build").is_some() {
+        return Some("/var/lib/openim-bridge/spool".to_owned());
+    }
+    if image.starts_with("apache/kafka") {
+        // The image writes to /tmp/kafka-logs unless told otherwise.
+        let dirs = service["environment"]["KAFKA_LOG_DIRS"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: KAFKA_LOG_DIRS is not set: the logs go to /tmp/kafka-logs inside the container"));
+        return Some(dirs.to_owned());
+    }
+    if image.starts_with("rabbitmq") {
+        return Some("/var/lib/rabbitmq".to_owned());
+    }
+    if image.starts_with("prom/prometheus") {
+        return Some("/prometheus".to_owned());
+    }
+    if image.starts_with("haproxy") {
+        return None;
+    }
+    panic!("{name} ({image}): say in tests/deploy.rs where its data lives");
+}
+
+/// The named volume mounted at `path` or above it, if any.
+fn named_volume_at(doc: &Value, service: &Value, path: &str) -> Option<String> {
+    service["volumes"].as_array()?.iter().find_map(|volume| {
+        let mut parts = volume.as_str()?.split(':');
+        let (source, target) = (parts.next()?, parts.next()?);
+        let inside =
+            path == target || path.starts_with(&format!("{}/", target.trim_end_matches('/')));
+        (inside && doc["volumes"].get(source).is_some()).then(|| source.to_owned())
+    })
+}
+
+#[test]
+fn every_stateful_service_keeps_its_data_in_a_named_volume() {
+    let doc = compose();
+    let skip = one_shot(&doc);
+    let mut checked = 0;
+    for (name, service) in doc["services"].as_object().unwrap() {
+        if skip.contains(name) {
+            continue;
+        }
+        let Some(path) = data_path(name, service) else {
+            continue;
+        };
+        assert!(
+            named_volume_at(&doc, service, &path).is_some(),
+            "{name}: its data ({path}) is not in a named volume: `docker compose down` then `up` loses it"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} stateful services found");
+    // The check can fail: Kafka without KAFKA_LOG_DIRS writes to /tmp.
+    let mut broken = doc.clone();
+    broken["services"]["kafka"]["environment"]["KAFKA_LOG_DIRS"] = Value::from("/tmp/kafka-logs");
+    assert_eq!(
+        named_volume_at(&broken, &broken["services"]["kafka"], "/tmp/kafka-logs"),
+        None
+    );
+}
+
+#[test]
+fn every_long_running_service_restarts_after_a_reboot() {
+    let doc = compose();
+    let skip = one_shot(&doc);
+    assert_eq!(skip, ["kafka-topics"], "one-shot services");
+    for (name, service) in doc["services"].as_object().unwrap() {
+        if skip.contains(name) {
+            continue;
+        }
+        let restart = service["restart"].as_str().unwrap_or("no");
+        assert!(
+            ["always", "unless-stopped"].contains(&restart),
+            "{name}: restart `{restart}`: after a reboot or a Docker restart it stays down"
+        );
+    }
+}
+
+#[test]
+fn the_broker_hostnames_are_fixed() {
+    let doc = compose();
+    // RabbitMQ names its data directory after the host (rabbit@HOST); Kafka
+    // keeps its cluster id in the data it formatted.
+    assert_eq!(doc["services"]["rabbitmq"]["hostname"], "rabbitmq");
+    assert!(
+        doc["services"]["kafka"]["environment"]["CLUSTER_ID"].is_string(),
+        "kafka: CLUSTER_ID"
+    );
+}
+
+/// The host address a `ports` entry binds ("" for all interfaces).
+fn published_on(port: &Value) -> String {
+    match port {
+        Value::Object(long) => long["host_ip"].as_str().unwrap_or("").to_owned(),
+        Value::String(short) => {
+            // [HOST_IP:]HOST_PORT:CONTAINER_PORT, IPv6 in brackets.
+            let parts: Vec<&str> = short.rsplitn(3, ':').collect();
+            if parts.len() == 3 {
+                parts[2].trim_matches(['[', ']']).to_owned()
+            } else {
+                String::new()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn only_the_load_balancer_is_published_on_every_interface() {
+    let doc = compose();
+    let mut local = 0;
+    for (name, service) in doc["services"].as_object().unwrap() {
+        for port in service["ports"].as_array().into_iter().flatten() {
+            let host = published_on(port);
+            if name == "load-balancer" {
+                continue;
+            }
+            assert!(
+                host == "127.0.0.1" || host == "::1",
+                "{name}: port {port} is published on every interface"
+            );
+            local += 1;
+        }
+    }
+    assert!(local >= 4, "{local}");
+    assert_eq!(published_on(&Value::from("9092:9092")), "");
+    assert_eq!(published_on(&Value::from("0.0.0.0:9092:9092")), "0.0.0.0");
+    assert_eq!(published_on(&Value::from("[::1]:9092:9092")), "::1");
+}
+
+/// Every `max.message.bytes=N` the topic service's command sets.
+fn topic_limits(service: &Value) -> Vec<usize> {
+    let command = serde_json::to_string(&service["command"]).unwrap();
+    command
+        .split("max.message.bytes=")
+        .skip(1)
+        .map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn the_topic_takes_the_largest_callback_the_bridge_accepts() {
+    let doc = compose();
+    let (_, bridge) = bridges(&doc).remove(0);
+    let env: std::collections::HashMap<String, String> = bridge["environment"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(key, value)| (key.clone(), value.as_str().unwrap().to_owned()))
+        .collect();
+    let settings = Settings::load(None, Some(env)).expect("the bridges' settings load");
+    let topics = &doc["services"]["kafka-topics"];
+    let limits = topic_limits(topics);
+    assert!(
+        limits.len() >= 2,
+        "max.message.bytes at creation and on an existing topic: {limits:?}"
+    );
+    for limit in limits {
+        assert!(
+            limit >= settings.http.max_body_bytes + ENVELOPE_BYTES,
+            "topic max.message.bytes {limit} < http.max_body_bytes {} + envelope: larger callbacks are only dead-lettered",
+            settings.http.max_body_bytes
+        );
+    }
+    assert!(
+        topics["command"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--topic {}", settings.kafka.topic)),
+        "kafka-topics creates the bridges' topic"
+    );
+    // Kubernetes: the topic is the cluster's; the ConfigMap keeps callbacks
+    // within Kafka's default limit.
+    let configmap: Value =
+        serde_yaml_ng::from_str(&read("deploy/kubernetes/configmap.yaml")).unwrap();
+    let toml = configmap["data"]["openim-bridge.toml"].as_str().unwrap();
+    let path = std::env::temp_dir().join(format!(
+        "openim-bridge-k8s-limit-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, toml).unwrap();
+    let loaded = Settings::load(Some(&path), Some(Default::default()));
+    std::fs::remove_file(path).unwrap();
+    let max_body = loaded.unwrap().http.max_body_bytes;
+    assert!(
+        max_body + ENVELOPE_BYTES <= KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
+        "ConfigMap http.max_body_bytes {max_body} does not fit Kafka's default max.message.bytes"
+    );
+}
+
+fn manifest(file: &str) -> Value {
+    serde_yaml_ng::from_str(&read(&format!("deploy/kubernetes/{file}"))).unwrap()
+}
+
+#[test]
+fn kubernetes_images_are_pinned_pulled_if_not_present_and_named_by_kustomize() {
+    let statefulset = manifest("statefulset.yaml");
+    let kustomization = manifest("kustomization.yaml");
+    let renamed: Vec<&str> = kustomization["images"]
+        .as_array()
+        .expect("kustomization.yaml names the image")
+        .iter()
+        .map(|image| image["name"].as_str().unwrap())
+        .collect();
+    let containers = statefulset["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    for container in containers {
+        let image = container["image"].as_str().unwrap();
+        let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        assert_ne!(
+            tag, "latest",
+            "{image}: a moving tag is pulled again at every start"
+        );
+        assert_eq!(
+            container["imagePullPolicy"], "IfNotPresent",
+            "{image}: set imagePullPolicy"
+        );
+        assert!(
+            renamed.contains(&name),
+            "{name}: kustomization.yaml does not name it (pods would pull docker.io/library/{name})"
+        );
+    }
+    // Every manifest here is applied by `kubectl apply -k`.
+    let resources = kustomization["resources"].as_array().unwrap();
+    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes"))
+        .unwrap()
+        .count();
+    assert_eq!(resources.len() + 1, files, "{resources:?}");
+}
+
+#[test]
+fn kustomize_renders_every_manifest_with_the_named_image() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let output = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("cannot run kubectl ({err}): install kubectl (it carries kustomize)")
+        });
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = String::from_utf8(output.stdout).unwrap();
+    let kinds: Vec<String> = rendered
+        .lines()
+        .filter_map(|line| line.strip_prefix("kind: "))
+        .map(str::to_owned)
+        .collect();
+    for kind in [
+        "ConfigMap",
+        "Service",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+    }
+    let kustomization = manifest("kustomization.yaml");
+    let image = &kustomization["images"][0];
+    let expected = format!(
+        "image: {}:{}",
+        image["newName"].as_str().unwrap(),
+        image["newTag"].as_str().unwrap()
+    );
+    assert!(
+        rendered.contains(&expected),
+        "{expected} not in\n{rendered}"
+    );
+}
+
+#[test]
+fn no_replicas_where_an_autoscaler_targets_the_set() {
+    let hpa = manifest("hpa.yaml");
+    let target = &hpa["spec"]["scaleTargetRef"];
+    let statefulset = manifest("statefulset.yaml");
+    assert_eq!(target["kind"], statefulset["kind"]);
+    assert_eq!(target["name"], statefulset["metadata"]["name"]);
+    assert!(
+        statefulset["spec"].get("replicas").is_none(),
+        "statefulset.yaml sets replicas while the HPA owns them: every `kubectl apply` resets an autoscaled set"
+    );
+    // A removed ordinal's spool is kept for `drain` or its next start.
+    assert_eq!(
+        statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
+        "Retain"
     );
 }
