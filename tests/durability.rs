@@ -634,3 +634,142 @@ async fn a_torn_tail_is_reported_cut_and_the_intact_events_delivered() {
         .await;
     let _ = std::fs::remove_dir_all(spool);
 }
+
+/// Fills what is left of the disk holding `dir` with a file of zeros
+/// named `name`.
+fn fill_disk(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while file.write_all(&block).is_ok() {}
+    while file.write_all(&block[..512]).is_ok() {}
+    let _ = file.flush();
+    path
+}
+
+/// Sends `n` group messages from each of 4 connections (ids
+/// `<prefix>-<sender>-<i>`); adds the acked ones to `acked`.
+async fn send_from_4(
+    addr: std::net::SocketAddr,
+    prefix: &str,
+    n: usize,
+    acked: &Arc<Mutex<Vec<String>>>,
+) {
+    let mut senders = Vec::new();
+    for sender in 0..4 {
+        let (acked, prefix) = (Arc::clone(acked), prefix.to_owned());
+        senders.push(tokio::spawn(async move {
+            let mut client = OpenImClient::connect(addr).await;
+            for i in 0..n {
+                let id = format!("{prefix}-{sender}-{i}");
+                let body = group_message(&id, &format!("g_{}", i % 5));
+                let reply = client
+                    .post("/callbackAfterSendGroupMsgCommand", &body)
+                    .await;
+                if is_ack(&reply) {
+                    acked.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_mode_on_a_full_disk_delivers_every_acked_callback_at_a_graceful_stop() {
+    // spool.ack = "memory" acks before the write. When the disk then
+    // refuses the write, the acked events exist only in memory: with a
+    // healthy broker they must still reach it, also when the bridge is
+    // stopped while the disk is still full.
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let brokers = kafka_brokers();
+    let topic = unique("openim-memory-full");
+    create_topic(&brokers, &topic, 3).await;
+    let mut settings = test_settings();
+    settings.spool.dir = disk.0.join("spool");
+    settings.spool.max_bytes = 1 << 30;
+    settings.spool.ack = openim_bridge::settings::AckMode::Memory;
+    settings.sink.kind = SinkKind::Kafka;
+    settings.kafka.brokers = brokers.clone();
+    settings.kafka.topic = topic.clone();
+    let bridge = TestBridge::start(settings).await;
+    let ready = eventually(Duration::from_secs(20), || {
+        bridge.stats.broker_accepted.get() == 1
+    })
+    .await;
+    assert!(ready, "kafka never accepted the bridge");
+    // The disk fills and frees again every 50 ms while callbacks arrive
+    // (as when a neighbour's log grows and is rotated), and is full at
+    // the stop.
+    let sending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let toggler = {
+        let (dir, sending) = (disk.0.clone(), Arc::clone(&sending));
+        std::thread::spawn(move || {
+            let mut cycles = 0;
+            while sending.load(Ordering::Acquire) {
+                let filler = fill_disk(&dir, "filler");
+                std::thread::sleep(Duration::from_millis(50));
+                std::fs::remove_file(filler).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                cycles += 1;
+            }
+            fill_disk(&dir, "filler");
+            cycles
+        })
+    };
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    send_from_4(bridge.addr, &format!("{topic}-a"), 750, &acked).await;
+    sending.store(false, Ordering::Release);
+    let cycles = toggler.join().unwrap();
+    // Once the broker confirmed those, the disk is filled for good: what
+    // deleted segments free is taken at once, until after the stop. The
+    // last callbacks are acked in memory only.
+    let stats = Arc::clone(&bridge.stats);
+    let so_far = acked.lock().unwrap().len() as u64;
+    let published = eventually(Duration::from_secs(20), || {
+        stats.snapshot().events_published >= so_far
+    })
+    .await;
+    assert!(published, "{so_far} acked, {:?}", stats.snapshot());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let keep_full = {
+        let (dir, full) = (disk.0.clone(), Arc::clone(&full));
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while full.load(Ordering::Acquire) {
+                fill_disk(&dir, &format!("filler-full-{n}"));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    send_from_4(bridge.addr, &format!("{topic}-b"), 25, &acked).await;
+    let acked = acked.lock().unwrap().clone();
+    eprintln!(
+        "{} of 3100 acked, the disk filled {cycles} times",
+        acked.len()
+    );
+    assert!(
+        cycles >= 2 && acked.len() > 100,
+        "{cycles} cycles, {} acked",
+        acked.len()
+    );
+    // Stopped while the disk is still full.
+    bridge.stop().await;
+    full.store(false, Ordering::Release);
+    keep_full.join().unwrap();
+    assert_eq!(
+        stats.snapshot().spool_lost_records,
+        0,
+        "{} acked; lost at the stop",
+        acked.len()
+    );
+    assert_all_reach_kafka(&brokers, &topic, &acked);
+}

@@ -27,9 +27,10 @@
 //!    pipelined group commit: the writer thread writes the next batch while
 //!    the sync thread syncs, and one sync covers every batch written before
 //!    it); `written`, only after its frame is written to the segment file;
-//!    `memory`, at once. In `memory` mode a batch that then fails keeps
-//!    those acked frames in memory, writes them first in the next batch,
-//!    and until one succeeds new appends wait for their write (see
+//!    `memory`, at once. In `memory` mode a batch that then fails hands
+//!    those acked events to the reader in memory (published after what
+//!    was written before them, drained at a graceful stop), and until a
+//!    batch succeeds new appends wait for their write (see
 //!    [`writer_thread`]). `written` and `memory` sync every `spool.sync_interval_ms`.
 //! 2. **Readers see only written data**: the writer publishes a watermark
 //!    (the end of the last written batch) and the reader never reads past

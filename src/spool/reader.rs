@@ -41,8 +41,10 @@ const READ_RETRY_MAX: Duration = Duration::from_secs(1);
 pub struct Spooled {
     /// The event.
     pub event: Event,
-    /// Its frame; pass it to [`SpoolReader::complete`] once handled.
-    pub position: Position,
+    /// Its frame; pass it to [`SpoolReader::complete`] once handled. `None`:
+    /// acked in `memory` mode, but the disk refused its write, so it lives
+    /// only in memory until the broker confirms it.
+    pub position: Option<Position>,
 }
 
 /// The publisher's end of the spool.
@@ -130,8 +132,15 @@ impl SpoolReader {
                 continue;
             }
             if let Some(item) = self.ready.pop_front() {
-                self.outstanding.insert(item.position);
+                if let Some(position) = item.position {
+                    self.outstanding.insert(position);
+                }
                 return Some(item);
+            }
+            // Acked events the disk refused, once what was written before
+            // them has been read.
+            if self.tail.take_unwritten(self.cursor, &mut self.ready) {
+                continue;
             }
             let watermark = *self.watermark.borrow_and_update();
             if self.cursor < watermark {
@@ -186,8 +195,13 @@ impl SpoolReader {
         }
     }
 
-    /// The event at `position` was confirmed by the broker or dead-lettered.
-    pub fn complete(&mut self, position: Position) {
+    /// The event at `position` ([`Spooled::position`]) was confirmed by the
+    /// broker or dead-lettered.
+    pub fn complete(&mut self, position: Option<Position>) {
+        let Some(position) = position else {
+            self.tail.unwritten_confirmed();
+            return;
+        };
         if self.outstanding.remove(&position) {
             self.stats.spool_records.dec();
         }
@@ -202,7 +216,7 @@ impl SpoolReader {
             .outstanding
             .first()
             .copied()
-            .or_else(|| self.ready.front().map(|item| item.position))
+            .or_else(|| self.ready.iter().find_map(|item| item.position))
             .unwrap_or(self.cursor);
         if acked > self.acked {
             let new_segment = acked.segment > self.acked.segment;
@@ -279,6 +293,19 @@ impl SpoolReader {
             Err(panicked) => {
                 error!(cause = %panicked, "persisting the spool's acked position failed; tried again at the next confirmation")
             }
+        }
+    }
+}
+
+impl Drop for SpoolReader {
+    /// Acked events that never reached the disk and are not confirmed by
+    /// now are gone with this process: counted and logged (a graceful
+    /// stop publishes them first; a drain deadline or a crash does not).
+    fn drop(&mut self) {
+        let lost = self.tail.unconfirmed();
+        if lost > 0 {
+            Stats::add(&self.stats.spool_lost_records, lost);
+            error!(lost, "events acked in memory mode that the disk refused were not confirmed by the broker before the bridge stopped; they are lost (spool.ack = \"durable\" or \"written\" never acks before the write)");
         }
     }
 }

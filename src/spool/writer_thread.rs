@@ -13,10 +13,11 @@
 //!
 //! A failed write (ENOSPC, EIO) is cut back off the file. Appends waiting
 //! for it get the error (503). In `memory` mode some of its events were
-//! acked already: those are kept in memory and written first in the next
-//! batch, and until a batch succeeds every new append waits for its write
-//! as in `written` mode, so nothing more is acked that could not be
-//! written. A failed sync answers the appends waiting for it with the error
+//! acked already: those go to the reader in memory ([`Tail`]'s unwritten
+//! events) and are published from there, after everything written before
+//! them; a graceful stop drains them to the broker. Until a batch succeeds
+//! every new append waits for its write as in `written` mode, so nothing
+//! more is acked that could not be written. A failed sync answers the appends waiting for it with the error
 //! and moves the writer to a new segment; the batch stays in the file and
 //! is published (at-least-once: an event answered 503 may still arrive).
 
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::append::{answer, Append, AppendError, Done};
 use super::disk::SharedDisk;
@@ -37,7 +38,7 @@ use super::settings::{AckMode, SpoolSettings};
 use super::syncer::Syncer;
 use super::tail::Tail;
 use super::writer::{SpoolWriter, MAX_WAITING};
-use super::{record, release, segment_path, Position, Spooled};
+use super::{release, segment_path, Position};
 use crate::normalize::Event;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
@@ -93,7 +94,6 @@ pub(super) fn start(
         stats,
         error_log: RateLimit::default(),
         failing: Arc::clone(&failing),
-        carry: Vec::new(),
         tail: Arc::clone(&tail),
         syncer: Some(syncer),
         disk,
@@ -116,17 +116,13 @@ pub(super) fn start(
     })
 }
 
-/// One batch: its bytes, and which of them are already acked.
+/// One batch: its bytes, its events, and who waits for it.
 #[derive(Default)]
 struct Batch {
     buf: Vec<u8>,
-    /// Ranges of `buf` whose events were acked before the write (`memory`
-    /// mode, and frames carried over from a failed batch).
-    acked: Vec<Range<usize>>,
-    /// Each event with its frame's range in `buf` (none for carried
-    /// frames: the reader reads those from disk).
-    events: Vec<(Event, Range<usize>)>,
-    carried: bool,
+    /// Each event with its frame's range in `buf`, and whether it was
+    /// acked before the write (`memory` mode).
+    events: Vec<(Event, Range<usize>, bool)>,
     records: i64,
     waiting: Vec<Done>,
 }
@@ -153,11 +149,6 @@ struct WriterThread {
     stats: Arc<Stats>,
     error_log: RateLimit,
     failing: Arc<AtomicBool>,
-    /// Frames of events already acked (`memory` mode) whose batch failed:
-    /// written first in the next batch (or at shutdown). Bounded by what
-    /// was acked before the writer saw the failure: once it has, every
-    /// append waits for its write.
-    carry: Vec<u8>,
     tail: Arc<Tail>,
     syncer: Option<Syncer>,
     disk: SharedDisk,
@@ -170,18 +161,20 @@ impl WriterThread {
             ..Batch::default()
         };
         while let Some(first) = requests.blocking_recv() {
-            self.take_carry(&mut batch);
             let mut next = Some(first);
             while let Some(append) = next.take() {
                 batch.records += 1;
                 let start = batch.buf.len();
                 batch.buf.extend_from_slice(&append.frame);
                 let range = start..batch.buf.len();
-                match append.done {
-                    Some(done) => batch.waiting.push(done),
-                    None => batch.acked.push(range.clone()),
-                }
-                batch.events.push((append.event, range));
+                let acked = match append.done {
+                    Some(done) => {
+                        batch.waiting.push(done);
+                        false
+                    }
+                    None => true,
+                };
+                batch.events.push((append.event, range, acked));
                 if batch.buf.len() < MAX_BATCH_BYTES {
                     next = requests.try_recv().ok();
                 }
@@ -193,16 +186,6 @@ impl WriterThread {
                 // (one wake-up per batch is most of this thread's cost).
                 std::thread::sleep(MEMORY_MODE_GATHER);
             }
-        }
-        // Every handle is gone: one last try for acked frames still held.
-        if !self.carry.is_empty() {
-            self.take_carry(&mut batch);
-            self.commit(&mut batch, false);
-        }
-        if !self.carry.is_empty() {
-            let lost = record::count_frames(&self.carry);
-            Stats::add(&self.stats.spool_lost_records, lost);
-            error!(lost, "the spool could not write events acked in memory mode before shutdown; they are lost (spool.ack = \"durable\" or \"written\" never acks before the write)");
         }
         self.stop();
     }
@@ -221,21 +204,11 @@ impl WriterThread {
         self.watermark = None;
     }
 
-    /// Starts `batch` with the frames carried over from a failed one.
-    fn take_carry(&mut self, batch: &mut Batch) {
-        if !self.carry.is_empty() {
-            batch.records += record::count_frames(&self.carry) as i64;
-            batch.buf.append(&mut self.carry);
-            batch.acked.push(0..batch.buf.len());
-            batch.carried = true;
-        }
-    }
-
     /// Writes `batch`, hands it on (reader, sync thread, appends waiting
     /// for the write), and empties it. `more`: appends are already queued
-    /// behind it. On failure keeps its acked frames
-    /// for the next batch.
+    /// behind it. On failure its acked events go to the reader in memory.
     fn commit(&mut self, batch: &mut Batch, more: bool) {
+        let end_of_log = self.at;
         let result = self.write_batch(&batch.buf);
         match &result {
             Ok(start) => {
@@ -244,22 +217,30 @@ impl WriterThread {
                 if self.failing.swap(false, Ordering::AcqRel) {
                     info!("spool writes work again; memory-mode acks resume");
                 }
-                if !batch.carried {
-                    self.hand_to_reader(start, batch);
-                }
+                self.hand_to_reader(start, batch);
                 if let Some(watermark) = &self.watermark {
                     watermark.send_replace(self.at);
                 }
             }
             Err(_) => {
-                for range in &batch.acked {
-                    self.carry.extend_from_slice(&batch.buf[range.clone()]);
-                }
-                // Frames answered with the error leave the spool's budget;
-                // carried ones keep their place in it.
-                let dropped = (batch.buf.len() - self.carry.len()) as u64;
-                release(&self.used, dropped);
+                // Nothing of the batch is on disk: it leaves the budget.
+                release(&self.used, batch.buf.len() as u64);
                 self.failing.store(true, Ordering::Release);
+                let acked: Vec<Event> = batch
+                    .events
+                    .drain(..)
+                    .filter(|(_, _, acked)| *acked)
+                    .map(|(event, _, _)| event)
+                    .collect();
+                if !acked.is_empty() {
+                    warn!(events = acked.len(), "the spool could not write events acked in memory mode; they are published from memory (a crash before the broker confirms them loses them)");
+                    self.tail.push_unwritten(end_of_log, acked);
+                    if let Some(watermark) = &self.watermark {
+                        // Wakes the reader, which takes them once it has
+                        // read up to `end_of_log`.
+                        watermark.send_replace(self.at);
+                    }
+                }
             }
         }
         let result = result.map(|_| ());
@@ -274,9 +255,7 @@ impl WriterThread {
             self.roll();
         }
         batch.buf.clear();
-        batch.acked.clear();
         batch.events.clear();
-        batch.carried = false;
         batch.records = 0;
     }
 
@@ -286,12 +265,12 @@ impl WriterThread {
         let items = batch
             .events
             .drain(..)
-            .map(|(event, range)| {
+            .map(|(event, range, _)| {
                 let position = Position {
                     segment: start.segment,
                     offset: start.offset + range.start as u64,
                 };
-                (Spooled { event, position }, range.len() as u64)
+                (position, event, range.len() as u64)
             })
             .collect();
         self.tail.push(items);
@@ -317,8 +296,8 @@ impl WriterThread {
                 // Bytes of the failed batch stay in the file: they count
                 // until the segment is deleted, and nothing more goes there.
                 // Whole frames among them are read and published (as
-                // duplicates of callbacks answered 503, or written again
-                // from `carry`): at-least-once, never lost.
+                // duplicates of callbacks answered 503, or of events
+                // published from memory): at-least-once, never lost.
                 let on_disk = self
                     .disk
                     .len(&segment_path(&self.dir, self.at.segment))

@@ -60,8 +60,8 @@ pub struct Stats {
     /// 1 while reading the spool fails (the publisher is stalled and
     /// retries), else 0.
     pub spool_read_failing: Gauge,
-    /// Events acked in `memory` mode that could not be written before
-    /// shutdown (the disk kept refusing them).
+    /// Events acked in `memory` mode that the disk refused and the broker
+    /// had not confirmed when the bridge stopped.
     pub spool_lost_records: Counter,
     /// Bytes the spool's files hold.
     pub spool_bytes: Gauge<u64, AtomicU64>,
@@ -191,7 +191,7 @@ impl Stats {
         );
         r.register(
             "spool_lost_records",
-            "Events acked in memory mode that the disk refused until shutdown",
+            "Events acked in memory mode that the disk refused and the broker had not confirmed at shutdown",
             self.spool_lost_records.clone(),
         );
         r.register(
