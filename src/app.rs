@@ -23,12 +23,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::broker::{self, SinkStartError};
 use crate::ingress::{server, Handler};
 use crate::settings::{SinkKind, Validated};
-use crate::sink::kafka::{KafkaSink, KafkaStartError};
-use crate::sink::rabbitmq::{RabbitMqSink, RabbitMqStartError};
-use crate::sink::stdout::StdoutSink;
-use crate::sink::{publisher, refusal, Sink};
+use crate::sink::{publisher, refusal};
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{self, OpenError, SpoolReader, SpoolWriter};
 use crate::stats::Stats;
@@ -36,12 +34,9 @@ use crate::stats::Stats;
 /// The bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The Kafka sink could not start.
+    /// The sink could not start.
     #[error(transparent)]
-    Kafka(#[from] KafkaStartError),
-    /// The RabbitMQ sink could not start.
-    #[error(transparent)]
-    RabbitMq(#[from] RabbitMqStartError),
+    Sink(#[from] SinkStartError),
     /// The spool could not be opened.
     #[error(transparent)]
     Spool(#[from] OpenError),
@@ -157,7 +152,7 @@ impl App {
         // secret) will not take the spool in the drain time either: stop
         // now, what was acked stays in the spool. (One that is merely slow
         // or down is waited for, up to the deadline.)
-        if self.stats.broker_accepted.get() == 0 && self.stats.refusal().is_some() {
+        if !self.stats.accepted() && self.stats.refusal().is_some() {
             publisher.abort();
             warn!("the broker refuses this replica and never accepted it; acked callbacks stay in the spool and are published at the next start");
             return Ok(());
@@ -182,36 +177,18 @@ async fn publish(
     stats: Arc<Stats>,
     failed: oneshot::Sender<StartError>,
 ) {
-    let routes = Arc::clone(settings.routes());
-    let started = match settings.sink.kind {
-        SinkKind::Stdout => {
-            return run_publisher(StdoutSink::new(), spool, &settings, stats).await;
+    match broker::start(&settings, Arc::clone(&stats)).await {
+        Ok(sink) => {
+            let dead_letter = DeadLetter::open(
+                &settings.spool.dir,
+                settings.spool.dead_letter_max_bytes,
+                Arc::clone(&stats),
+            )
+            .await;
+            publisher::run(sink, spool, dead_letter, settings.sink.clone(), stats).await;
         }
-        SinkKind::Kafka => {
-            let max_event_bytes = settings.http.max_body_bytes;
-            match KafkaSink::start(&settings.kafka, routes, max_event_bytes, Arc::clone(&stats))
-                .await
-            {
-                Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
-                Err(err) => StartError::from(err),
-            }
+        Err(err) => {
+            let _ = failed.send(err.into());
         }
-        SinkKind::Rabbitmq => {
-            match RabbitMqSink::start(&settings.rabbitmq, routes, Arc::clone(&stats)).await {
-                Ok(sink) => return run_publisher(sink, spool, &settings, stats).await,
-                Err(err) => StartError::from(err),
-            }
-        }
-    };
-    let _ = failed.send(started);
-}
-
-async fn run_publisher<S: Sink>(
-    sink: S,
-    spool: SpoolReader,
-    settings: &Validated,
-    stats: Arc<Stats>,
-) {
-    let dead_letter = DeadLetter::open(&settings.spool.dir).await;
-    publisher::run(sink, spool, dead_letter, settings.sink.clone(), stats).await;
+    }
 }

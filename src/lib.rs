@@ -16,14 +16,21 @@
 //!
 //! Around them: [`settings`] (one settings tree; [`config`] holds what its
 //! sections share), [`telemetry`] (logs),
-//! [`stats`] (counters), [`shutdown`], and [`app`], which wires it all.
+//! [`stats`] (counters), [`shutdown`], [`broker`] (the configured sink,
+//! from the settings alone), and [`app`], which wires it all.
+//!
+//! When events are stranded: [`replay`] publishes dead-lettered events and
+//! refused callbacks again, and [`drain`] empties a retired replica's spool.
 
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod broker;
 pub mod config;
+pub mod drain;
 pub mod ingress;
 pub mod normalize;
+pub mod replay;
 pub mod routing;
 pub mod settings;
 pub mod shutdown;

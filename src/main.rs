@@ -4,8 +4,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use openim_bridge::{shutdown, telemetry, App, Settings, Validated};
+use clap::{Parser, Subcommand};
+use openim_bridge::{drain, replay, shutdown, telemetry, App, Settings, Validated};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 /// jemalloc: the allocator is a measured part of the ack's cost (see
@@ -24,14 +26,67 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[command(version)]
 struct Args {
     /// TOML configuration file.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Log as JSON lines (same as log.format = "json").
-    #[arg(long)]
+    #[arg(long, global = true)]
     log_json: bool,
     /// Check the configuration, print the effective settings, and exit.
     #[arg(long)]
     check_config: bool,
+    /// Without a command: run the bridge.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// When events are stranded (README "When events are stranded").
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Publish dead-lettered events and refused callbacks again, through
+    /// the configured sink, once their cause is fixed. Runs beside a live
+    /// bridge. Exit 0 when every selected line was confirmed.
+    Replay(ReplayArgs),
+    /// Publish every acked event in a retired replica's spool directory,
+    /// delete what the broker confirmed, and exit.
+    Drain {
+        /// The retired replica's spool directory.
+        #[arg(long, value_name = "DIR")]
+        spool: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// dead-letter.jsonl / invalid-callbacks.jsonl files (rotated ones
+    /// too), or a spool directory: all of them.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Only lines written at or after this time (RFC 3339).
+    #[arg(long, value_parser = rfc3339)]
+    since: Option<OffsetDateTime>,
+    /// Only lines written before this time (RFC 3339).
+    #[arg(long, value_parser = rfc3339)]
+    until: Option<OffsetDateTime>,
+    /// Only lines of this callback command (e.g. callbackAfterSendGroupMsgCommand).
+    #[arg(long)]
+    command: Option<String>,
+    /// Only lines whose reason contains this text.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Publish nothing: print counts per command and per reason.
+    #[arg(long)]
+    dry_run: bool,
+    /// Publish lines an earlier replay already did, too.
+    #[arg(long)]
+    force: bool,
+    /// Events per second, at most.
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+}
+
+fn rfc3339(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value, &Rfc3339)
+        .map_err(|err| format!("not an RFC 3339 time (e.g. 2026-12-05T10:00:00Z): {err}"))
 }
 
 /// Loads and checks the settings (reading the files they name) before the
@@ -61,7 +116,13 @@ fn main() -> ExitCode {
         std::io::stderr().is_terminal(),
     );
     match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(run(settings)),
+        Ok(runtime) => runtime.block_on(async move {
+            match args.command {
+                None => run(settings).await,
+                Some(Command::Replay(replay)) => run_replay(settings, replay).await,
+                Some(Command::Drain { spool }) => run_drain(settings, spool).await,
+            }
+        }),
         Err(err) => {
             tracing::error!(cause = %err, "cannot start the async runtime");
             ExitCode::FAILURE
@@ -93,6 +154,68 @@ async fn run(settings: Validated) -> ExitCode {
         Err(err) => {
             tracing::error!(cause = %err, "openim-bridge could not start");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(()) = async { term.as_mut()?.recv().await } => {}
+    }
+}
+
+async fn run_replay(settings: Validated, args: ReplayArgs) -> ExitCode {
+    let options = replay::Options {
+        inputs: args.files,
+        since: args.since,
+        until: args.until,
+        command: args.command,
+        reason: args.reason,
+        dry_run: args.dry_run,
+        force: args.force,
+        rate: args.rate,
+        progress: std::io::stderr().is_terminal(),
+    };
+    match replay::run(&settings, &options, interrupted()).await {
+        Ok(summary) => {
+            print!("{summary}");
+            if summary.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("openim-bridge replay: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_drain(settings: Validated, spool: PathBuf) -> ExitCode {
+    let drained = tokio::select! {
+        drained = drain::run(&settings, &spool) => drained,
+        () = interrupted() => {
+            eprintln!("openim-bridge drain: interrupted; what was not confirmed stays in {}", spool.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match drained {
+        Ok(drained) => {
+            println!(
+                "drained {}: {} events published, {} dead-lettered",
+                spool.display(),
+                drained.published,
+                drained.dead_lettered
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("openim-bridge drain: {err}");
+            ExitCode::from(2)
         }
     }
 }

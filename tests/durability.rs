@@ -699,10 +699,7 @@ async fn memory_mode_on_a_full_disk_delivers_every_acked_callback_at_a_graceful_
     settings.kafka.brokers = brokers.clone();
     settings.kafka.topic = topic.clone();
     let bridge = TestBridge::start(settings).await;
-    let ready = eventually(Duration::from_secs(20), || {
-        bridge.stats.broker_accepted.get() == 1
-    })
-    .await;
+    let ready = eventually(Duration::from_secs(20), || bridge.stats.accepted()).await;
     assert!(ready, "kafka never accepted the bridge");
     // The disk fills and frees again every 50 ms while callbacks arrive
     // (as when a neighbour's log grows and is rotated), and is full at

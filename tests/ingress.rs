@@ -346,7 +346,7 @@ async fn a_stdout_bridge_is_ready_before_its_publisher_first_runs() {
     let app = openim_bridge::App::start(settings, listener)
         .await
         .expect("bridge starts");
-    assert_eq!(app.stats().broker_accepted.get(), 1);
+    assert!(app.stats().accepted());
     app.run(async {}).await.expect("stops cleanly");
 }
 
@@ -370,7 +370,7 @@ async fn health_and_readiness() {
     assert_eq!(waiting.json()["broker"], "connecting");
     // As if it had accepted the replica and gone away since: ready while
     // the spool has room.
-    bridge.stats.broker_accepted.set(1);
+    bridge.stats.set_accepted();
     let ready = client.send(get("/readyz")).await;
     assert_eq!(ready.status, 200, "{:?}", ready.body);
     assert_eq!(ready.json()["spool_max_bytes"], 2 * 1024 * 1024 + 8192);

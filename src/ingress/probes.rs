@@ -35,7 +35,7 @@ pub fn answer<B>(
             // deploy) is not ready, so a rolling deploy stalls there;
             // one it accepted stays ready through later broker trouble
             // (acked callbacks wait in the spool).
-            let accepted = stats.broker_accepted.get() == 1;
+            let accepted = stats.accepted();
             let has_room = used + max_body_bytes as u64 <= max;
             let ready = has_room && accepted && !shutting_down;
             let status = if ready {
@@ -71,6 +71,7 @@ pub fn answer<B>(
                 "spool_max_bytes": max,
                 "spool_reads": spool_reads,
                 "broker": broker,
+                "dead_letter_events": stats.dead_letter_events.get(),
             });
             Some(reply::json_value(status, &body))
         }

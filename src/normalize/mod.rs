@@ -49,6 +49,12 @@ impl CallbackKind {
         catalog::find(command).map(|spec| Self(spec.code))
     }
 
+    /// The kind whose CloudEvents `type` is `event_type` (dead-letter
+    /// lines name their kind by it).
+    pub fn from_event_type(event_type: &str) -> Option<Self> {
+        Self::all().find(|kind| kind.event_type() == event_type)
+    }
+
     /// The kind stored in the spool as `code`.
     pub fn from_code(code: u8) -> Option<Self> {
         catalog::by_code(code).map(|spec| Self(spec.code))

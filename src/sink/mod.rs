@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod publisher;
 pub mod rabbitmq;
 pub mod refusal;
+pub mod rejection;
 pub mod settings;
 pub mod stdout;
 
@@ -26,6 +27,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::normalize::Event;
+pub use rejection::{Destination, RejectClass, Rejection};
 
 /// Resolves when the broker confirmed (or refused) one event.
 pub type Delivery = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
@@ -38,7 +40,13 @@ pub enum SinkError {
     Retryable(Problem),
     /// The broker refused this event for good (e.g. too large, unroutable).
     #[error(transparent)]
-    Rejected(Problem),
+    Rejected(Box<Rejection>),
+}
+
+impl From<Rejection> for SinkError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected(Box::new(rejection))
+    }
 }
 
 /// What went wrong, in words, with the broker client's (or the disk's)

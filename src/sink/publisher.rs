@@ -20,9 +20,11 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
 use tracing::{debug, error, info, warn};
 
+use time::OffsetDateTime;
+
 use super::settings::SinkSettings;
-use super::{refusal, Delivery, Sink, SinkError};
-use crate::spool::dead_letter::DeadLetter;
+use super::{refusal, Delivery, Rejection, Sink, SinkError};
+use crate::spool::dead_letter::{Context, DeadLetter};
 use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
 use crate::stats::{Delivery as Outcome, Stats};
 use crate::telemetry::RateLimit;
@@ -146,8 +148,9 @@ struct State {
     sink_name: &'static str,
     reject_log: RateLimit,
     dead_letter: DeadLetter,
-    /// Refused events whose dead-letter line is not written yet, in order.
-    dead_letter_due: VecDeque<(Spooled, String)>,
+    /// Refused events whose dead-letter line is not written yet, in order,
+    /// with the refusal and when it came.
+    dead_letter_due: VecDeque<(Spooled, Rejection, OffsetDateTime)>,
     dead_letter_log: RateLimit,
 }
 
@@ -159,13 +162,16 @@ struct Failure {
 }
 
 impl State {
-    async fn send<S: Sink>(&mut self, sink: &mut S, item: Spooled) {
+    async fn send<S: Sink>(&mut self, sink: &mut S, mut item: Spooled) {
+        item.attempts += 1;
         match sink.send(&item.event).await {
             Ok(delivery) => {
                 self.in_flight
                     .push_back(Box::pin(confirm(item, delivery, Instant::now())))
             }
             Err(SinkError::Retryable(cause)) => {
+                item.first_failed_at
+                    .get_or_insert_with(OffsetDateTime::now_utc);
                 warn!(sink = self.sink_name, %cause, "broker unavailable; holding events until it is back");
                 self.stats.broker_up.set(0);
                 self.stats.events(self.sink_name, Outcome::Failed, 1);
@@ -183,20 +189,22 @@ impl State {
         }
     }
 
-    fn settle(&mut self, queue: &mut SpoolReader, (item, result, sent): Settled) {
+    fn settle(&mut self, queue: &mut SpoolReader, (mut item, result, sent): Settled) {
         if result.is_ok() {
             self.stats
                 .publish_seconds
                 .observe(sent.elapsed().as_secs_f64());
         }
         match (result, &mut self.failed) {
-            (Err(SinkError::Rejected(problem)), _) => {
-                let cause = problem.to_string();
-                self.log_rejected(&item, &cause);
-                self.dead_letter_due.push_back((item, cause));
+            (Err(SinkError::Rejected(rejection)), _) => {
+                self.log_rejected(&item, &rejection);
+                self.dead_letter_due
+                    .push_back((item, *rejection, OffsetDateTime::now_utc()));
                 self.write_dead_letter();
             }
             (Err(SinkError::Retryable(cause)), failed) => {
+                item.first_failed_at
+                    .get_or_insert_with(OffsetDateTime::now_utc);
                 self.stats.events(self.sink_name, Outcome::Failed, 1);
                 if failed.is_none() {
                     warn!(sink = self.sink_name, %cause, "broker did not confirm an event; will send it again");
@@ -245,9 +253,15 @@ impl State {
     /// file, unless a line is being written; each leaves the spool once its
     /// line is synced ([`State::dead_letter_written`]).
     fn write_dead_letter(&mut self) {
-        if let Some((item, cause)) = self.dead_letter_due.front() {
-            self.dead_letter
-                .start(item.event.clone(), self.sink_name, cause.clone());
+        if let Some((item, rejection, at)) = self.dead_letter_due.front() {
+            let context = Context {
+                sink: self.sink_name,
+                rejection: rejection.clone(),
+                attempts: item.attempts,
+                first_failed_at: item.first_failed_at.unwrap_or(*at),
+                last_failed_at: *at,
+            };
+            self.dead_letter.start(item.event.clone(), context);
         }
     }
 
@@ -258,7 +272,7 @@ impl State {
     fn dead_letter_written(&mut self, queue: &mut SpoolReader, written: std::io::Result<()>) {
         match written {
             Ok(()) => {
-                if let Some((item, _)) = self.dead_letter_due.pop_front() {
+                if let Some((item, _, _)) = self.dead_letter_due.pop_front() {
                     self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
                     queue.complete(item.position);
                 }
@@ -269,7 +283,7 @@ impl State {
                     let event_id = self
                         .dead_letter_due
                         .front()
-                        .map(|(item, _)| item.event.id.as_str());
+                        .map(|(item, _, _)| item.event.id.as_str());
                     error!(event_id, waiting = self.dead_letter_due.len(), cause = %err, suppressed, "cannot write the dead-letter file; the event stays in the spool and the write is tried again (segments from this event on are kept until then)");
                 }
             }
@@ -277,7 +291,7 @@ impl State {
     }
 
     /// Logs a refused event (rate-limited).
-    fn log_rejected(&mut self, item: &Spooled, cause: &str) {
+    fn log_rejected(&mut self, item: &Spooled, rejection: &Rejection) {
         let event = &item.event;
         if let Some(suppressed) = self.reject_log.allow() {
             error!(
@@ -285,7 +299,8 @@ impl State {
                 event_id = %event.id,
                 key = %event.key,
                 event_type = event.event_type(),
-                %cause,
+                class = rejection.class.as_str(),
+                cause = %rejection,
                 suppressed,
                 "broker refused the event for good; it goes to the dead-letter file (at most one such line per second; `suppressed` counts the others)"
             );

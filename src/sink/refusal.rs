@@ -9,7 +9,7 @@
 //! acked into the spool meanwhile; they go out once the setting is fixed.
 //!
 //! `/readyz` answers 503 until the broker first accepted this replica
-//! ([`crate::stats::Stats::broker_accepted`]), so a rolling deploy with a
+//! ([`crate::stats::Stats::accepted`]), so a rolling deploy with a
 //! bad secret stalls while the old replicas keep serving.
 
 use tracing::{error, info};
@@ -35,7 +35,7 @@ pub fn report(stats: &Stats, sink: &'static str, refusal: Refusal, detail: &str,
 /// Reports that the broker accepted this replica (connected, authenticated,
 /// topics or exchanges checked), clearing a refusal.
 pub fn accepted(stats: &Stats, sink: &'static str) {
-    stats.broker_accepted.set(1);
+    stats.set_accepted();
     if stats.set_refusal(None) {
         stats.broker_up.set(1);
         info!(sink, "the broker accepts this replica again");

@@ -12,7 +12,7 @@ use std::io::Write;
 use futures_util::future::{FutureExt, Shared};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{settled, Delivery, Problem, Sink, SinkError};
+use super::{settled, Delivery, Destination, Problem, RejectClass, Rejection, Sink, SinkError};
 use crate::normalize::event::Event;
 
 /// Batches handed to the writer thread and not yet written, at most.
@@ -114,7 +114,12 @@ impl Sink for StdoutSink {
         let start = lines.len();
         if let Err(err) = event.write_structured_json(lines) {
             lines.truncate(start);
-            let refused = SinkError::Rejected(Problem::caused_by("event data is not JSON", err));
+            let refused = SinkError::from(Rejection {
+                class: RejectClass::InvalidData,
+                code: None,
+                destination: Destination::stdout(),
+                problem: Problem::caused_by("event data is not JSON", err),
+            });
             return Ok(settled(Err(refused)));
         }
         lines.push(b'\n');

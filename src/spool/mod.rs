@@ -76,6 +76,7 @@ pub mod disk;
 #[cfg(test)]
 mod fault_tests;
 mod job;
+mod lock;
 pub mod reader;
 pub mod record;
 mod segments;
@@ -132,7 +133,7 @@ pub fn open(
 }
 
 /// [`open`] from async code: on tokio's blocking pool, since opening scans
-/// and repairs the spool's files and may wait up to [`LOCK_WAIT`] for
+/// and repairs the spool's files and may wait up to [`lock::LOCK_WAIT`] for
 /// another process's lock.
 pub async fn open_async(
     settings: &SpoolSettings,
@@ -161,7 +162,7 @@ pub fn open_on(
         cause,
     };
     fs::create_dir_all(&dir).map_err(wrap)?;
-    let lock = lock(&dir).map_err(wrap)?;
+    let lock = lock::take(&dir).map_err(wrap)?;
     let acked = read_acked(&dir);
     let mut segments = list_segments(&dir).map_err(wrap)?;
     // Fully confirmed segments a crash left behind (invariant 5).
@@ -227,35 +228,6 @@ pub fn open_on(
     );
     let writer = started.writer;
     Ok((writer, reader))
-}
-
-/// How long `open` waits for the spool's lock (a previous process may still
-/// be exiting, e.g. during a container restart).
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// Takes the spool's lock file, so two processes never share a spool (two
-/// replicas on one volume would corrupt it). Released when the writer stops.
-fn lock(dir: &Path) -> std::io::Result<File> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))?;
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(std::io::Error::other(
-                    "another openim-bridge process is using this spool; give every replica its own spool.dir",
-                ))
-            }
-            Err(fs::TryLockError::Error(err)) => return Err(err),
-        }
-    }
 }
 
 /// The file of segment `id`.

@@ -201,10 +201,7 @@ impl Segments {
                         offset: cursor.offset + at as u64,
                     };
                     match record::decode(payload) {
-                        Ok(event) => chunk.events.push(Spooled {
-                            event,
-                            position: Some(position),
-                        }),
+                        Ok(event) => chunk.events.push(Spooled::new(event, Some(position))),
                         // An intact frame this version cannot read (written by a
                         // newer bridge?): only this record is skipped.
                         Err(problem) => {

@@ -51,6 +51,10 @@ pub struct SpoolSettings {
     /// Size at which a new segment file is started; confirmed segments are
     /// deleted whole.
     pub segment_bytes: u64,
+    /// Size at which `dead-letter.jsonl` is rotated to
+    /// `dead-letter.NNNNNN.jsonl` (kept, never deleted by the bridge;
+    /// `openim-bridge replay` reads them all).
+    pub dead_letter_max_bytes: u64,
 }
 
 impl Default for SpoolSettings {
@@ -67,6 +71,7 @@ impl Default for SpoolSettings {
             sync_interval_ms: 100,
             // Small enough to free space soon after the broker catches up.
             segment_bytes: 16 * 1024 * 1024,
+            dead_letter_max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -78,6 +83,12 @@ impl SpoolSettings {
             return Err(ConfigError::invalid(
                 "spool.segment_bytes",
                 "must be at least 1 MiB (1048576)",
+            ));
+        }
+        if self.dead_letter_max_bytes < 64 * 1024 {
+            return Err(ConfigError::invalid(
+                "spool.dead_letter_max_bytes",
+                "must be at least 64 KiB (65536)",
             ));
         }
         if !(1..=60_000).contains(&self.sync_interval_ms) {

@@ -61,10 +61,7 @@ impl Tail {
             if let Some((position, event, _)) = queue.pop_front() {
                 if position == cursor {
                     cursor.offset += len;
-                    out.push_back(Spooled {
-                        event,
-                        position: Some(position),
-                    });
+                    out.push_back(Spooled::new(event, Some(position)));
                 }
             }
         }
@@ -88,10 +85,7 @@ impl Tail {
         let before = out.len();
         while queue.front().is_some_and(|(after, _)| *after <= cursor) {
             if let Some((_, event)) = queue.pop_front() {
-                out.push_back(Spooled {
-                    event,
-                    position: None,
-                });
+                out.push_back(Spooled::new(event, None));
             }
         }
         out.len() > before

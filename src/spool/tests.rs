@@ -13,6 +13,7 @@ pub(super) fn settings(dir: &Path) -> SpoolSettings {
         ack: AckMode::Durable,
         sync_interval_ms: 100,
         segment_bytes: 4096,
+        dead_letter_max_bytes: 1 << 20,
     }
 }
 

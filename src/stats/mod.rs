@@ -42,8 +42,12 @@ pub struct Stats {
     /// until the sink has recovered.
     pub broker_up: Gauge,
     /// 1 once the broker accepted this replica (connected, authenticated,
-    /// topics or exchanges checked); `/readyz` is 503 until then.
-    pub broker_accepted: Gauge,
+    /// topics or exchanges checked); exported only: readiness reads
+    /// [`Stats::accepted`].
+    broker_accepted: Gauge,
+    /// Whether the broker accepted this replica: `/readyz` is 503 until
+    /// then. Set through [`crate::sink::refusal::accepted`] only.
+    accepted: std::sync::atomic::AtomicBool,
     /// 1 for the reason the broker currently refuses this replica.
     broker_refused: Family<RefusalLabel, Gauge>,
     /// The current refusal: 0 none, else 1 + its index in [`Refusal::ALL`].
@@ -63,6 +67,9 @@ pub struct Stats {
     /// Events acked in `memory` mode that the disk refused and the broker
     /// had not confirmed when the bridge stopped.
     pub spool_lost_records: Counter,
+    /// Lines in the spool directory's dead-letter files (rotated ones
+    /// included): events a broker refused for good, to be replayed.
+    pub dead_letter_events: Gauge,
     /// Bytes the spool's files hold.
     pub spool_bytes: Gauge<u64, AtomicU64>,
     /// Events in the spool not yet confirmed by the broker (or dead-lettered).
@@ -92,6 +99,7 @@ impl Default for Stats {
             publish_seconds: Histogram::new(buckets()),
             broker_up: Gauge::default(),
             broker_accepted: Gauge::default(),
+            accepted: std::sync::atomic::AtomicBool::new(false),
             broker_refused: Family::default(),
             refusal: AtomicU8::new(0),
             spool_syncs: Counter::default(),
@@ -100,6 +108,7 @@ impl Default for Stats {
             spool_read_errors: Counter::default(),
             spool_read_failing: Gauge::default(),
             spool_lost_records: Counter::default(),
+            dead_letter_events: Gauge::default(),
             spool_bytes: Gauge::default(),
             spool_records: Gauge::default(),
             header_timeouts: Counter::default(),
@@ -190,6 +199,11 @@ impl Stats {
             self.spool_read_failing.clone(),
         );
         r.register(
+            "dead_letter_events",
+            "Lines in the spool directory's dead-letter files (rotated ones included): replay them with `openim-bridge replay`",
+            self.dead_letter_events.clone(),
+        );
+        r.register(
             "spool_lost_records",
             "Events acked in memory mode that the disk refused and the broker had not confirmed at shutdown",
             self.spool_lost_records.clone(),
@@ -215,6 +229,18 @@ impl Stats {
             self.spool_bytes.clone(),
         );
         self
+    }
+
+    /// Records that the broker accepted this replica (the state
+    /// `/readyz` and shutdown read, and its gauge).
+    pub fn set_accepted(&self) {
+        self.accepted.store(true, Ordering::Release);
+        self.broker_accepted.set(1);
+    }
+
+    /// Whether the broker has accepted this replica since it started.
+    pub fn accepted(&self) -> bool {
+        self.accepted.load(Ordering::Acquire)
     }
 
     /// Records the reason the broker refuses this replica (`None`: it

@@ -25,6 +25,45 @@ pub(super) fn drop_off_runtime<T: Send + 'static>(client: T) {
     }
 }
 
+/// A librdkafka client that is dropped on the blocking pool wherever its
+/// owner is dropped: on an early error return, or with a task that is
+/// aborted at the drain deadline. (librdkafka's destroy purges, flushes
+/// for up to 500 ms and joins its threads: never on a runtime thread.)
+pub(super) struct OffRuntime<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> OffRuntime<T> {
+    pub(super) fn new(client: T) -> Self {
+        Self(Some(client))
+    }
+
+    /// Puts `client` in place of the current one, which is dropped off the
+    /// runtime.
+    pub(super) fn replace(&mut self, client: T) {
+        if let Some(old) = self.0.replace(client) {
+            drop_off_runtime(old);
+        }
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for OffRuntime<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // Only `drop` takes the client out.
+        self.0
+            .as_ref()
+            .expect("an OffRuntime holds its client until dropped")
+    }
+}
+
+impl<T: Send + 'static> Drop for OffRuntime<T> {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop_off_runtime(client);
+        }
+    }
+}
+
 /// Creates a client from `config` on the blocking pool.
 async fn create<C>(
     config: ClientConfig,

@@ -192,7 +192,7 @@ impl ClientContext for BridgeContext {
         debug!(target: "librdkafka", ?level, facility, message);
         // A TLS listener closes a plaintext client's first request; a
         // broker that never accepted us doing so again and again is that.
-        if self.stats.broker_accepted.get() == 0 && closed_at_first_request(facility, message) {
+        if !self.stats.accepted() && closed_at_first_request(facility, message) {
             let count = self.first_request_closed.fetch_add(1, Ordering::Relaxed) + 1;
             if count >= FIRST_REQUEST_CLOSED_LIMIT {
                 refusal::report(

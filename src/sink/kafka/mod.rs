@@ -24,11 +24,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tracing::{info, warn};
 
-use self::client::{
-    create_topics, drop_off_runtime, message_max_bytes, producer, topic_message_limit,
-};
+use self::client::{create_topics, message_max_bytes, producer, topic_message_limit, OffRuntime};
 use self::context::BridgeContext;
-use super::{refusal, Delivery, Problem, Sink, SinkError};
+use super::{refusal, Delivery, Destination, Problem, RejectClass, Rejection, Sink, SinkError};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
@@ -73,7 +71,7 @@ pub enum KafkaStartError {
 
 /// Publishes events to the Kafka topic their route names.
 pub struct KafkaSink {
-    producer: BridgeProducer,
+    producer: OffRuntime<BridgeProducer>,
     settings: KafkaSettings,
     stats: Arc<Stats>,
     routes: Arc<Routes>,
@@ -104,15 +102,17 @@ impl KafkaSink {
         max_event_bytes: usize,
         stats: Arc<Stats>,
     ) -> Result<Self, KafkaStartError> {
-        let mut producer = producer(settings, None, &stats)
-            .await
-            .map_err(KafkaStartError::Config)?;
+        let mut producer = OffRuntime::new(
+            producer(settings, None, &stats)
+                .await
+                .map_err(KafkaStartError::Config)?,
+        );
         // The bridge already serves (callbacks wait in the spool), so wait
         // for the broker to answer: the topics are checked, and created,
         // even when Kafka comes up after the bridge.
         let mut warned = false;
         let metadata = loop {
-            let check = producer.clone();
+            let check = (*producer).clone();
             let fetched = tokio::task::spawn_blocking(move || {
                 check.client().fetch_metadata(None, METADATA_TIMEOUT)
             })
@@ -156,7 +156,7 @@ impl KafkaSink {
             let sized = self::producer(settings, topic_limit, &stats)
                 .await
                 .map_err(KafkaStartError::Config)?;
-            drop_off_runtime(std::mem::replace(&mut producer, sized));
+            producer.replace(sized);
         }
         let limit = message_max_bytes(settings, topic_limit);
         if max_event_bytes > limit {
@@ -198,10 +198,22 @@ fn is_permanent(err: &KafkaError) -> bool {
     )
 }
 
-fn classify(err: KafkaError) -> SinkError {
+fn classify(err: KafkaError, topic: &str) -> SinkError {
     use RDKafkaErrorCode as C;
     if is_permanent(&err) {
-        return SinkError::Rejected(Problem::caused_by("kafka refused the record", err));
+        let code = err.rdkafka_error_code();
+        let class = match code {
+            Some(C::MessageSizeTooLarge | C::MessageBatchTooLarge | C::InvalidMessageSize) => {
+                RejectClass::TooLarge
+            }
+            _ => RejectClass::Rejected,
+        };
+        return SinkError::from(Rejection {
+            class,
+            code: code.map(|code| format!("{code:?}")),
+            destination: Destination::topic(topic),
+            problem: Problem::caused_by("kafka refused the record", err),
+        });
     }
     match err.rdkafka_error_code() {
         Some(C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed) => {
@@ -246,7 +258,7 @@ impl Sink for KafkaSink {
                     return Ok(Box::pin(async move {
                         match delivery.await {
                             Ok(Ok(_)) => Ok(()),
-                            Ok(Err((err, _message))) => Err(classify(err)),
+                            Ok(Err((err, _message))) => Err(classify(err, &topic)),
                             Err(_canceled) => {
                                 Err(SinkError::Retryable("kafka producer was closed".into()))
                             }
@@ -258,7 +270,7 @@ impl Sink for KafkaSink {
                     record = returned;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((err, _)) => return Err(classify(err)),
+                Err((err, _)) => return Err(classify(err, &topic)),
             }
         }
     }
@@ -271,13 +283,15 @@ impl Sink for KafkaSink {
             let fresh = producer(&self.settings, self.topic_limit, &self.stats)
                 .await
                 .map_err(|err| SinkError::Retryable(Problem::caused_by("", err)))?;
-            drop_off_runtime(std::mem::replace(&mut self.producer, fresh));
+            self.producer.replace(fresh);
         }
         Ok(())
     }
 
     async fn close(self) {
-        let producer = self.producer;
+        // The clone is flushed and dropped on the blocking pool; `self`'s
+        // own handle goes there too (OffRuntime).
+        let producer = (*self.producer).clone();
         let flushed =
             tokio::task::spawn_blocking(move || producer.flush(CLOSE_FLUSH_TIMEOUT)).await;
         if let Ok(Err(err)) = flushed {
@@ -300,18 +314,18 @@ mod tests {
             RDKafkaErrorCode::NotEnoughReplicas,
         ] {
             assert!(
-                matches!(classify(code(waits)), SinkError::Retryable(_)),
+                matches!(classify(code(waits), "t"), SinkError::Retryable(_)),
                 "{waits:?} must wait in the spool"
             );
         }
-        let acl = classify(code(RDKafkaErrorCode::TopicAuthorizationFailed)).to_string();
+        let acl = classify(code(RDKafkaErrorCode::TopicAuthorizationFailed), "t").to_string();
         assert!(acl.contains("grant this client Write"), "{acl}");
         for refused in [
             RDKafkaErrorCode::MessageSizeTooLarge,
             RDKafkaErrorCode::InvalidRecord,
         ] {
             assert!(
-                matches!(classify(code(refused)), SinkError::Rejected(_)),
+                matches!(classify(code(refused), "t"), SinkError::Rejected(_)),
                 "{refused:?} is dead-lettered"
             );
         }

@@ -19,8 +19,13 @@ impl Sink for Flaky {
     }
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         if self.reject_id == Some(event.id.as_str()) {
-            return Ok(super::super::settled(Err(SinkError::Rejected(
-                "too large".into(),
+            return Ok(super::super::settled(Err(SinkError::from(
+                crate::sink::Rejection {
+                    class: crate::sink::RejectClass::TooLarge,
+                    code: None,
+                    destination: crate::sink::Destination::topic("t"),
+                    problem: "too large".into(),
+                },
             ))));
         }
         let mut fail = self.fail_next.lock().unwrap();

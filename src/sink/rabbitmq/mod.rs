@@ -32,7 +32,7 @@ use self::confirms::{Confirms, Decision, Resolution};
 pub use self::connect::redact;
 use self::connect::{Failure, Target};
 use super::refusal;
-use super::{Delivery, Problem, Sink, SinkError};
+use super::{Delivery, Destination, Problem, RejectClass, Rejection, Sink, SinkError};
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
@@ -206,10 +206,15 @@ impl Sink for RabbitMqSink {
         Ok(Box::pin(async move {
             match tracked.await {
                 Decision::Delivered => Ok(()),
-                Decision::Unroutable(returned) => Err(SinkError::Rejected(Problem::from(format!(
-                    "rabbitmq returned the message as unroutable ({} {}): no queue is bound to exchange `{exchange}` for routing key `{}`",
-                    returned.reply_code, returned.reply_text, returned.routing_key
-                )))),
+                Decision::Unroutable(returned) => Err(SinkError::from(Rejection {
+                    class: RejectClass::Unroutable,
+                    code: Some(returned.reply_code.to_string()),
+                    destination: Destination::exchange(&exchange, &returned.routing_key),
+                    problem: Problem::from(format!(
+                        "rabbitmq returned the message as unroutable ({} {}): no queue is bound to exchange `{exchange}` for routing key `{}`",
+                        returned.reply_code, returned.reply_text, returned.routing_key
+                    )),
+                })),
                 Decision::Nacked => Err(SinkError::Retryable("rabbitmq nacked the message".into())),
                 Decision::NotRequested => Err(SinkError::Retryable(
                     "rabbitmq channel is not in confirm mode".into(),

@@ -1,12 +1,12 @@
 //! Events a broker refused for good (e.g. too large for the topic, or
 //! unroutable on RabbitMQ) go to `{spool.dir}/dead-letter.jsonl`, one JSON
-//! object per line, synced before the event leaves the spool:
+//! object per line ([`line`]: the CloudEvent with the refusal's class,
+//! code, text, destination and attempts), synced before the event leaves
+//! the spool. Past `spool.dead_letter_max_bytes` the file is rotated to
+//! `dead-letter.NNNNNN.jsonl` (kept; never deleted by the bridge).
 //!
-//! ```json
-//! {"dead_lettered_at":"...","sink":"kafka","reason":"...","event":{ structured CloudEvent }}
-//! ```
-//!
-//! Replay after fixing the cause: each `event` is a complete CloudEvent.
+//! Replay after fixing the cause: `openim-bridge replay DIR` publishes
+//! them again through the configured sink.
 //!
 //! The file shares the spool's disk, and a refused event leaves the spool
 //! only once its line is synced: on a full disk that could hold up the
@@ -24,18 +24,20 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde_json::value::RawValue;
-use time::OffsetDateTime;
-
-use crate::normalize::event::rfc3339;
 use crate::normalize::Event;
 use crate::spool::disk::{self, SharedDisk};
 use crate::spool::job::Job;
-use tracing::warn;
+use crate::stats::Stats;
+use tracing::{info, warn};
+
+pub mod line;
+pub use line::Context;
 
 /// File name of the dead-letter log inside the spool directory.
 pub const FILE_NAME: &str = "dead-letter.jsonl";
+
+/// File names of the dead-letter log and its rotated files start so.
+pub const FILE_PREFIX: &str = "dead-letter.";
 
 /// Disk space kept for dead-letter lines (about a thousand typical events).
 pub const RESERVE_BYTES: usize = 1 << 20;
@@ -52,23 +54,39 @@ pub struct DeadLetter {
     writing: Job<(DeadLetterFile, std::io::Result<()>)>,
     /// To open the file again if a write lost it (by panicking).
     dir: PathBuf,
+    max_bytes: u64,
     disk: SharedDisk,
+    stats: Arc<Stats>,
 }
 
 impl DeadLetter {
-    /// The dead-letter file in `dir` (created on first use), with its
-    /// space reserve made now, on the blocking pool.
-    pub async fn open(dir: &Path) -> Self {
-        let file = DeadLetterFile::on(dir, disk::os());
-        let file = tokio::task::spawn_blocking(move || {
+    /// The dead-letter file in `dir` (created on first use, rotated past
+    /// `max_bytes`), with its space reserve made now and the lines already
+    /// in its files counted (`openim_bridge_dead_letter_events`), on the
+    /// blocking pool.
+    pub async fn open(dir: &Path, max_bytes: u64, stats: Arc<Stats>) -> Self {
+        let file = DeadLetterFile::on(dir, disk::os()).rotating_at(max_bytes);
+        let (file, lines) = tokio::task::spawn_blocking(move || {
             file.keep_reserve();
-            file
+            let lines = count_lines(&file.path);
+            (file, lines)
         })
         .await
-        // Making the reserve does not panic; if it did, the next
-        // successful write makes it.
-        .unwrap_or_else(|_| DeadLetterFile::on(dir, disk::os()));
-        Self::from(file)
+        // Neither panics; if one did, the next successful write makes the
+        // reserve and the count starts at 0.
+        .unwrap_or_else(|_| {
+            (
+                DeadLetterFile::on(dir, disk::os()).rotating_at(max_bytes),
+                0,
+            )
+        });
+        stats.dead_letter_events.set(lines as i64);
+        if lines > 0 {
+            info!(dir = %dir.display(), lines, "the spool directory holds dead-lettered events; publish them again with `openim-bridge replay` once the cause is fixed");
+        }
+        let mut dead_letter = Self::from(file);
+        dead_letter.stats = stats;
+        dead_letter
     }
 
     /// Whether a line is being written (its result comes from
@@ -77,14 +95,14 @@ impl DeadLetter {
         self.writing.is_running()
     }
 
-    /// Starts writing `event` with the reason; returns `false` (and does
-    /// nothing) while the previous line is being written.
-    pub fn start(&mut self, event: Event, sink: &'static str, reason: String) -> bool {
+    /// Starts writing `event` with why it was refused; returns `false`
+    /// (and does nothing) while the previous line is being written.
+    pub fn start(&mut self, event: Event, context: Context) -> bool {
         let Some(mut file) = self.file.take() else {
             return false;
         };
         self.writing.try_start(move || {
-            let written = file.write(&event, sink, &reason);
+            let written = file.write(&event, &context);
             (file, written)
         })
     }
@@ -95,10 +113,14 @@ impl DeadLetter {
         match self.writing.finish().await {
             Ok((file, written)) => {
                 self.file = Some(file);
+                if written.is_ok() {
+                    self.stats.dead_letter_events.inc();
+                }
                 written
             }
             Err(panicked) => {
-                let mut file = DeadLetterFile::on(&self.dir, Arc::clone(&self.disk));
+                let mut file = DeadLetterFile::on(&self.dir, Arc::clone(&self.disk))
+                    .rotating_at(self.max_bytes);
                 // It may have left part of a line.
                 file.torn = true;
                 self.file = Some(file);
@@ -114,11 +136,46 @@ impl From<DeadLetterFile> for DeadLetter {
     fn from(file: DeadLetterFile) -> Self {
         Self {
             dir: file.path.parent().map(Path::to_owned).unwrap_or_default(),
+            max_bytes: file.max_bytes,
             disk: Arc::clone(&file.disk),
             file: Some(file),
             writing: Job::default(),
+            stats: Arc::default(),
         }
     }
+}
+
+/// Lines in the dead-letter files beside `path` (rotated ones included).
+fn count_lines(path: &Path) -> u64 {
+    let Some(dir) = path.parent() else {
+        return 0;
+    };
+    files(dir)
+        .iter()
+        .filter_map(|file| std::fs::read(file).ok())
+        .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count() as u64)
+        .sum()
+}
+
+/// The dead-letter files in `dir`, oldest first: the rotated ones
+/// (`dead-letter.NNNNNN.jsonl`, and what `replay` wrote), then the current
+/// one.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(FILE_PREFIX) && name.ends_with(".jsonl"))
+        })
+        .collect();
+    // `dead-letter.000001.jsonl` < `dead-letter.jsonl` < `dead-letter.replay-...`:
+    // the current file sorts between, so put it last.
+    found.sort_by_key(|path| (path.ends_with(FILE_NAME), path.clone()));
+    found
 }
 
 /// Appends refused events to the dead-letter file (blocking: see
@@ -127,18 +184,12 @@ impl From<DeadLetterFile> for DeadLetter {
 pub struct DeadLetterFile {
     path: PathBuf,
     reserve: PathBuf,
+    /// Rotated past this size.
+    max_bytes: u64,
     file: Option<File>,
     /// A failed write may have left part of a line at the end.
     torn: bool,
     disk: SharedDisk,
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    dead_lettered_at: String,
-    sink: &'a str,
-    reason: &'a str,
-    event: &'a RawValue,
 }
 
 impl DeadLetterFile {
@@ -148,10 +199,16 @@ impl DeadLetterFile {
         Self {
             path: dir.join(FILE_NAME),
             reserve: dir.join(RESERVE_NAME),
+            max_bytes: u64::MAX,
             file: None,
             torn: false,
             disk,
         }
+    }
+
+    /// The same, rotated once it reaches `max_bytes`.
+    pub fn rotating_at(self, max_bytes: u64) -> Self {
+        Self { max_bytes, ..self }
     }
 
     /// Makes the space reserve if it is missing; a disk without room for
@@ -174,19 +231,10 @@ impl DeadLetterFile {
         self.disk.remove(&self.reserve).is_ok()
     }
 
-    /// Records `event` with the reason; returns once it is synced.
-    pub fn write(&mut self, event: &Event, sink: &str, reason: &str) -> std::io::Result<()> {
-        let mut json = Vec::new();
-        event.write_structured_json(&mut json)?;
-        let event_json: &RawValue = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
-        let line = Line {
-            dead_lettered_at: rfc3339(OffsetDateTime::now_utc()),
-            sink,
-            reason,
-            event: event_json,
-        };
-        let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
+    /// Records `event` with why it was refused; returns once it is synced.
+    pub fn write(&mut self, event: &Event, context: &Context) -> std::io::Result<()> {
+        let bytes = line::encode(event, context)?;
+        self.rotate_if_full(bytes.len() as u64);
         let written = match self.append(&bytes) {
             Err(err) if is_disk_full(&err) && self.release_reserve() => {
                 warn!(cause = %err, "the spool's disk is full: used the dead-letter space reserve");
@@ -198,6 +246,37 @@ impl DeadLetterFile {
             self.keep_reserve();
         }
         written
+    }
+
+    /// Moves the current file aside as `dead-letter.NNNNNN.jsonl` (the next
+    /// number) if `more` bytes would take it past its size; a failure is
+    /// logged and the file grows on.
+    fn rotate_if_full(&mut self, more: u64) {
+        let len = self.disk.len(&self.path).unwrap_or(0);
+        if len == 0 || len.saturating_add(more) <= self.max_bytes || self.torn {
+            return;
+        }
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        let next = files(dir)
+            .iter()
+            .filter_map(|path| {
+                let name = path.file_name()?.to_str()?;
+                name.strip_prefix(FILE_PREFIX)?
+                    .strip_suffix(".jsonl")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let rotated = dir.join(format!("{FILE_PREFIX}{next:06}.jsonl"));
+        self.file = None;
+        match std::fs::rename(&self.path, &rotated) {
+            Ok(()) => info!(rotated = %rotated.display(), "dead-letter file rotated"),
+            Err(err) => warn!(cause = %err, "cannot rotate the dead-letter file; it grows on"),
+        }
     }
 
     /// Appends `bytes` to the file and syncs it.
@@ -238,88 +317,4 @@ fn is_disk_full(err: &std::io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::normalize::{CallbackKind, Event};
-    use crate::spool::disk::faults::{Faulty, Op, EIO, ENOSPC};
-
-    fn event() -> Event {
-        Event {
-            id: "m1".to_owned(),
-            kind: CallbackKind::GROUP_MESSAGE_SENT,
-            source: Arc::from("openim"),
-            time: "2024-07-01T02:13:20.123Z".to_owned(),
-            key: "g1".to_owned(),
-            data: b"{}".to_vec().into(),
-        }
-    }
-
-    #[test]
-    fn a_torn_write_never_swallows_the_next_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = Faulty::new();
-        let mut dead_letter = DeadLetterFile::on(dir.path(), disk.clone());
-        let lines = || {
-            std::fs::read_to_string(dir.path().join(FILE_NAME))
-                .unwrap()
-                .lines()
-                .filter(|line| serde_json::from_str::<serde_json::Value>(line).is_ok())
-                .count()
-        };
-        dead_letter.write(&event(), "kafka", "one").unwrap();
-        // Half a line written, then cut off again.
-        disk.short_writes(ENOSPC);
-        assert!(dead_letter.write(&event(), "kafka", "two").is_err());
-        disk.clear();
-        dead_letter.write(&event(), "kafka", "three").unwrap();
-        assert_eq!(lines(), 2);
-        // Half a line that cannot be cut off: the next line starts anew.
-        disk.short_writes(ENOSPC);
-        disk.fail(Op::SetLen, EIO, 0, 1);
-        assert!(dead_letter.write(&event(), "kafka", "four").is_err());
-        disk.clear();
-        dead_letter.write(&event(), "kafka", "five").unwrap();
-        assert_eq!(
-            lines(),
-            3,
-            "{:?}",
-            std::fs::read_to_string(dir.path().join(FILE_NAME))
-        );
-    }
-
-    #[test]
-    fn a_full_disk_spends_the_reserve_and_the_line_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = Faulty::new();
-        let mut dead_letter = DeadLetterFile::on(dir.path(), disk.clone());
-        dead_letter.keep_reserve();
-        let reserve = dir.path().join(RESERVE_NAME);
-        assert_eq!(
-            std::fs::metadata(&reserve).unwrap().len(),
-            RESERVE_BYTES as u64
-        );
-        // The disk is full for one write: the reserve goes, the line is in.
-        disk.fail(Op::Write, ENOSPC, 0, 1);
-        dead_letter.write(&event(), "kafka", "too large").unwrap();
-        let lines = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
-        assert_eq!(
-            lines.lines().filter(|l| l.contains("\"m1\"")).count(),
-            1,
-            "{lines}"
-        );
-        // Made again once there is room.
-        assert_eq!(
-            std::fs::metadata(&reserve).unwrap().len(),
-            RESERVE_BYTES as u64
-        );
-        // Without a reserve, or for another error, the failure is reported.
-        std::fs::remove_file(&reserve).unwrap();
-        disk.fail(Op::Write, ENOSPC, 0, 2);
-        assert!(dead_letter.write(&event(), "kafka", "too large").is_err());
-        disk.clear();
-        dead_letter.keep_reserve();
-        disk.fail(Op::Write, EIO, 0, 1);
-        assert!(dead_letter.write(&event(), "kafka", "too large").is_err());
-        assert!(reserve.exists(), "an I/O error does not spend the reserve");
-    }
-}
+mod tests;

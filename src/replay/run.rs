@@ -1,0 +1,456 @@
+//! The replay loop: read, filter, send in batches, record in the ledger.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::input::{self, Line};
+use super::ledger::{self, Ledger, LineId};
+use super::{Options, ReplayError, Summary};
+use crate::broker::{self, AnySink};
+use crate::normalize::Event;
+use crate::settings::Validated;
+use crate::sink::{Sink, SinkError};
+use crate::spool::dead_letter::{line, Context};
+use crate::stats::Stats;
+
+/// Lines sent (and recorded in the ledger) together.
+const BATCH: usize = 128;
+
+/// What one selected line needs.
+enum Work {
+    /// Publish this event.
+    Publish {
+        event: Event,
+        /// A previous replay had it in flight.
+        again: bool,
+    },
+    /// Its route is disabled, or a filter drops it.
+    Skip,
+    /// Still not an event: written to the failures file as it was.
+    Unparsed {
+        /// The line as it should be kept (the reason updated).
+        line: Vec<u8>,
+        dead_letter: bool,
+    },
+}
+
+/// Replays `options.inputs` through the configured sink until done or
+/// `stop` resolves (then the batch under way is finished first).
+pub async fn run(
+    settings: &Validated,
+    options: &Options,
+    stop: impl Future<Output = ()>,
+) -> Result<Summary, ReplayError> {
+    let files = input::expand(&options.inputs).map_err(|cause| ReplayError::File {
+        path: options.inputs.first().cloned().unwrap_or_default(),
+        cause,
+    })?;
+    let mut replay = Replay {
+        settings,
+        options,
+        sink: None,
+        summary: Summary::default(),
+        outputs: Outputs::new(),
+        pacer: Pacer::new(options.rate),
+        progress: None,
+    };
+    if !options.dry_run {
+        let stats = Arc::new(Stats::default());
+        replay.sink = Some(broker::start(settings, stats).await?);
+    }
+    let mut lines = Vec::new();
+    for file in &files {
+        let bytes = std::fs::read(file).map_err(|cause| ReplayError::File {
+            path: file.clone(),
+            cause,
+        })?;
+        lines.push((file.clone(), bytes));
+    }
+    let total: usize = lines
+        .iter()
+        .map(|(_, bytes)| bytes.iter().filter(|b| **b == b'\n').count())
+        .sum();
+    replay.progress = options
+        .progress
+        .then(|| indicatif::ProgressBar::new(total as u64));
+    let mut stop = std::pin::pin!(stop);
+    for (file, bytes) in &lines {
+        replay.file(file, bytes, &mut stop).await?;
+        if replay.summary.interrupted {
+            break;
+        }
+    }
+    if let Some(bar) = &replay.progress {
+        bar.finish_and_clear();
+    }
+    if let Some(sink) = replay.sink.take() {
+        sink.close().await;
+    }
+    replay.summary.written_out = replay.outputs.paths();
+    Ok(replay.summary)
+}
+
+struct Replay<'a> {
+    settings: &'a Validated,
+    options: &'a Options,
+    sink: Option<AnySink>,
+    summary: Summary,
+    outputs: Outputs,
+    pacer: Pacer,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl Replay<'_> {
+    /// Replays the whole lines of one file (a line still being written,
+    /// without its newline, is left for the next replay).
+    async fn file(
+        &mut self,
+        file: &Path,
+        bytes: &[u8],
+        stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), ReplayError> {
+        let file_error = |cause| ReplayError::File {
+            path: file.to_owned(),
+            cause,
+        };
+        let mut ledger = Ledger::open(file).map_err(file_error)?;
+        let mut batch: Vec<(LineId, Work)> = Vec::new();
+        let whole = bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |end| end + 1);
+        for (number, raw) in bytes[..whole].split(|b| *b == b'\n').enumerate() {
+            if raw.is_empty() {
+                continue;
+            }
+            self.tick(number, file);
+            let id = ledger::id(raw);
+            let Some(work) = self.select(raw, id, &ledger) else {
+                continue;
+            };
+            batch.push((id, work));
+            if batch.len() == BATCH {
+                self.batch(file, &mut ledger, std::mem::take(&mut batch), stop)
+                    .await
+                    .map_err(file_error)?;
+                if self.summary.interrupted {
+                    return Ok(());
+                }
+            }
+        }
+        self.batch(file, &mut ledger, batch, stop)
+            .await
+            .map_err(file_error)
+    }
+
+    /// The work for one line, if the filters select it and it is not done.
+    fn select(&mut self, raw: &[u8], id: LineId, ledger: &Ledger) -> Option<Work> {
+        let options = self.options;
+        let line = match Line::parse(raw) {
+            Ok(line) => line,
+            Err(reason) => {
+                // Unreadable: no filter can speak for it; kept as it is.
+                self.summary.selected += 1;
+                *self.summary.by_reason.entry(reason).or_default() += 1;
+                if ledger.is_done(id) && !options.force {
+                    self.summary.already_done += 1;
+                    return None;
+                }
+                let dead_letter = false;
+                return (!options.dry_run).then(|| Work::Unparsed {
+                    line: raw.to_vec(),
+                    dead_letter,
+                });
+            }
+        };
+        let written = line.written_at();
+        if options
+            .since
+            .is_some_and(|since| written.is_none_or(|at| at < since))
+            || options
+                .until
+                .is_some_and(|until| written.is_none_or(|at| at >= until))
+        {
+            return None;
+        }
+        let command = line.command().unwrap_or_else(|| "unknown".to_owned());
+        if options
+            .command
+            .as_ref()
+            .is_some_and(|wanted| *wanted != command)
+        {
+            return None;
+        }
+        if options
+            .reason
+            .as_ref()
+            .is_some_and(|wanted| !line.reason().contains(wanted.as_str()))
+        {
+            return None;
+        }
+        self.summary.selected += 1;
+        *self.summary.by_command.entry(command).or_default() += 1;
+        *self
+            .summary
+            .by_reason
+            .entry(line.reason().to_owned())
+            .or_default() += 1;
+        if ledger.is_done(id) && !options.force {
+            self.summary.already_done += 1;
+            return None;
+        }
+        if options.dry_run {
+            return None;
+        }
+        let again = ledger.was_in_flight(id);
+        Some(match line {
+            Line::DeadLetter(stored) => match stored.event.into_event() {
+                Ok(event) => Work::Publish { event, again },
+                Err(_) => Work::Unparsed {
+                    line: raw.to_vec(),
+                    dead_letter: true,
+                },
+            },
+            Line::Invalid(invalid) => {
+                let settings = self.settings;
+                let source: Arc<str> = Arc::from(settings.event.source.as_str());
+                match invalid.normalize(&source, settings.http.unknown_commands.publishes()) {
+                    Ok(event) => {
+                        let body = invalid.body().unwrap_or_default();
+                        if !settings.routes().route(event.kind).enabled
+                            || settings.filter().check(&body).is_err()
+                        {
+                            Work::Skip
+                        } else {
+                            Work::Publish { event, again }
+                        }
+                    }
+                    Err(reason) => Work::Unparsed {
+                        line: with_reason(raw, &reason),
+                        dead_letter: false,
+                    },
+                }
+            }
+        })
+    }
+
+    /// Sends one batch and waits for every confirmation; records it in the
+    /// ledger before and after. Refused events and unparsed lines are
+    /// written out (and synced) before the batch counts as done.
+    async fn batch(
+        &mut self,
+        file: &Path,
+        ledger: &mut Ledger,
+        batch: Vec<(LineId, Work)>,
+        stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> std::io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<LineId> = batch.iter().map(|(id, _)| *id).collect();
+        ledger.sending(&ids)?;
+        let mut to_send = Vec::new();
+        for (_, work) in batch {
+            match work {
+                Work::Publish { event, again } => to_send.push((event, again, 0u32)),
+                Work::Skip => self.summary.skipped += 1,
+                Work::Unparsed { line, dead_letter } => {
+                    self.outputs.write(
+                        &input::failed_path(file, dead_letter, self.outputs.stamp()),
+                        &line,
+                    )?;
+                    self.summary.unparsed += 1;
+                }
+            }
+        }
+        let mut backoff = Duration::from_millis(self.settings.sink.retry_initial_ms);
+        let mut last_cause = String::new();
+        while !to_send.is_empty() {
+            let Some(sink) = self.sink.as_mut() else {
+                break;
+            };
+            let mut retry = Vec::new();
+            let mut deliveries = Vec::new();
+            for (event, again, attempts) in to_send {
+                self.pacer.wait().await;
+                let delivery = sink.send(&event).await;
+                deliveries.push((event, again, attempts + 1, delivery));
+            }
+            sink.flush().await;
+            for (event, again, attempts, delivery) in deliveries {
+                let result = match delivery {
+                    Ok(delivery) => delivery.await,
+                    Err(err) => Err(err),
+                };
+                match result {
+                    Ok(()) => {
+                        self.summary.published += 1;
+                        self.summary.maybe_twice += u64::from(again);
+                    }
+                    Err(SinkError::Rejected(rejection)) => {
+                        let now = OffsetDateTime::now_utc();
+                        let context = Context {
+                            sink: sink.name(),
+                            rejection: *rejection,
+                            attempts,
+                            first_failed_at: now,
+                            last_failed_at: now,
+                        };
+                        let bytes = line::encode(&event, &context)?;
+                        self.outputs.write(
+                            &input::failed_path(file, true, self.outputs.stamp()),
+                            &bytes,
+                        )?;
+                        self.summary.refused += 1;
+                    }
+                    Err(SinkError::Retryable(cause)) => {
+                        if cause.to_string() != last_cause {
+                            warn!(%cause, "the broker did not take a replayed event; retrying");
+                            last_cause = cause.to_string();
+                        }
+                        retry.push((event, again, attempts));
+                    }
+                }
+            }
+            to_send = retry;
+            if !to_send.is_empty() {
+                // Interrupted while the broker is away: the batch stays in
+                // flight in the ledger and is sent again by the next run.
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.as_mut() => {
+                        self.summary.interrupted = true;
+                        return Ok(());
+                    }
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(self.settings.sink.retry_max_ms));
+                if let Some(sink) = self.sink.as_mut() {
+                    if let Err(err) = sink.recover().await {
+                        warn!(cause = %err, "the broker is still unavailable");
+                    }
+                }
+            }
+        }
+        self.outputs.sync()?;
+        ledger.done(&ids)?;
+        if stop.as_mut().now_or_never().is_some() {
+            self.summary.interrupted = true;
+        }
+        Ok(())
+    }
+
+    /// Advances the progress bar, or logs now and then.
+    fn tick(&self, number: usize, file: &Path) {
+        match &self.progress {
+            Some(bar) => bar.inc(1),
+            None if number.is_multiple_of(10_000) && number > 0 => {
+                info!(file = %file.display(), line = number, published = self.summary.published, "replaying");
+            }
+            None => {}
+        }
+    }
+}
+
+/// An invalid-callback line with a new reason and when replay tried it.
+fn with_reason(raw: &[u8], reason: &str) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(raw) else {
+        return raw.to_vec();
+    };
+    value["reason"] = reason.into();
+    value["replayed_at"] = crate::normalize::event::rfc3339(OffsetDateTime::now_utc()).into();
+    serde_json::to_vec(&value).unwrap_or_else(|_| raw.to_vec())
+}
+
+/// The files that lines still failing are written to, opened on first use.
+struct Outputs {
+    stamp: String,
+    files: HashMap<PathBuf, File>,
+}
+
+impl Outputs {
+    fn new() -> Self {
+        let now = OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        Self {
+            stamp,
+            files: HashMap::new(),
+        }
+    }
+
+    fn stamp(&self) -> &str {
+        &self.stamp
+    }
+
+    /// Appends one line (`bytes`, with or without its newline) to `path`.
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let file = match self.files.get_mut(path) {
+            Some(file) => file,
+            None => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                self.files.entry(path.to_owned()).or_insert(file)
+            }
+        };
+        file.write_all(bytes)?;
+        if !bytes.ends_with(b"\n") {
+            file.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Syncs what was written, before the ledger says it is done.
+    fn sync(&self) -> std::io::Result<()> {
+        self.files.values().try_for_each(File::sync_data)
+    }
+
+    fn paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        paths.sort();
+        paths
+    }
+}
+
+/// Spaces sends `1 / rate` seconds apart (`--rate`).
+struct Pacer {
+    rate: Option<f64>,
+    start: Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<f64>) -> Self {
+        Self {
+            rate: rate.filter(|rate| *rate > 0.0),
+            start: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    async fn wait(&mut self) {
+        if let Some(rate) = self.rate {
+            let due = self.start + Duration::from_secs_f64(self.sent as f64 / rate);
+            tokio::time::sleep_until(due).await;
+        }
+        self.sent += 1;
+    }
+}
