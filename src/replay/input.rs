@@ -108,7 +108,7 @@ impl Line {
     /// The OpenIM callback command it came from, if it says.
     pub fn command(&self) -> Option<String> {
         match self {
-            Line::DeadLetter(line) => line.event.command().map(str::to_owned),
+            Line::DeadLetter(line) => line.event.command(),
             Line::Invalid(line) => {
                 let body = line.body().ok()?;
                 let peek: serde_json::Value = serde_json::from_slice(&body).ok()?;

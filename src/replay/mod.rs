@@ -18,6 +18,8 @@
 
 pub mod input;
 pub mod ledger;
+mod outputs;
+mod pacer;
 mod run;
 
 use std::collections::BTreeMap;

@@ -1,26 +1,24 @@
 //! The replay loop: read, filter, send in batches, record in the ledger.
 
-use std::collections::HashMap;
-use std::fs::File;
 use std::future::Future;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use time::OffsetDateTime;
-use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::input::{self, Line};
 use super::ledger::{self, Ledger, LineId};
+use super::outputs::{with_reason, Outputs};
+use super::pacer::Pacer;
 use super::{Options, ReplayError, Summary};
 use crate::broker::{self, AnySink};
 use crate::normalize::Event;
 use crate::settings::Validated;
 use crate::sink::{Sink, SinkError};
-use crate::spool::dead_letter::{line, Context};
+use crate::spool::dead_letter::line;
 use crate::stats::Stats;
 
 /// Lines sent (and recorded in the ledger) together.
@@ -299,13 +297,8 @@ impl Replay<'_> {
                     }
                     Err(SinkError::Rejected(rejection)) => {
                         let now = OffsetDateTime::now_utc();
-                        let context = Context {
-                            sink: sink.name(),
-                            rejection: *rejection,
-                            attempts,
-                            first_failed_at: now,
-                            last_failed_at: now,
-                        };
+                        let context =
+                            rejection.dead_letter_context(sink.name(), attempts, now, now);
                         let bytes = line::encode(&event, &context)?;
                         self.outputs.write(
                             &input::failed_path(file, true, self.outputs.stamp()),
@@ -358,99 +351,5 @@ impl Replay<'_> {
             }
             None => {}
         }
-    }
-}
-
-/// An invalid-callback line with a new reason and when replay tried it.
-fn with_reason(raw: &[u8], reason: &str) -> Vec<u8> {
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(raw) else {
-        return raw.to_vec();
-    };
-    value["reason"] = reason.into();
-    value["replayed_at"] = crate::normalize::event::rfc3339(OffsetDateTime::now_utc()).into();
-    serde_json::to_vec(&value).unwrap_or_else(|_| raw.to_vec())
-}
-
-/// The files that lines still failing are written to, opened on first use.
-struct Outputs {
-    stamp: String,
-    files: HashMap<PathBuf, File>,
-}
-
-impl Outputs {
-    fn new() -> Self {
-        let now = OffsetDateTime::now_utc();
-        let stamp = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
-        Self {
-            stamp,
-            files: HashMap::new(),
-        }
-    }
-
-    fn stamp(&self) -> &str {
-        &self.stamp
-    }
-
-    /// Appends one line (`bytes`, with or without its newline) to `path`.
-    fn write(&mut self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let file = match self.files.get_mut(path) {
-            Some(file) => file,
-            None => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                self.files.entry(path.to_owned()).or_insert(file)
-            }
-        };
-        file.write_all(bytes)?;
-        if !bytes.ends_with(b"\n") {
-            file.write_all(b"\n")?;
-        }
-        Ok(())
-    }
-
-    /// Syncs what was written, before the ledger says it is done.
-    fn sync(&self) -> std::io::Result<()> {
-        self.files.values().try_for_each(File::sync_data)
-    }
-
-    fn paths(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.files.keys().cloned().collect();
-        paths.sort();
-        paths
-    }
-}
-
-/// Spaces sends `1 / rate` seconds apart (`--rate`).
-struct Pacer {
-    rate: Option<f64>,
-    start: Instant,
-    sent: u64,
-}
-
-impl Pacer {
-    fn new(rate: Option<f64>) -> Self {
-        Self {
-            rate: rate.filter(|rate| *rate > 0.0),
-            start: Instant::now(),
-            sent: 0,
-        }
-    }
-
-    async fn wait(&mut self) {
-        if let Some(rate) = self.rate {
-            let due = self.start + Duration::from_secs_f64(self.sent as f64 / rate);
-            tokio::time::sleep_until(due).await;
-        }
-        self.sent += 1;
     }
 }

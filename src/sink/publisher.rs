@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 
 use super::settings::SinkSettings;
 use super::{refusal, Delivery, Rejection, Sink, SinkError};
-use crate::spool::dead_letter::{Context, DeadLetter};
+use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
 use crate::stats::{Delivery as Outcome, Stats};
 use crate::telemetry::RateLimit;
@@ -254,13 +254,12 @@ impl State {
     /// line is synced ([`State::dead_letter_written`]).
     fn write_dead_letter(&mut self) {
         if let Some((item, rejection, at)) = self.dead_letter_due.front() {
-            let context = Context {
-                sink: self.sink_name,
-                rejection: rejection.clone(),
-                attempts: item.attempts,
-                first_failed_at: item.first_failed_at.unwrap_or(*at),
-                last_failed_at: *at,
-            };
+            let context = rejection.dead_letter_context(
+                self.sink_name,
+                item.attempts,
+                item.first_failed_at.unwrap_or(*at),
+                *at,
+            );
             self.dead_letter.start(item.event.clone(), context);
         }
     }

@@ -156,7 +156,14 @@ impl TestBridge {
     }
 
     /// Graceful shutdown; returns once the publisher drained.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        let spool = self.stop_keeping_spool().await;
+        let _ = std::fs::remove_dir_all(spool);
+    }
+
+    /// Graceful shutdown that leaves the spool directory (its dead-letter
+    /// and invalid-callback files) in place; returns its path.
+    pub async fn stop_keeping_spool(mut self) -> PathBuf {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -165,7 +172,7 @@ impl TestBridge {
             .expect("bridge stops within 30 s")
             .unwrap()
             .expect("the sink started");
-        let _ = std::fs::remove_dir_all(&self.spool);
+        self.spool
     }
 }
 

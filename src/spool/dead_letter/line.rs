@@ -1,6 +1,8 @@
 //! One dead-letter line: the refused event as a structured CloudEvent, with
 //! why, where and how often it was refused. `openim-bridge replay` reads
-//! these lines back into events.
+//! these lines back into events. The refusal's terms ([`RejectClass`],
+//! [`Destination`]) are defined here, where they are written down; the
+//! sinks use them.
 //!
 //! ```json
 //! {"dead_lettered_at":"...","sink":"rabbitmq","class":"unroutable","code":"312",
@@ -16,15 +18,96 @@ use time::OffsetDateTime;
 
 use crate::normalize::event::rfc3339;
 use crate::normalize::{CallbackKind, Event};
-use crate::sink::{Destination, Rejection};
+
+/// What kind of refusal it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectClass {
+    /// RabbitMQ returned it: no queue is bound for its routing key.
+    Unroutable,
+    /// Larger than the topic (or the producer) takes.
+    TooLarge,
+    /// The topic or exchange does not exist.
+    UnknownDestination,
+    /// The event's data is not what the sink can write (stdout: not JSON).
+    InvalidData,
+    /// Refused for another reason the broker gave.
+    Rejected,
+}
+
+impl RejectClass {
+    /// Its name in dead-letter lines and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unroutable => "unroutable",
+            Self::TooLarge => "too_large",
+            Self::UnknownDestination => "unknown_destination",
+            Self::InvalidData => "invalid_data",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Where a refused event was going.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Destination {
+    /// A Kafka topic.
+    Topic {
+        /// Its name.
+        topic: String,
+    },
+    /// A RabbitMQ exchange and routing key.
+    Exchange {
+        /// The exchange.
+        exchange: String,
+        /// The routing key.
+        routing_key: String,
+    },
+    /// Standard output.
+    Stdout {
+        /// Always `"stdout"`.
+        stream: String,
+    },
+}
+
+impl Destination {
+    /// Kafka topic `topic`.
+    pub fn topic(topic: &str) -> Self {
+        Self::Topic {
+            topic: topic.to_owned(),
+        }
+    }
+
+    /// RabbitMQ exchange `exchange`, routing key `routing_key`.
+    pub fn exchange(exchange: &str, routing_key: &str) -> Self {
+        Self::Exchange {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+        }
+    }
+
+    /// Standard output.
+    pub fn stdout() -> Self {
+        Self::Stdout {
+            stream: "stdout".to_owned(),
+        }
+    }
+}
 
 /// Why, where and how often an event was refused.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The sink that refused it (`kafka`, `rabbitmq`, `stdout`).
     pub sink: &'static str,
-    /// The refusal: class, broker code and text, destination.
-    pub rejection: Rejection,
+    /// What kind of refusal.
+    pub class: RejectClass,
+    /// The broker's (or client's) code.
+    pub code: Option<String>,
+    /// The broker's text, with what it came from.
+    pub reason: String,
+    /// Where the event was going.
+    pub destination: Destination,
     /// Deliveries of it handed to the broker, this one included.
     pub attempts: u32,
     /// When a delivery of it first failed.
@@ -39,7 +122,7 @@ struct Written<'a> {
     sink: &'a str,
     class: &'a str,
     code: Option<&'a str>,
-    reason: String,
+    reason: &'a str,
     destination: &'a Destination,
     attempts: u32,
     first_failed_at: String,
@@ -53,14 +136,13 @@ pub fn encode(event: &Event, context: &Context) -> std::io::Result<Vec<u8>> {
     let mut json = Vec::new();
     event.write_structured_json(&mut json)?;
     let event_json: &RawValue = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
-    let rejection = &context.rejection;
     let line = Written {
         dead_lettered_at: rfc3339(OffsetDateTime::now_utc()),
         sink: context.sink,
-        class: rejection.class.as_str(),
-        code: rejection.code.as_deref(),
-        reason: rejection.to_string(),
-        destination: &rejection.destination,
+        class: context.class.as_str(),
+        code: context.code.as_deref(),
+        reason: &context.reason,
+        destination: &context.destination,
         attempts: context.attempts,
         first_failed_at: rfc3339(context.first_failed_at),
         last_failed_at: rfc3339(context.last_failed_at),
@@ -118,8 +200,20 @@ impl StoredEvent {
         })
     }
 
-    /// The OpenIM callback command of its type.
-    pub fn command(&self) -> Option<&'static str> {
-        CallbackKind::from_event_type(&self.event_type).map(|kind| kind.spec().command)
+    /// The OpenIM callback command it came from: its data's
+    /// `callback_command` (also for commands the catalog does not know),
+    /// else its type's.
+    pub fn command(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Named {
+            callback_command: Option<String>,
+        }
+        serde_json::from_str::<Named>(self.data.get())
+            .ok()
+            .and_then(|named| named.callback_command)
+            .or_else(|| {
+                CallbackKind::from_event_type(&self.event_type)
+                    .map(|kind| kind.spec().command.to_owned())
+            })
     }
 }

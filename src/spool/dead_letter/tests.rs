@@ -18,12 +18,10 @@ fn context(reason: &str) -> Context {
     let now = time::OffsetDateTime::now_utc();
     Context {
         sink: "kafka",
-        rejection: crate::sink::Rejection {
-            class: crate::sink::RejectClass::TooLarge,
-            code: Some("MessageSizeTooLarge".to_owned()),
-            destination: crate::sink::Destination::topic("t"),
-            problem: reason.into(),
-        },
+        class: line::RejectClass::TooLarge,
+        code: Some("MessageSizeTooLarge".to_owned()),
+        reason: reason.to_owned(),
+        destination: line::Destination::topic("t"),
         attempts: 1,
         first_failed_at: now,
         last_failed_at: now,
