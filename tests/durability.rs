@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::kafka::{create_topic, read_until};
+use common::kafka::{create_topic, read_until, OwnTansu};
 use common::process::{signal, spawn, terminate};
 use common::rabbitmq::{header, Binding};
 use common::*;
@@ -225,43 +225,6 @@ async fn post_next(client: &mut OpenImClient, ids: &mut Vec<String>, prefix: &st
 async fn send_acked(client: &mut OpenImClient, ids: &mut Vec<String>, n: usize) {
     for _ in 0..n {
         assert_ack(&post_next(client, ids, "outage").await);
-    }
-}
-
-/// A Tansu broker of this test's own, so pausing it disturbs no other test.
-struct OwnTansu {
-    child: std::process::Child,
-    brokers: String,
-}
-
-impl OwnTansu {
-    fn start() -> Self {
-        Self::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> Self {
-        let child = openim_bridge_test_kit::kafka::tansu(port, port)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the outage test runs its own Tansu: install it (scripts/test does)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            brokers: format!("127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for OwnTansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

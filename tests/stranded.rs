@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::kafka::{create_topic, read_until};
+use common::kafka::{create_topic, read_until, OwnTansu};
 use common::process::{signal, spawn, wait_exit, BIN};
 use common::rabbitmq::{header, Binding};
 use common::*;
@@ -221,24 +221,14 @@ async fn a_replay_killed_midway_resumes_and_reports_what_may_be_twice() {
     let env = rabbitmq_env(&url, &exchange);
     let spool_arg = spool.to_str().unwrap();
     // 300 events/s: about 2 s for all of them; killed after 0.8 s.
-    let slow = Command::new(BIN)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .args(["replay", "--rate", "300", spool_arg])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let slow = replay_at("300", spool_arg, &env, Stdio::null());
     tokio::time::sleep(Duration::from_millis(800)).await;
     signal(slow.id(), "KILL");
     wait_exit(slow, Duration::from_secs(5));
     let resumed = bridge_command(&["replay", spool_arg], &env);
     assert!(resumed.status.success(), "{}", text(&resumed));
     let summary = String::from_utf8_lossy(&resumed.stdout).into_owned();
-    let mut count: HashMap<String, usize> = HashMap::new();
-    for delivery in binding.read(1000, Duration::from_secs(5)).await {
-        *count.entry(header(&delivery, "ce-id")).or_default() += 1;
-    }
+    let count = arrivals(&mut binding).await;
     let missing: Vec<&String> = ids.iter().filter(|id| !count.contains_key(*id)).collect();
     assert!(
         missing.is_empty(),
@@ -268,6 +258,32 @@ async fn a_replay_killed_midway_resumes_and_reports_what_may_be_twice() {
     }
     binding.delete_exchange(&exchange).await;
     let _ = std::fs::remove_dir_all(spool);
+}
+
+/// Starts `openim-bridge replay --rate RATE DIR` with `env`.
+fn replay_at(
+    rate: &str,
+    dir: &str,
+    env: &[(String, String)],
+    stdout: Stdio,
+) -> std::process::Child {
+    Command::new(BIN)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(["replay", "--rate", rate, dir])
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// How often each event id arrived on `binding` (within 5 s).
+async fn arrivals(binding: &mut Binding) -> HashMap<String, usize> {
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for delivery in binding.read(1000, Duration::from_secs(5)).await {
+        *count.entry(header(&delivery, "ce-id")).or_default() += 1;
+    }
+    count
 }
 
 /// The number before `what` in a replay summary.
@@ -414,40 +430,6 @@ async fn refused_callbacks_are_replayed_under_todays_settings_and_the_rest_repor
     let _ = std::fs::remove_dir_all(spool);
 }
 
-/// A Tansu broker of this test's own (paused and resumed).
-struct OwnTansu {
-    child: std::process::Child,
-    brokers: String,
-}
-
-impl OwnTansu {
-    fn start() -> Self {
-        let port = free_port();
-        let child = openim_bridge_test_kit::kafka::tansu(port, port)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the drain test runs its own Tansu: install it (scripts/test does)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            brokers: format!("127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for OwnTansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// File names and sizes in `dir`.
 fn listing(dir: &Path) -> BTreeSet<(String, u64)> {
     std::fs::read_dir(dir)
@@ -565,5 +547,41 @@ async fn drain_publishes_what_a_killed_replica_left_and_refuses_a_held_spool() {
         .map(|(_, len)| len)
         .sum();
     assert_eq!(left, 0, "{:?}", listing(&spool));
+    let _ = std::fs::remove_dir_all(spool);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_a_replay_at_the_end_of_its_batch_and_the_next_run_goes_on() {
+    let url = amqp_url();
+    let exchange = unique("openim-replay-int");
+    let (spool, ids) = unroutable(&url, &exchange, 300).await;
+    let mut binding = Binding::new(&url, &exchange, "#").await;
+    let env = rabbitmq_env(&url, &exchange);
+    let spool_arg = spool.to_str().unwrap();
+    // 200 events/s: a batch of 128 takes 0.64 s; interrupted within the first.
+    let slow = replay_at("200", spool_arg, &env, Stdio::piped());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(slow.id(), "INT");
+    let first = tokio::task::spawn_blocking(move || slow.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let summary = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(summary.contains("interrupted"), "{summary}");
+    assert_eq!(
+        summary_number(&summary, " published"),
+        Some(128),
+        "the batch under way is finished: {summary}"
+    );
+    let resumed = bridge_command(&["replay", spool_arg], &env);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let count = arrivals(&mut binding).await;
+    assert_eq!(count.len(), ids.len(), "every event");
+    assert!(
+        count.values().all(|n| *n == 1),
+        "a graceful stop sends nothing twice"
+    );
+    binding.delete_exchange(&exchange).await;
     let _ = std::fs::remove_dir_all(spool);
 }

@@ -18,7 +18,7 @@ use crate::broker::{self, AnySink};
 use crate::normalize::Event;
 use crate::settings::Validated;
 use crate::sink::{Sink, SinkError};
-use crate::spool::dead_letter::line;
+use crate::spool::dead_letter::{self, line};
 use crate::stats::Stats;
 
 /// Lines sent (and recorded in the ledger) together.
@@ -49,6 +49,10 @@ pub async fn run(
     options: &Options,
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, ReplayError> {
+    // Polled once now, so its signal handlers are in place before the
+    // first batch (an early Ctrl-C then stops at a batch's end).
+    let mut stop = std::pin::pin!(stop);
+    let stopped_early = stop.as_mut().now_or_never().is_some();
     let files = input::expand(&options.inputs).map_err(|cause| ReplayError::File {
         path: options.inputs.first().cloned().unwrap_or_default(),
         cause,
@@ -66,27 +70,23 @@ pub async fn run(
         let stats = Arc::new(Stats::default());
         replay.sink = Some(broker::start(settings, stats).await?);
     }
-    let mut lines = Vec::new();
+    // One file in memory at a time (the dead-letter file rotates at
+    // spool.dead_letter_max_bytes; the invalid-callback log is capped).
+    let total: u64 = files
+        .iter()
+        .map(|file| dead_letter::count_newlines(file).unwrap_or(0))
+        .sum();
+    replay.progress = options.progress.then(|| indicatif::ProgressBar::new(total));
+    replay.summary.interrupted = stopped_early;
     for file in &files {
+        if replay.summary.interrupted {
+            break;
+        }
         let bytes = std::fs::read(file).map_err(|cause| ReplayError::File {
             path: file.clone(),
             cause,
         })?;
-        lines.push((file.clone(), bytes));
-    }
-    let total: usize = lines
-        .iter()
-        .map(|(_, bytes)| bytes.iter().filter(|b| **b == b'\n').count())
-        .sum();
-    replay.progress = options
-        .progress
-        .then(|| indicatif::ProgressBar::new(total as u64));
-    let mut stop = std::pin::pin!(stop);
-    for (file, bytes) in &lines {
-        replay.file(file, bytes, &mut stop).await?;
-        if replay.summary.interrupted {
-            break;
-        }
+        replay.file(file, &bytes, &mut stop).await?;
     }
     if let Some(bar) = &replay.progress {
         bar.finish_and_clear();

@@ -189,8 +189,19 @@ async fn memory_mode_keeps_what_it_acked_when_a_write_fails() {
 }
 
 /// Memory mode on a dead disk: appends until the writer has seen the
-/// failure; returns the ids acked (in memory) before it did.
-async fn acked_on_a_dead_disk(writer: SpoolWriter) -> Vec<String> {
+/// failure and stops. Returns the reader, the counters and the ids acked
+/// (in memory) before the writer saw it.
+async fn acked_on_a_dead_disk() -> (tempfile::TempDir, SpoolReader, Arc<Stats>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Faulty::new();
+    let stats = Arc::new(Stats::default());
+    let (writer, reader) = open_on(
+        &settings(dir.path(), AckMode::Memory),
+        Arc::clone(&stats),
+        disk.clone(),
+    )
+    .unwrap();
+    disk.fail(Op::Write, EIO, 0, usize::MAX);
     let mut acked = Vec::new();
     for i in 0..5 {
         if writer.append(event(i)).await.is_ok() {
@@ -206,22 +217,12 @@ async fn acked_on_a_dead_disk(writer: SpoolWriter) -> Vec<String> {
         !acked.is_empty(),
         "the first append is acked in memory mode"
     );
-    acked
+    (dir, reader, stats, acked)
 }
 
 #[tokio::test]
 async fn memory_mode_publishes_what_a_dead_disk_refused_from_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = Faulty::new();
-    let stats = Arc::new(Stats::default());
-    let (writer, mut reader) = open_on(
-        &settings(dir.path(), AckMode::Memory),
-        Arc::clone(&stats),
-        disk.clone(),
-    )
-    .unwrap();
-    disk.fail(Op::Write, EIO, 0, usize::MAX);
-    let acked = acked_on_a_dead_disk(writer).await;
+    let (_dir, mut reader, stats, acked) = acked_on_a_dead_disk().await;
     // The writer has stopped (a graceful stop): the reader still hands out
     // every acked event, and confirming them loses nothing.
     assert_eq!(read_all(&mut reader).await, acked);
@@ -231,17 +232,7 @@ async fn memory_mode_publishes_what_a_dead_disk_refused_from_memory() {
 
 #[tokio::test]
 async fn memory_mode_counts_what_a_dead_disk_refused_and_nobody_confirmed() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = Faulty::new();
-    let stats = Arc::new(Stats::default());
-    let (writer, mut reader) = open_on(
-        &settings(dir.path(), AckMode::Memory),
-        Arc::clone(&stats),
-        disk.clone(),
-    )
-    .unwrap();
-    disk.fail(Op::Write, EIO, 0, usize::MAX);
-    let acked = acked_on_a_dead_disk(writer).await;
+    let (_dir, mut reader, stats, acked) = acked_on_a_dead_disk().await;
     // One is confirmed; the rest are not when the process stops.
     let first = reader.recv().await.expect("an acked event");
     reader.complete(first.position);

@@ -139,3 +139,45 @@ pub fn read_until_with(
     }
     records
 }
+
+/// A Tansu broker of a test's own, so pausing it (SIGSTOP) disturbs no
+/// other test; stopped when dropped.
+pub struct OwnTansu {
+    /// The broker process.
+    pub child: std::process::Child,
+    /// Its bootstrap address.
+    pub brokers: String,
+}
+
+impl OwnTansu {
+    /// Starts one on a free port.
+    pub fn start() -> Self {
+        Self::start_on(openim_bridge_test_kit::free_port())
+    }
+
+    /// Starts one on `port` (a restart on the same address).
+    pub fn start_on(port: u16) -> Self {
+        let child = openim_bridge_test_kit::kafka::tansu(port, port)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("this test runs its own Tansu: install it (scripts/test does)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for OwnTansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -152,9 +152,22 @@ fn count_lines(path: &Path) -> u64 {
     };
     files(dir)
         .iter()
-        .filter_map(|file| std::fs::read(file).ok())
-        .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count() as u64)
+        .filter_map(|file| count_newlines(file).ok())
         .sum()
+}
+
+/// The line breaks in the file at `path`, read 64 KiB at a time.
+pub fn count_newlines(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(lines),
+            n => lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64,
+        }
+    }
 }
 
 /// The dead-letter files in `dir`, oldest first: the rotated ones
