@@ -12,6 +12,7 @@ COPY src ./src
 # (tests/deploy_image.rs lays out this context and runs this command.)
 COPY test-kit ./test-kit
 COPY benches ./benches
+COPY events ./events
 RUN cargo build --release --locked --bin openim-bridge
 
 FROM debian:bookworm-slim

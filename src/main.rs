@@ -79,9 +79,16 @@ struct ReplayArgs {
     /// Publish lines an earlier replay already did, too.
     #[arg(long)]
     force: bool,
-    /// Events per second, at most.
-    #[arg(long, value_name = "N")]
+    /// Events per second, at most (0.01 to 1000000).
+    #[arg(long, value_name = "N", value_parser = rate)]
     rate: Option<f64>,
+}
+
+fn rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if (0.01..=1_000_000.0).contains(&rate) => Ok(rate),
+        _ => Err("must be a number of events per second from 0.01 to 1000000".to_owned()),
+    }
 }
 
 fn rfc3339(value: &str) -> Result<OffsetDateTime, String> {

@@ -81,6 +81,59 @@ fn check(expected: &Expected, event_type: &str, id: &str, key: &str, data: &Valu
     assert_schema(event_type, data);
 }
 
+/// The consumer kit's decoding of what the bridge published equals the
+/// published data key by key, and each catalog field of the fixture
+/// `input` (plain values) is in it under its name.
+fn check_kit(expected: &Expected, event: &openim_events::Event, published: &Value, input: &str) {
+    let command = expected.command;
+    assert_eq!(event.event_type, expected.event_type, "{command}");
+    assert_eq!(event.subject.as_deref(), Some(expected.key), "{command}");
+    let decoded = assert_kit_decodes(event, published);
+    let body: Value = serde_json::from_str(input).unwrap();
+    let spec = openim_bridge::normalize::CallbackKind::from_command(command)
+        .unwrap_or(openim_bridge::normalize::CallbackKind::UNKNOWN)
+        .spec();
+    use openim_bridge::normalize::catalog::FieldType as T;
+    let mut compared = 0;
+    for field in spec.fields {
+        let plain = matches!(
+            field.ty,
+            T::String | T::Int32 | T::Int64 | T::Bool | T::StringList | T::Int64List | T::Json
+        );
+        match body.get(field.wire) {
+            Some(sent) if plain && !sent.is_null() => {
+                assert_eq!(
+                    &decoded[field.name], sent,
+                    "{command}: {} ({})",
+                    field.name, field.wire
+                );
+                compared += 1;
+            }
+            _ => {}
+        }
+    }
+    if spec.layout == openim_bridge::normalize::catalog::Layout::Message {
+        for (name, wire) in [
+            ("server_msg_id", "serverMsgID"),
+            ("sender_id", "sendID"),
+            ("content", "content"),
+            ("content_type", "contentType"),
+            ("seq", "seq"),
+        ] {
+            assert_eq!(
+                decoded["message"][name], body[wire],
+                "{command}: message.{name}"
+            );
+            compared += 1;
+        }
+    }
+    if spec.layout == openim_bridge::normalize::catalog::Layout::Raw {
+        assert_eq!(decoded["body"], body, "{command}: body");
+        compared += 1;
+    }
+    assert!(compared > 0, "{command}: no field compared");
+}
+
 async fn round_trip(expected: Expected) {
     let command = expected.command;
     let input = body(command);
@@ -107,6 +160,11 @@ async fn round_trip(expected: Expected) {
         &record.value,
     );
     assert_eq!(record.header("ce_subject"), expected.key);
+    let event = record
+        .event
+        .as_ref()
+        .unwrap_or_else(|err| panic!("{command}: {err}"));
+    check_kit(&expected, event, &record.value, &input);
     bridge.stop().await;
 
     // RabbitMQ: the route's routing key names the command.
@@ -139,6 +197,9 @@ async fn round_trip(expected: Expected) {
         &header(delivery, "ce-subject"),
         &data,
     );
+    let event =
+        openim_events::Event::from_amqp(delivery).unwrap_or_else(|err| panic!("{command}: {err}"));
+    check_kit(&expected, &event, &data, &input);
     bridge.stop().await;
     binding.delete_exchange(&exchange).await;
 }

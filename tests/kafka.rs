@@ -77,6 +77,10 @@ async fn every_message_fixture_becomes_a_cloudevent_record() {
         );
         assert_data_carries_input(&record.value, input);
         assert_matches_schema(&record.value);
+        let event = record.event.as_ref().expect("the kit decodes the record");
+        let decoded = assert_kit_decodes(event, &record.value);
+        assert_eq!(decoded["message"]["server_msg_id"], input["serverMsgID"]);
+        assert_eq!(decoded["message"]["content"], input["content"]);
     }
     bridge.stop().await;
 }

@@ -64,6 +64,11 @@ async fn every_message_fixture_becomes_a_cloudevent_message() {
         let data: Value = serde_json::from_slice(&delivery.data).unwrap();
         assert_data_carries_input(&data, input);
         assert_matches_schema(&data);
+        let event =
+            openim_events::Event::from_amqp(delivery).expect("the kit decodes the delivery");
+        assert_eq!(event.id, id);
+        let decoded = assert_kit_decodes(&event, &data);
+        assert_eq!(decoded["message"]["content"], input["content"]);
     }
     bridge.stop().await;
     binding.delete_exchange(&exchange).await;

@@ -515,6 +515,38 @@ async fn drain_publishes_what_a_killed_replica_left_and_refuses_a_held_spool() {
     signal(holder.child.id(), "KILL");
     wait_exit(holder.child, Duration::from_secs(5));
 
+    // A drain whose broker does not answer holds the directory while it
+    // waits: a second drain (or a replica started on it) is refused.
+    let waiting_env: Vec<(String, String)> = drain_env
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "OPENIM_BRIDGE__KAFKA__BROKERS" {
+                "127.0.0.1:1".to_owned()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let waiting = Command::new(BIN)
+        .env_clear()
+        .envs(waiting_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(["drain", "--spool", &spool_env])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = bridge_command(&["drain", "--spool", &spool_env], &drain_env);
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains(&format!("pid {}", waiting.id())),
+        "{}",
+        text(&second)
+    );
+    signal(waiting.id(), "KILL");
+    wait_exit(waiting, Duration::from_secs(5));
+
     // The directory is free: drain publishes every acked event.
     let drained = bridge_command(&["drain", "--spool", &spool_env], &drain_env);
     assert!(drained.status.success(), "{}", text(&drained));

@@ -16,7 +16,8 @@ use crate::spool::dead_letter::{self, line::Stored};
 const INVALID_PREFIX: &str = "invalid-callbacks";
 
 /// The files to read for `inputs`: a folder stands for its dead-letter
-/// files (rotated ones first) and its invalid-callback files.
+/// files (rotated ones first) and its invalid-callback files, not for what
+/// earlier replays wrote out (`*.replay-*.jsonl`: name those to replay them).
 pub fn expand(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
@@ -29,7 +30,9 @@ pub fn expand(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
                     path.file_name()
                         .and_then(|name| name.to_str())
                         .is_some_and(|name| {
-                            name.starts_with(INVALID_PREFIX) && name.ends_with(".jsonl")
+                            name.starts_with(INVALID_PREFIX)
+                                && name.ends_with(".jsonl")
+                                && !name.contains(".replay-")
                         })
                 })
                 .collect();
@@ -70,14 +73,21 @@ pub enum Line {
 impl Line {
     /// Reads one line of either kind.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let value: serde_json::Value =
+        /// Which kind of line, without building it (the event's data is
+        /// then read from the line's own bytes, exactly as stored).
+        #[derive(Deserialize)]
+        struct Peek {
+            event: Option<serde::de::IgnoredAny>,
+            body_base64: Option<serde::de::IgnoredAny>,
+        }
+        let peek: Peek =
             serde_json::from_slice(bytes).map_err(|err| format!("not a JSON line: {err}"))?;
-        if value.get("event").is_some() {
-            serde_json::from_value(value)
+        if peek.event.is_some() {
+            serde_json::from_slice(bytes)
                 .map(Line::DeadLetter)
                 .map_err(|err| format!("not a dead-letter line: {err}"))
-        } else if value.get("body_base64").is_some() {
-            serde_json::from_value(value)
+        } else if peek.body_base64.is_some() {
+            serde_json::from_slice(bytes)
                 .map(Line::Invalid)
                 .map_err(|err| format!("not an invalid-callback line: {err}"))
         } else {

@@ -32,6 +32,9 @@ pub fn id(bytes: &[u8]) -> LineId {
 pub struct Ledger {
     path: PathBuf,
     file: Option<File>,
+    /// The file ends in part of a line: the next record starts with a
+    /// line break.
+    torn: bool,
     done: HashSet<LineId>,
     in_flight: HashSet<LineId>,
 }
@@ -43,10 +46,14 @@ impl Ledger {
         let path = dir.join(FILE_NAME);
         let mut done = HashSet::new();
         let mut sent = HashSet::new();
+        let mut torn = false;
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                // A torn last line (a kill -9 mid-write) is ignored.
-                for line in text.lines() {
+                // A torn last line (a kill -9 or a full disk mid-write) is
+                // ignored, and the next record starts on a line of its own.
+                let whole = text.rfind('\n').map_or(0, |end| end + 1);
+                torn = whole < text.len();
+                for line in text[..whole].lines() {
                     let mut words = line.split(' ');
                     let set = match words.next() {
                         Some("C") => &mut done,
@@ -67,6 +74,7 @@ impl Ledger {
         Ok(Self {
             path,
             file: None,
+            torn,
             done,
             in_flight,
         })
@@ -97,7 +105,10 @@ impl Ledger {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut line = String::with_capacity(2 + ids.len() * 33);
+        let mut line = String::with_capacity(3 + ids.len() * 33);
+        if self.torn {
+            line.push('\n');
+        }
         line.push(mark);
         for id in ids {
             line.push_str(&format!(" {id:032x}"));
@@ -113,7 +124,9 @@ impl Ledger {
             ),
         };
         file.write_all(line.as_bytes())?;
-        file.sync_data()
+        file.sync_data()?;
+        self.torn = false;
+        Ok(())
     }
 
     /// Where it is kept.
@@ -142,8 +155,15 @@ mod tests {
             .unwrap()
             .write_all(b"C 12")
             .unwrap();
-        let again = Ledger::open(&input).unwrap();
+        let mut again = Ledger::open(&input).unwrap();
         assert!(again.is_done(a) && again.is_done(b) && !again.is_done(c));
         assert!(again.was_in_flight(c) && !again.was_in_flight(a));
+        // The next record does not continue the torn line: what it sends
+        // is not taken for done.
+        let (d, e) = (id(b"d"), id(b"e"));
+        again.sending(&[d, e]).unwrap();
+        let third = Ledger::open(&input).unwrap();
+        assert!(!third.is_done(d) && !third.is_done(e));
+        assert!(third.was_in_flight(d) && third.was_in_flight(e));
     }
 }

@@ -75,6 +75,8 @@ pub struct Summary {
     pub written_out: Vec<PathBuf>,
     /// Stopped by a signal before every selected line was done.
     pub interrupted: bool,
+    /// A dry run: the counts per command and per reason are printed.
+    pub dry_run: bool,
     /// Selected lines per callback command (`--dry-run`).
     pub by_command: BTreeMap<String, u64>,
     /// Selected lines per reason (`--dry-run`).
@@ -111,6 +113,9 @@ impl std::fmt::Display for Summary {
         }
         if self.interrupted {
             writeln!(f, "replay: interrupted; run it again to go on")?;
+        }
+        if !self.dry_run {
+            return Ok(());
         }
         for (title, counts) in [("command", &self.by_command), ("reason", &self.by_reason)] {
             for (name, count) in counts {

@@ -51,10 +51,16 @@ impl Outputs {
         let file = match self.files.get_mut(path) {
             Some(file) => file,
             None => {
-                let file = std::fs::OpenOptions::new()
+                let mut file = std::fs::OpenOptions::new()
                     .create(true)
+                    .read(true)
                     .append(true)
                     .open(path)?;
+                // A run cut short in the same second may have left part of
+                // a line: the next one starts on a line of its own.
+                if ends_torn(&mut file)? {
+                    file.write_all(b"\n")?;
+                }
                 self.files.entry(path.to_owned()).or_insert(file)
             }
         };
@@ -75,4 +81,16 @@ impl Outputs {
         paths.sort();
         paths
     }
+}
+
+/// Whether `file` is not empty and does not end with a line break.
+fn ends_torn(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }

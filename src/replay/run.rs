@@ -1,6 +1,7 @@
 //! The replay loop: read, filter, send in batches, record in the ledger.
 
 use std::future::Future;
+use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,9 @@ use crate::stats::Stats;
 
 /// Lines sent (and recorded in the ledger) together.
 const BATCH: usize = 128;
+
+/// How long a stop signal lets the batch under way finish.
+const FINISH_ON_STOP: Duration = Duration::from_secs(5);
 
 /// What one selected line needs.
 enum Work {
@@ -66,27 +70,35 @@ pub async fn run(
         pacer: Pacer::new(options.rate),
         progress: None,
     };
-    if !options.dry_run {
+    if !options.dry_run && !stopped_early {
+        // The broker is waited for (it may be down): a stop ends the wait.
         let stats = Arc::new(Stats::default());
-        replay.sink = Some(broker::start(settings, stats).await?);
+        tokio::select! {
+            sink = broker::start(settings, stats) => replay.sink = Some(sink?),
+            () = stop.as_mut() => {
+                replay.summary.interrupted = true;
+                return Ok(replay.summary);
+            }
+        }
     }
-    // One file in memory at a time (the dead-letter file rotates at
-    // spool.dead_letter_max_bytes; the invalid-callback log is capped).
-    let total: u64 = files
-        .iter()
-        .map(|file| dead_letter::count_newlines(file).unwrap_or(0))
-        .sum();
+    // Read line by line; the total (for the progress bar) only on a
+    // terminal.
+    let total: u64 = if options.progress {
+        files
+            .iter()
+            .map(|file| dead_letter::count_newlines(file).unwrap_or(0))
+            .sum()
+    } else {
+        0
+    };
     replay.progress = options.progress.then(|| indicatif::ProgressBar::new(total));
     replay.summary.interrupted = stopped_early;
+    replay.summary.dry_run = options.dry_run;
     for file in &files {
         if replay.summary.interrupted {
             break;
         }
-        let bytes = std::fs::read(file).map_err(|cause| ReplayError::File {
-            path: file.clone(),
-            cause,
-        })?;
-        replay.file(file, &bytes, &mut stop).await?;
+        replay.file(file, &mut stop).await?;
     }
     if let Some(bar) = &replay.progress {
         bar.finish_and_clear();
@@ -110,11 +122,11 @@ struct Replay<'a> {
 
 impl Replay<'_> {
     /// Replays the whole lines of one file (a line still being written,
-    /// without its newline, is left for the next replay).
+    /// without its newline, is left for the next replay), reading one line
+    /// at a time.
     async fn file(
         &mut self,
         file: &Path,
-        bytes: &[u8],
         stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), ReplayError> {
         let file_error = |cause| ReplayError::File {
@@ -122,18 +134,23 @@ impl Replay<'_> {
             cause,
         };
         let mut ledger = Ledger::open(file).map_err(file_error)?;
+        let mut lines = std::io::BufReader::new(std::fs::File::open(file).map_err(file_error)?);
         let mut batch: Vec<(LineId, Work)> = Vec::new();
-        let whole = bytes
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |end| end + 1);
-        for (number, raw) in bytes[..whole].split(|b| *b == b'\n').enumerate() {
+        let mut raw = Vec::new();
+        let mut number = 0;
+        loop {
+            raw.clear();
+            let read = lines.read_until(b'\n', &mut raw).map_err(file_error)?;
+            if read == 0 || raw.pop() != Some(b'\n') {
+                break;
+            }
+            number += 1;
             if raw.is_empty() {
                 continue;
             }
             self.tick(number, file);
-            let id = ledger::id(raw);
-            let Some(work) = self.select(raw, id, &ledger) else {
+            let id = ledger::id(&raw);
+            let Some(work) = self.select(&raw, id, &ledger) else {
                 continue;
             };
             batch.push((id, work));
@@ -213,6 +230,7 @@ impl Replay<'_> {
         let again = ledger.was_in_flight(id);
         Some(match line {
             Line::DeadLetter(stored) => match stored.event.into_event() {
+                Ok(event) if !self.settings.routes().route(event.kind).enabled => Work::Skip,
                 Ok(event) => Work::Publish { event, again },
                 Err(_) => Work::Unparsed {
                     line: raw.to_vec(),
@@ -277,19 +295,26 @@ impl Replay<'_> {
             let Some(sink) = self.sink.as_mut() else {
                 break;
             };
+            let sink_name = sink.name();
+            // Ctrl-C lets the batch under way finish for a moment; a broker
+            // that never answers (Kafka waits for good by default) must not
+            // make it wait longer: the batch then stays in flight in the
+            // ledger and is sent again by the next run.
+            let results = {
+                let mut round = std::pin::pin!(send_round(sink, &mut self.pacer, to_send));
+                tokio::select! {
+                    results = &mut round => Some(results),
+                    () = stop.as_mut() => {
+                        self.summary.interrupted = true;
+                        tokio::time::timeout(FINISH_ON_STOP, &mut round).await.ok()
+                    }
+                }
+            };
+            let Some(results) = results else {
+                return Ok(());
+            };
             let mut retry = Vec::new();
-            let mut deliveries = Vec::new();
-            for (event, again, attempts) in to_send {
-                self.pacer.wait().await;
-                let delivery = sink.send(&event).await;
-                deliveries.push((event, again, attempts + 1, delivery));
-            }
-            sink.flush().await;
-            for (event, again, attempts, delivery) in deliveries {
-                let result = match delivery {
-                    Ok(delivery) => delivery.await,
-                    Err(err) => Err(err),
-                };
+            for (event, again, attempts, result) in results {
                 match result {
                     Ok(()) => {
                         self.summary.published += 1;
@@ -297,8 +322,7 @@ impl Replay<'_> {
                     }
                     Err(SinkError::Rejected(rejection)) => {
                         let now = OffsetDateTime::now_utc();
-                        let context =
-                            rejection.dead_letter_context(sink.name(), attempts, now, now);
+                        let context = rejection.dead_letter_context(sink_name, attempts, now, now);
                         let bytes = line::encode(&event, &context)?;
                         self.outputs.write(
                             &input::failed_path(file, true, self.outputs.stamp()),
@@ -316,6 +340,9 @@ impl Replay<'_> {
                 }
             }
             to_send = retry;
+            if !to_send.is_empty() && self.summary.interrupted {
+                return Ok(());
+            }
             if !to_send.is_empty() {
                 // Interrupted while the broker is away: the batch stays in
                 // flight in the ledger and is sent again by the next run.
@@ -336,7 +363,7 @@ impl Replay<'_> {
         }
         self.outputs.sync()?;
         ledger.done(&ids)?;
-        if stop.as_mut().now_or_never().is_some() {
+        if !self.summary.interrupted && stop.as_mut().now_or_never().is_some() {
             self.summary.interrupted = true;
         }
         Ok(())
@@ -352,4 +379,32 @@ impl Replay<'_> {
             None => {}
         }
     }
+}
+
+/// An event to send, whether an interrupted replay had it in flight, and
+/// how often it was sent.
+type Pending = (Event, bool, u32);
+
+/// Sends `to_send` (paced) and waits for every confirmation.
+async fn send_round(
+    sink: &mut AnySink,
+    pacer: &mut Pacer,
+    to_send: Vec<Pending>,
+) -> Vec<(Event, bool, u32, Result<(), SinkError>)> {
+    let mut deliveries = Vec::with_capacity(to_send.len());
+    for (event, again, attempts) in to_send {
+        pacer.wait().await;
+        let delivery = sink.send(&event).await;
+        deliveries.push((event, again, attempts + 1, delivery));
+    }
+    sink.flush().await;
+    let mut results = Vec::with_capacity(deliveries.len());
+    for (event, again, attempts, delivery) in deliveries {
+        let result = match delivery {
+            Ok(delivery) => delivery.await,
+            Err(err) => Err(err),
+        };
+        results.push((event, again, attempts, result));
+    }
+    results
 }

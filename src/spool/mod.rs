@@ -11,7 +11,8 @@
 //! {spool.dir}/00000000000000000008.seg   (the writer appends to the newest)
 //! {spool.dir}/acked                      "segment offset": all before it is confirmed
 //! {spool.dir}/dead-letter.jsonl          events the broker refused for good
-//! {spool.dir}/lock                       held (flock) by the one process using the spool
+//! {spool.dir}/lock                       held (flock) by the one process using the spool, until
+//!                                        both its writer and its reader are gone
 //! ```
 //!
 //! Each segment is a sequence of frames (see [`record`]): `len | crc32c |
@@ -205,6 +206,10 @@ pub fn open_on(
     if !segments.is_empty() {
         info!(dir = %dir.display(), segments = segments.len(), from = ?start, "spool recovered; unconfirmed events will be published again");
     }
+    // The reader holds the lock too (the same open file, so the same
+    // lock): it deletes segments and writes the acked position until the
+    // last confirmation, after the writer has stopped.
+    let reader_lock = lock.try_clone().map_err(wrap)?;
     let started = writer_thread::start(
         settings,
         next,
@@ -225,7 +230,8 @@ pub fn open_on(
         used,
         stats,
         disk,
-    );
+    )
+    .holding(reader_lock);
     let writer = started.writer;
     Ok((writer, reader))
 }

@@ -92,6 +92,9 @@ pub struct SpoolReader {
     used: Arc<AtomicU64>,
     stats: Arc<Stats>,
     error_log: RateLimit,
+    /// The spool's lock (a clone of the writer's): held while this reader
+    /// may still delete segments and write the acked position.
+    _lock: Option<std::fs::File>,
     /// Wait before the next try of a failing read, and when that try is
     /// due (kept across `recv` calls, which the publisher's `select!`
     /// restarts: a cancelled wait resumes, it does not start over).
@@ -131,7 +134,14 @@ impl SpoolReader {
             error_log: RateLimit::default(),
             read_retry: READ_RETRY_INITIAL,
             retry_at: None,
+            _lock: None,
         }
+    }
+
+    /// The same reader, holding the spool's `lock` until it is dropped.
+    pub(super) fn holding(mut self, lock: std::fs::File) -> Self {
+        self._lock = Some(lock);
+        self
     }
 
     /// The next event in log order; `None` once the writer has stopped and
@@ -154,12 +164,13 @@ impl SpoolReader {
                 }
                 return Some(item);
             }
+            let watermark = *self.watermark.borrow_and_update();
             // Acked events the disk refused, once what was written before
-            // them has been read.
+            // them has been read (checked after taking the watermark, so a
+            // push that woke it is never missed).
             if self.tail.take_unwritten(self.cursor, &mut self.ready) {
                 continue;
             }
-            let watermark = *self.watermark.borrow_and_update();
             if self.cursor < watermark {
                 let cursor = self.tail.take(self.cursor, &mut self.ready);
                 if cursor != self.cursor {
@@ -177,6 +188,10 @@ impl SpoolReader {
                 continue;
             }
             if self.watermark.changed().await.is_err() {
+                // The writer is gone: the last of what it handed over.
+                if self.tail.take_unwritten(self.cursor, &mut self.ready) {
+                    continue;
+                }
                 return None;
             }
         }

@@ -339,15 +339,27 @@ async fn written_events_reach_the_reader_from_memory_and_from_disk_when_behind()
 #[tokio::test]
 async fn one_spool_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let (writer, _reader) = open(&settings(dir.path()), Arc::default()).unwrap();
+    let (writer, reader) = open(&settings(dir.path()), Arc::default()).unwrap();
     let err = open(&settings(dir.path()), Arc::default()).unwrap_err();
     assert!(
-        err.to_string().contains("another openim-bridge process"),
+        err.to_string().contains("another openim-bridge process")
+            && err
+                .to_string()
+                .contains(&format!("pid {}", std::process::id())),
         "{err}"
     );
+    // The reader still deletes segments and writes the acked position:
+    // the lock stays until it is gone too.
+    let stopped = writer.stopped();
     drop(writer);
-    // The lock goes with the writer thread; open waits for it.
-    open(&settings(dir.path()), Arc::default()).expect("lock released after the writer stopped");
+    stopped.await;
+    assert!(
+        open(&settings(dir.path()), Arc::default()).is_err(),
+        "lock released while the reader works"
+    );
+    drop(reader);
+    open(&settings(dir.path()), Arc::default())
+        .expect("lock released once the writer and the reader are gone");
 }
 
 #[tokio::test]

@@ -234,6 +234,11 @@ impl WriterThread {
                     .collect();
                 if !acked.is_empty() {
                     warn!(events = acked.len(), "the spool could not write events acked in memory mode; they are published from memory (a crash before the broker confirms them loses them)");
+                    if self.at == end_of_log {
+                        // Nothing more goes after them in this segment, so
+                        // the reader meets them before anything later.
+                        self.must_roll = true;
+                    }
                     self.tail.push_unwritten(end_of_log, acked);
                     if let Some(watermark) = &self.watermark {
                         // Wakes the reader, which takes them once it has

@@ -36,6 +36,8 @@ pub struct Record {
     pub headers: Vec<(String, String)>,
     /// Value.
     pub value: serde_json::Value,
+    /// The record as the consumer kit decodes it.
+    pub event: Result<openim_events::Event, String>,
 }
 
 impl Record {
@@ -130,6 +132,7 @@ pub fn read_until_with(
             })
             .unwrap_or_default();
         records.push(Record {
+            event: openim_events::Event::from_kafka(&message).map_err(|err| err.to_string()),
             partition: message.partition(),
             key: String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap(),
             headers,

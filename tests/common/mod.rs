@@ -450,3 +450,35 @@ pub mod kafka;
 pub mod kafka_front;
 pub mod process;
 pub mod rabbitmq;
+
+/// `value` with its null values left out (absent and null read the same).
+pub fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The consumer kit knows the event's type and its typed data is, key by
+/// key, the `data` the bridge published; returns that data as JSON.
+pub fn assert_kit_decodes(event: &openim_events::Event, published: &Value) -> Value {
+    assert!(
+        !matches!(event.data, openim_events::EventData::Other(_)),
+        "the kit does not know {}",
+        event.event_type
+    );
+    let decoded = event.data.to_json();
+    assert_eq!(
+        without_nulls(&decoded),
+        without_nulls(published),
+        "{}: the kit's data differs from the bridge's",
+        event.event_type
+    );
+    decoded
+}

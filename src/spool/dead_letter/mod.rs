@@ -171,8 +171,8 @@ pub fn count_newlines(path: &Path) -> std::io::Result<u64> {
 }
 
 /// The dead-letter files in `dir`, oldest first: the rotated ones
-/// (`dead-letter.NNNNNN.jsonl`, and what `replay` wrote), then the current
-/// one.
+/// (`dead-letter.NNNNNN.jsonl`), then the current one. Not what `replay`
+/// wrote out (`dead-letter.replay-*.jsonl`): those are named to be read.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -182,11 +182,14 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
         .filter(|path| {
             path.file_name()
                 .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with(FILE_PREFIX) && name.ends_with(".jsonl"))
+                .is_some_and(|name| {
+                    name.starts_with(FILE_PREFIX)
+                        && name.ends_with(".jsonl")
+                        && !name.contains(".replay-")
+                })
         })
         .collect();
-    // `dead-letter.000001.jsonl` < `dead-letter.jsonl` < `dead-letter.replay-...`:
-    // the current file sorts between, so put it last.
+    // The current file last.
     found.sort_by_key(|path| (path.ends_with(FILE_NAME), path.clone()));
     found
 }
