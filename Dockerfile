@@ -13,6 +13,7 @@ COPY src ./src
 COPY test-kit ./test-kit
 COPY benches ./benches
 COPY events ./events
+COPY sync ./sync
 RUN cargo build --release --locked --bin openim-bridge
 
 FROM debian:bookworm-slim

@@ -52,6 +52,30 @@ install_tansu() {
   fi
 }
 
+# PostgreSQL for openim-sync's tests: $OPENIM_SYNC_TEST_POSTGRES if set,
+# otherwise the machine's on 127.0.0.1:5432 (trust auth, database test),
+# started if it is down and installed (Debian's package) if it is missing.
+ensure_postgres() {
+  if [ -n "${OPENIM_SYNC_TEST_POSTGRES:-}" ]; then
+    return
+  fi
+  if ! port_open 127.0.0.1 5432; then
+    if ! command -v pg_ctlcluster >/dev/null; then
+      log "installing PostgreSQL (Debian's package) for openim-sync's tests"
+      apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+    fi
+    log "starting PostgreSQL"
+    cluster=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1" "$2}')
+    if [ -n "$cluster" ]; then
+      pg_ctlcluster $cluster start || true
+    else
+      service postgresql start || true
+    fi
+    wait_for_port 127.0.0.1 5432 60 "postgresql"
+  fi
+  export OPENIM_SYNC_TEST_POSTGRES="postgres://postgres@127.0.0.1:5432/test"
+}
+
 ensure_rabbitmq() {
   if [ -z "${OPENIM_BRIDGE_TEST_AMQP:-}" ]; then
     if ! port_open 127.0.0.1 5672; then
@@ -161,3 +185,5 @@ fi
 
 ensure_rabbitmq
 start_tls_rabbitmq
+
+ensure_postgres

@@ -254,6 +254,22 @@ fn generate(schemas: &Path) -> String {
         // non-string keys).
         value.unwrap_or(Value::Null)
     }}
+
+    /// When the bridge received the callback (RFC 3339): every event has it.
+    pub fn received_at(&self) -> Option<&str> {{
+        match self {{"
+    );
+    for (_, variant, ..) in &variants {
+        let _ = writeln!(
+            out,
+            "            Self::{variant}(data) => Some(&data.received_at),"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "            Self::Other(value) => value.get(\"received_at\").and_then(Value::as_str),
+        }}
+    }}
 }}"
     );
     out

@@ -21,6 +21,7 @@ pub mod ledger;
 mod outputs;
 mod pacer;
 mod run;
+mod select;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
