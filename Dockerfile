@@ -7,14 +7,15 @@ RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# Cargo reads every target the manifest declares, even to build one binary:
-# the workspace's dev-only test kit and the benchmarks' sources.
+# Cargo reads every member and target the workspace declares, even to
+# build one binary: the dev-only test kit and the benchmarks' sources; the
+# consumer kit and openim-sync are built too (one image, two binaries).
 # (tests/deploy_image.rs lays out this context and runs this command.)
 COPY test-kit ./test-kit
 COPY benches ./benches
 COPY events ./events
 COPY sync ./sync
-RUN cargo build --release --locked --bin openim-bridge
+RUN cargo build --release --locked --bin openim-bridge --bin openim-sync
 
 FROM debian:bookworm-slim
 # libssl3: librdkafka's TLS at run time; ca-certificates: the system roots
@@ -24,6 +25,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --uid 10001 --no-create-home bridge \
     && mkdir -p /var/lib/openim-bridge/spool && chown -R bridge /var/lib/openim-bridge
 COPY --from=build /src/target/release/openim-bridge /usr/local/bin/openim-bridge
+# The reference consumer (docker-compose.yml profile `sync`):
+# `--entrypoint /usr/local/bin/openim-sync`.
+COPY --from=build /src/target/release/openim-sync /usr/local/bin/openim-sync
 COPY deploy/openim-bridge.example.toml /etc/openim-bridge/openim-bridge.example.toml
 USER bridge
 EXPOSE 8080

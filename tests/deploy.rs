@@ -186,8 +186,9 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
     )
     .unwrap();
     files.push(drain.clone());
+    files.push(dir.join("sync/deployment.yaml"));
     files.sort();
-    assert!(files.len() >= 6, "{files:?}");
+    assert!(files.len() >= 7, "{files:?}");
     let output = kubernetes_validate(&files);
     std::fs::remove_file(drain).unwrap();
     let report = format!(
@@ -203,6 +204,7 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
         "poddisruptionbudget",
         "horizontalpodautoscaler",
         "job",
+        "deployment",
     ] {
         assert!(
             report.contains(&format!("passed for resource {kind}/")),
@@ -355,6 +357,11 @@ fn one_shot(doc: &Value) -> Vec<String> {
 /// for a service that keeps nothing (the load balancer).
 fn data_path(name: &str, service: &Value) -> Option<String> {
     let image = service["image"].as_str().unwrap_or("");
+    let entrypoint = service["entrypoint"].to_string();
+    if entrypoint.contains("openim-sync") {
+        // Keeps nothing itself: its state is PostgreSQL's.
+        return None;
+    }
     if service.get("build").is_some() {
         return Some("/var/lib/openim-bridge/spool".to_owned());
     }
@@ -370,6 +377,9 @@ fn data_path(name: &str, service: &Value) -> Option<String> {
     }
     if image.starts_with("prom/prometheus") {
         return Some("/prometheus".to_owned());
+    }
+    if image.starts_with("postgres") {
+        return Some("/var/lib/postgresql/data".to_owned());
     }
     if image.starts_with("haproxy") {
         return None;
@@ -406,7 +416,7 @@ fn every_stateful_service_keeps_its_data_in_a_named_volume() {
         );
         checked += 1;
     }
-    assert!(checked >= 5, "only {checked} stateful services found");
+    assert!(checked >= 6, "only {checked} stateful services found");
     // The check can fail: Kafka without KAFKA_LOG_DIRS writes to /tmp.
     let mut broken = doc.clone();
     broken["services"]["kafka"]["environment"]["KAFKA_LOG_DIRS"] = Value::from("/tmp/kafka-logs");
@@ -600,6 +610,33 @@ fn kubernetes_images_are_pinned_pulled_if_not_present_and_named_by_kustomize() {
         .filter(|entry| entry.as_ref().unwrap().path().is_file())
         .count();
     assert_eq!(resources.len() + 1, files, "{resources:?}");
+}
+
+#[test]
+fn openim_sync_runs_the_named_image_with_its_settings_from_a_secret() {
+    let base = manifest("kustomization.yaml");
+    let sync = manifest("sync/kustomization.yaml");
+    assert_eq!(base["images"], sync["images"], "one image for both");
+    let deployment = manifest("sync/deployment.yaml");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"][0], "/usr/local/bin/openim-sync");
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    let env = container["env"].as_array().unwrap();
+    let url = env
+        .iter()
+        .find(|e| e["name"] == "OPENIM_SYNC__POSTGRES__URL")
+        .expect("the database URL");
+    assert_eq!(url["valueFrom"]["secretKeyRef"]["name"], "openim-sync");
+    // Every variable is one openim-sync reads (it refuses unknown keys).
+    let vars: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|e| {
+            let value = e["value"].as_str().unwrap_or("postgres://u@h/d");
+            (e["name"].as_str().unwrap().to_owned(), value.to_owned())
+        })
+        .collect();
+    openim_sync::settings::Settings::load(None, Some(vars))
+        .expect("the Deployment's settings load");
 }
 
 #[test]

@@ -189,21 +189,27 @@ fn dockerignore_keeps_build_output_and_spools_out_of_the_context() {
     }
 }
 
-/// The build stage's `cargo build` command and the binary it names.
-fn build_command(build: &Stage) -> (String, String) {
+/// The build stage's `cargo build` command and the binaries it names (the
+/// bridge's first).
+fn build_command(build: &Stage) -> (String, Vec<String>) {
     let command = build
         .all("RUN")
         .find(|run| run.contains("cargo build"))
         .expect("the build stage runs cargo build")
         .to_owned();
-    let bin = command
-        .split(' ')
-        .skip_while(|word| *word != "--bin")
-        .nth(1)
-        .expect("cargo build --bin NAME")
-        .to_owned();
+    let words: Vec<&str> = command.split(' ').collect();
+    let bins: Vec<String> = words
+        .windows(2)
+        .filter(|pair| pair[0] == "--bin")
+        .map(|pair| pair[1].to_owned())
+        .collect();
+    assert_eq!(
+        bins.first().map(String::as_str),
+        Some("openim-bridge"),
+        "{command}"
+    );
     assert!(command.contains("--release"), "{command}");
-    (command, bin)
+    (command, bins)
 }
 
 #[test]
@@ -213,20 +219,24 @@ fn runtime_stage_copies_what_exists_and_runs_the_built_binary() {
     let runtime = stages.last().unwrap();
     let build_name = build.name.clone().expect("the build stage is named");
     let workdir = build.one("WORKDIR");
-    let (_, bin) = build_command(build);
-    let built = format!("{workdir}/target/release/{bin}");
+    let (_, bins) = build_command(build);
+    let built: Vec<String> = bins
+        .iter()
+        .map(|bin| format!("{workdir}/target/release/{bin}"))
+        .collect();
     let ignore = DockerIgnore::load();
-    let mut installed = None;
+    let mut installed = Vec::new();
     for copy in copies(runtime) {
         match copy.from.as_deref() {
             Some(from) => {
                 assert_eq!(from, build_name, "COPY --from names the build stage");
-                assert_eq!(
-                    copy.sources,
-                    std::slice::from_ref(&built),
-                    "the runtime copies what cargo built"
+                assert_eq!(copy.sources.len(), 1);
+                assert!(
+                    built.contains(&copy.sources[0]),
+                    "the runtime copies {:?}, cargo builds {built:?}",
+                    copy.sources
                 );
-                installed = Some(copy.dest.clone());
+                installed.push(copy.dest.clone());
             }
             None => {
                 for source in &copy.sources {
@@ -242,14 +252,13 @@ fn runtime_stage_copies_what_exists_and_runs_the_built_binary() {
             }
         }
     }
-    let installed = installed.expect("the runtime stage copies the binary");
+    assert_eq!(installed.len(), bins.len(), "every built binary is copied");
+    for (path, bin) in installed.iter().zip(&bins) {
+        assert!(path.ends_with(&format!("/{bin}")), "{path} for {bin}");
+    }
     let entrypoint: Vec<String> = serde_json::from_str(runtime.one("ENTRYPOINT"))
         .expect("ENTRYPOINT in exec form (signals reach the bridge)");
-    assert_eq!(
-        entrypoint[0], installed,
-        "ENTRYPOINT runs the copied binary"
-    );
-    assert!(installed.ends_with(&format!("/{bin}")));
+    assert_eq!(entrypoint[0], installed[0], "ENTRYPOINT runs the bridge");
 }
 
 /// `ENV` of a stage as (name, value) pairs.
@@ -354,7 +363,7 @@ fn copy_tree(from: &Path, to: &Path, relative: &str, ignore: &DockerIgnore) {
 fn serial_docker_build_stage_builds_the_binary_from_its_context() {
     let stages = dockerfile();
     let build = &stages[0];
-    let (command, bin) = build_command(build);
+    let (command, bins) = build_command(build);
     let ignore = DockerIgnore::load();
     let context = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("docker-build-stage");
     std::fs::create_dir_all(&context).unwrap();
@@ -402,14 +411,16 @@ fn serial_docker_build_stage_builds_the_binary_from_its_context() {
         output.status.success(),
         "`{command}` failed in the image's build context:\n{log}"
     );
-    let binary = context.join("target/release").join(&bin);
-    assert!(binary.is_file(), "{} was not built", binary.display());
-    let version = Command::new(&binary).arg("--help").output().unwrap();
-    assert!(
-        version.status.success(),
-        "{}",
-        String::from_utf8_lossy(&version.stderr)
-    );
+    for bin in &bins {
+        let binary = context.join("target/release").join(bin);
+        assert!(binary.is_file(), "{} was not built", binary.display());
+        let help = Command::new(&binary).arg("--help").output().unwrap();
+        assert!(
+            help.status.success(),
+            "{}",
+            String::from_utf8_lossy(&help.stderr)
+        );
+    }
     eprintln!(
         "build stage: `{command}` in {:.1} s ({})",
         started.elapsed().as_secs_f64(),
