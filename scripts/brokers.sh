@@ -76,6 +76,14 @@ ensure_postgres() {
   export OPENIM_SYNC_TEST_POSTGRES="postgres://postgres@127.0.0.1:5432/test"
 }
 
+# HAProxy for the pipeline test (the shipped config in front of bridges).
+ensure_haproxy() {
+  if ! command -v haproxy >/dev/null; then
+    log "installing haproxy (Debian package) for the pipeline test"
+    apt-get install -y -qq haproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+  fi
+}
+
 ensure_rabbitmq() {
   if [ -z "${OPENIM_BRIDGE_TEST_AMQP:-}" ]; then
     if ! port_open 127.0.0.1 5672; then
@@ -187,3 +195,4 @@ ensure_rabbitmq
 start_tls_rabbitmq
 
 ensure_postgres
+ensure_haproxy

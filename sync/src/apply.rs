@@ -6,7 +6,7 @@
 //! by type:
 //!
 //! * a sent message becomes a row of `messages` (its `seq` is 0 in the send
-//!   callbacks: left null);
+//!   callbacks: left null) and counts once in its row of `conversations`;
 //! * a saved message (`callbackAfterMsgSaveDBCommand`) fills in its `seq`,
 //!   creating the row if the send callback has not arrived yet;
 //! * a revoke is kept in `revokes` by (conversation, seq);
@@ -24,6 +24,7 @@ use crate::schema::in_schema;
 /// The statements a batch uses, prepared once per connection.
 pub struct Statements {
     event: Statement,
+    conversation: Statement,
     sent: Statement,
     saved: Statement,
     revoke: Statement,
@@ -56,6 +57,18 @@ impl Statements {
                 "INSERT INTO {schema}.events (source, id, type, subject, time, data)
                  VALUES ($1, $2, $3, $4, ($5::text)::timestamptz, ($6::text)::jsonb)
                  ON CONFLICT (source, id) DO NOTHING",
+            )
+            .await?,
+            conversation: prepare(
+                "INSERT INTO {schema}.conversations AS c (conversation_id, message_count,
+                     last_send_time, last_server_msg_id)
+                 VALUES ($1, 1, to_timestamp($2::bigint / 1000.0), $3)
+                 ON CONFLICT (conversation_id) DO UPDATE SET
+                     message_count = c.message_count + 1,
+                     last_send_time = GREATEST(c.last_send_time, EXCLUDED.last_send_time),
+                     last_server_msg_id = CASE
+                         WHEN c.last_send_time IS NULL OR EXCLUDED.last_send_time >= c.last_send_time
+                         THEN EXCLUDED.last_server_msg_id ELSE c.last_server_msg_id END",
             )
             .await?,
             sent: prepare(
@@ -135,13 +148,21 @@ pub async fn apply(
             .await?;
         if new == 0 {
             applied.duplicates += 1;
-            continue;
+            if !skip_inbox() {
+                continue;
+            }
         }
         applied.applied += 1;
         match &event.data {
             EventData::GroupMessageSent(sent) | EventData::SingleMessageSent(sent) => {
                 // The send callbacks carry seq 0: unknown until saved.
                 message(&tx, &statements.sent, sent, None).await?;
+                let time = sent.message.send_time_ms.or(sent.message.create_time_ms);
+                tx.execute(
+                    &statements.conversation,
+                    &[&sent.conversation_id, &time, &sent.message.server_msg_id],
+                )
+                .await?;
             }
             EventData::MessageSaved(saved) => {
                 let seq = saved.message.seq.map(i64::from);
@@ -231,4 +252,12 @@ async fn message(
         ],
     )
     .await
+}
+
+/// Test-only fault injection: `OPENIM_SYNC_TEST_SKIP_INBOX=1` applies a
+/// redelivered event again instead of skipping it, so the pipeline test can
+/// show that it detects an event applied twice. Never set it in production.
+fn skip_inbox() -> bool {
+    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SKIP.get_or_init(|| std::env::var_os("OPENIM_SYNC_TEST_SKIP_INBOX").is_some())
 }

@@ -6,7 +6,10 @@ use tokio_postgres::Client;
 use tracing::info;
 
 /// Every migration, in order: (version, SQL with `{schema}` for the schema).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_archive.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_archive.sql")),
+    (2, include_str!("../migrations/0002_conversations.sql")),
+];
 
 /// `sql` for `schema` (already checked to be a plain lowercase identifier,
 /// see [`crate::settings`]).

@@ -8,26 +8,16 @@
 //! `scripts/test`); PostgreSQL: `OPENIM_SYNC_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/test`).
 
+mod common;
+
 use std::time::Duration;
 
+use common::{amqp_url, fixture, postgres_url, unique};
 use openim_bridge::settings::SinkKind;
 use openim_sync::settings::{Settings, SourceKind};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
-
-fn postgres_url() -> String {
-    std::env::var("OPENIM_SYNC_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
 
 /// A bridge in this process, publishing as `configure` says.
 async fn bridge(
@@ -71,13 +61,6 @@ async fn post(addr: std::net::SocketAddr, body: &Value) -> Value {
     stream.read_to_string(&mut reply).await.unwrap();
     let json = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(json).unwrap_or(Value::Null)
-}
-
-fn fixture(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// The callbacks of a short chat in group `group`: two messages, the
@@ -202,6 +185,19 @@ async fn assert_archive(client: &tokio_postgres::Client, schema: &str, ids: &[St
     assert_eq!(count("events").await, 6);
     assert_eq!(count("read_receipts").await, 1);
     assert_eq!(count("revokes WHERE applied_at IS NOT NULL").await, 1);
+    // The message posted twice counts once in its conversation.
+    let (conversation, messages): (String, i64) = {
+        let row = client
+            .query_one(
+                &format!("SELECT conversation_id, message_count FROM {schema}.conversations"),
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(conversation.starts_with("sg_"));
+    assert_eq!(messages, 2);
     let seqs: Vec<i64> = client
         .query_one(&format!("SELECT seqs FROM {schema}.read_receipts"), &[])
         .await
@@ -261,8 +257,7 @@ async fn kafka_to_postgres_applies_each_event_once_with_its_revoke() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rabbitmq_to_postgres_applies_each_event_once_with_its_revoke() {
-    let url = std::env::var("OPENIM_BRIDGE_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let url = amqp_url();
     let exchange = unique("openim-sync");
     let schema = unique("sync_rabbit");
     let mut settings = sync_settings(&schema);

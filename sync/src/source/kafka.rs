@@ -5,16 +5,43 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use openim_events::Event;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::{undecodable, Ack, Batch, SourceError};
 use crate::settings::KafkaSettings;
 
+/// Logs the group's rebalances (which partitions this member reads).
+pub struct GroupLog;
+
+impl ClientContext for GroupLog {}
+
+impl ConsumerContext for GroupLog {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |list: &TopicPartitionList| -> Vec<String> {
+            list.elements()
+                .iter()
+                .map(|p| format!("{}/{}", p.topic(), p.partition()))
+                .collect()
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                info!(partitions = ?partitions(list), "kafka partitions assigned")
+            }
+            Rebalance::Revoke(list) => {
+                info!(partitions = ?partitions(list), "kafka partitions revoked")
+            }
+            Rebalance::Error(err) => warn!(cause = %err, "kafka rebalance failed"),
+        }
+    }
+}
+
 /// The consumer and what it needs to stay a healthy group member.
 pub struct KafkaSource {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<GroupLog>,
     topics: Vec<String>,
     resubscribe_idle: Option<Duration>,
     /// Since when no partition has been assigned.
@@ -33,11 +60,16 @@ impl KafkaSource {
             .set("auto.offset.reset", "earliest")
             // librdkafka's own offset store is not used: commits name the
             // offsets of applied batches.
-            .set("enable.auto.offset.store", "false");
+            .set("enable.auto.offset.store", "false")
+            // A member that died (kill -9, a node lost) gives its partitions
+            // up after 10 s, not librdkafka's 45 s (kafka.options may say
+            // otherwise).
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "3000");
         for (key, value) in &settings.options {
             config.set(key, value);
         }
-        let consumer: StreamConsumer = config.create()?;
+        let consumer: StreamConsumer<GroupLog> = config.create_with_context(GroupLog)?;
         let topics: Vec<String> = settings
             .topics
             .iter()

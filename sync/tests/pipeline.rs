@@ -1,0 +1,614 @@
+//! The whole pipeline under faults (the test command's short version):
+//! two OpenIM-like senders -> the shipped HAProxy config -> 2 bridges ->
+//! Kafka (a Tansu of this test's own) or RabbitMQ -> 2 openim-sync ->
+//! PostgreSQL. Messages, their saved callbacks (the seq), revokes (some
+//! before the seq is known), a 1:1 read receipt per sender, and some
+//! callbacks posted twice, while a bridge and a consumer are killed with
+//! `kill -9` and restarted, and the broker is paused (Kafka) or PostgreSQL
+//! restarted (RabbitMQ).
+//!
+//! At the end the archive must hold every acked message once with the
+//! content that was acked, every acked revoke applied, and per conversation
+//! a message count equal to the distinct message events: an event applied
+//! twice (a redelivery the inbox missed) would count twice.
+//!
+//! `serial_`: it restarts the machine's PostgreSQL and takes both cores;
+//! `scripts/test` runs it alone, after the rest. Needs `haproxy` (installed
+//! by `scripts/test`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{amqp_url, fixture, postgres_url, unique};
+use openim_bridge_test_kit::{free_port, signal};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::NoTls;
+
+/// Environment variables of a process.
+type Env = Vec<(String, String)>;
+
+const SENDERS: usize = 2;
+const PER_SENDER: usize = 250;
+const GROUPS_PER_SENDER: usize = 4;
+
+/// The bridge binary, built beside this test by the workspace's test build.
+fn bridge_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap();
+    let bin = debug.join("openim-bridge");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the workspace's tests (scripts/test) so it is built",
+        bin.display()
+    );
+    bin
+}
+
+/// A process of this test, killed when dropped.
+struct Proc {
+    child: Option<Child>,
+    start: Box<dyn Fn() -> Child + Send>,
+}
+
+impl Proc {
+    fn new(start: impl Fn() -> Child + Send + 'static) -> Self {
+        Self {
+            child: Some(start()),
+            start: Box::new(start),
+        }
+    }
+
+    fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and waits for the exit.
+    async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            for _ in 0..300 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill_9();
+        self.child = Some((self.start)());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// One HTTP request with `Connection: close`; the status and body, or
+/// `None` without a reply.
+async fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.ok()?;
+        let status = reply.split(' ').nth(1)?.parse().ok()?;
+        Some((
+            status,
+            reply
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
+        ))
+    };
+    tokio::time::timeout(Duration::from_secs(15), exchange)
+        .await
+        .ok()?
+}
+
+/// Whether `callback` posted through the load balancer was acked.
+async fn acked(lb: u16, callback: &Value) -> bool {
+    let command = callback["callbackCommand"].as_str().unwrap();
+    match request(
+        lb,
+        "POST",
+        &format!("/openim/{command}"),
+        &callback.to_string(),
+    )
+    .await
+    {
+        Some((200, body)) => serde_json::from_str::<Value>(&body)
+            .is_ok_and(|reply| reply["actionCode"] == 0 && reply["errCode"] == 0),
+        _ => false,
+    }
+}
+
+/// The shipped HAProxy file on loopback: the frontend on `lb`, `servers`.
+fn haproxy_config(lb: u16, servers: &[u16], dir: &Path) -> String {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy/haproxy.cfg"),
+    )
+    .unwrap();
+    let mut config = String::new();
+    for line in shipped.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("server ") {
+            continue;
+        }
+        let line = if trimmed.starts_with("bind :8080") {
+            format!("    bind 127.0.0.1:{lb}")
+        } else if trimmed.starts_with("stats socket /tmp/haproxy.sock") {
+            line.replace(
+                "/tmp/haproxy.sock",
+                &dir.join("haproxy.sock").display().to_string(),
+            )
+        } else {
+            line.to_owned()
+        };
+        config.push_str(&line);
+        config.push('\n');
+    }
+    for (n, port) in servers.iter().enumerate() {
+        config.push_str(&format!("    server bridge-{} 127.0.0.1:{port}\n", n + 1));
+    }
+    config
+}
+
+/// What the senders saw acked.
+#[derive(Default)]
+struct Acked {
+    /// id -> (conversation, content) of acked send callbacks.
+    sent: HashMap<String, (String, String)>,
+    saved: BTreeSet<String>,
+    revoked: BTreeSet<String>,
+    attempts: usize,
+}
+
+/// One OpenIM-like sender: one request at a time, a failed one not sent
+/// again.
+async fn send(lb: u16, lane: String, sender: usize, acked_by_all: Arc<Mutex<Acked>>) {
+    for i in 0..PER_SENDER {
+        let group = format!("{lane}-{sender}-{}", i % GROUPS_PER_SENDER);
+        let conversation = format!("sg_{group}");
+        let id = format!("{lane}-m-{sender}-{i}");
+        let seq = i as u32 + 1;
+        let content = json!({"content": format!("text of {id}")}).to_string();
+        let mut message = fixture("after_send_group_msg_01_text_ios.json");
+        message["serverMsgID"] = id.clone().into();
+        message["groupID"] = group.clone().into();
+        message["content"] = content.clone().into();
+        let mut saved = fixture("callbacks/callbackAfterMsgSaveDBCommand.json");
+        saved["serverMsgID"] = id.clone().into();
+        saved["groupID"] = group.clone().into();
+        saved["content"] = content.clone().into();
+        saved["seq"] = seq.into();
+        let mut revoke = fixture("callbacks/callbackBeforeAfterMsgCommand.json");
+        revoke["conversationID"] = conversation.clone().into();
+        revoke["seq"] = seq.into();
+        let mut outcome = Acked::default();
+        if acked(lb, &message).await {
+            outcome
+                .sent
+                .insert(id.clone(), (conversation.clone(), content));
+        }
+        if i % 7 == 0 {
+            // OpenIM posted it twice.
+            acked(lb, &message).await;
+        }
+        // Some revokes before the seq is known, some after.
+        if i % 5 == 0 && acked(lb, &revoke).await {
+            outcome.revoked.insert(id.clone());
+        }
+        if acked(lb, &saved).await {
+            outcome.saved.insert(id.clone());
+        }
+        if i % 5 == 3 && acked(lb, &revoke).await {
+            outcome.revoked.insert(id.clone());
+        }
+        let mut all = acked_by_all.lock().unwrap();
+        all.sent.extend(outcome.sent);
+        all.saved.extend(outcome.saved);
+        all.revoked.extend(outcome.revoked);
+        all.attempts += 1;
+    }
+    let mut read = fixture("callbacks/callbackAfterSingleMsgReadCommand.json");
+    read["userID"] = format!("{lane}-reader-{sender}").into();
+    acked(lb, &read).await;
+}
+
+/// The faults a lane goes through while the senders send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Kafka,
+    Rabbit,
+}
+
+async fn pipeline(lane: Lane) {
+    let name = unique(if lane == Lane::Kafka { "pk" } else { "pr" });
+    let work = tempfile::tempdir().unwrap();
+    let schema = name.to_lowercase();
+    let bridge_bin = bridge_binary();
+    // The broker.
+    let mut tansu = None;
+    let (bridge_env, sync_env): (Env, Env) = match lane {
+        Lane::Kafka => {
+            let port = free_port();
+            let broker = Proc::new(move || {
+                openim_bridge_test_kit::kafka::tansu(port, port)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("tansu (scripts/test installs it)")
+            });
+            let brokers = format!("127.0.0.1:{port}");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            openim_bridge_test_kit::kafka::create_topic(&brokers, &[], &name, 3)
+                .await
+                .unwrap();
+            tansu = Some(broker);
+            (
+                vec![
+                    ("OPENIM_BRIDGE__SINK__KIND".into(), "kafka".into()),
+                    ("OPENIM_BRIDGE__KAFKA__BROKERS".into(), brokers.clone()),
+                    ("OPENIM_BRIDGE__KAFKA__TOPIC".into(), name.clone()),
+                ],
+                vec![
+                    ("OPENIM_SYNC__SOURCE__KIND".into(), "kafka".into()),
+                    ("OPENIM_SYNC__KAFKA__BROKERS".into(), brokers),
+                    ("OPENIM_SYNC__KAFKA__TOPICS".into(), name.clone()),
+                    ("OPENIM_SYNC__KAFKA__GROUP_ID".into(), name.clone()),
+                    // Tansu 0.6 can leave a restarted member without
+                    // partitions (see kafka.resubscribe_idle_ms).
+                    (
+                        "OPENIM_SYNC__KAFKA__RESUBSCRIBE_IDLE_MS".into(),
+                        "4000".into(),
+                    ),
+                ],
+            )
+        }
+        Lane::Rabbit => {
+            let url = amqp_url();
+            (
+                vec![
+                    ("OPENIM_BRIDGE__SINK__KIND".into(), "rabbitmq".into()),
+                    ("OPENIM_BRIDGE__RABBITMQ__URL".into(), url.clone()),
+                    ("OPENIM_BRIDGE__RABBITMQ__EXCHANGE".into(), name.clone()),
+                ],
+                vec![
+                    ("OPENIM_SYNC__SOURCE__KIND".into(), "rabbitmq".into()),
+                    ("OPENIM_SYNC__RABBITMQ__URL".into(), url),
+                    ("OPENIM_SYNC__RABBITMQ__EXCHANGE".into(), name.clone()),
+                    ("OPENIM_SYNC__RABBITMQ__QUEUE".into(), name.clone()),
+                ],
+            )
+        }
+    };
+    // Two consumers, each with its own probe port.
+    let mut syncs: Vec<Proc> = (0..2)
+        .map(|n| {
+            let mut env = sync_env.clone();
+            env.push(("OPENIM_SYNC__POSTGRES__URL".into(), postgres_url()));
+            env.push(("OPENIM_SYNC__POSTGRES__SCHEMA".into(), schema.clone()));
+            env.push((
+                "OPENIM_SYNC__HTTP__LISTEN".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ));
+            // The proof that this test can fail: with the inbox skipped,
+            // a redelivered event is applied twice (see apply.rs).
+            if let Some(skip) = std::env::var_os("OPENIM_SYNC_TEST_SKIP_INBOX") {
+                env.push((
+                    "OPENIM_SYNC_TEST_SKIP_INBOX".into(),
+                    skip.to_string_lossy().into_owned(),
+                ));
+            }
+            let log = work.path().join(format!("sync-{n}.log"));
+            Proc::new(move || {
+                Command::new(env!("CARGO_BIN_EXE_openim-sync"))
+                    .env_clear()
+                    .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log).unwrap())
+                    .spawn()
+                    .unwrap()
+            })
+        })
+        .collect();
+    // Two bridges behind the shipped HAProxy config.
+    let ports = [free_port(), free_port()];
+    let mut bridges: Vec<Proc> = ports
+        .iter()
+        .enumerate()
+        .map(|(n, port)| {
+            let mut env = bridge_env.clone();
+            env.push((
+                "OPENIM_BRIDGE__HTTP__LISTEN".into(),
+                format!("127.0.0.1:{port}"),
+            ));
+            env.push((
+                "OPENIM_BRIDGE__SPOOL__DIR".into(),
+                work.path().join(format!("spool-{n}")).display().to_string(),
+            ));
+            let bin = bridge_bin.clone();
+            let log = work.path().join(format!("bridge-{n}.log"));
+            Proc::new(move || {
+                Command::new(&bin)
+                    .env_clear()
+                    .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log).unwrap())
+                    .spawn()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for port in ports {
+        let ready = async {
+            while request(port, "GET", "/readyz", "").await.map(|(s, _)| s) != Some(200) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), ready)
+            .await
+            .expect("a bridge is ready");
+    }
+    let lb = free_port();
+    let config = work.path().join("haproxy.cfg");
+    std::fs::write(&config, haproxy_config(lb, &ports, work.path())).unwrap();
+    let _haproxy = Proc::new(move || {
+        Command::new("haproxy")
+            .args(["-W", "-db", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy (scripts/test installs it)")
+    });
+    let up = async {
+        while request(lb, "GET", "/readyz", "").await.map(|(s, _)| s) != Some(200) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), up)
+        .await
+        .expect("HAProxy serves");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Send, and meanwhile the faults.
+    let acked_by_all = Arc::new(Mutex::new(Acked::default()));
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| tokio::spawn(send(lb, name.clone(), sender, Arc::clone(&acked_by_all))))
+        .collect();
+    let progress = |acked: &Arc<Mutex<Acked>>| acked.lock().unwrap().attempts;
+    let at = |n: usize| {
+        let acked = Arc::clone(&acked_by_all);
+        async move {
+            while progress(&acked) < n {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    at(SENDERS * PER_SENDER / 5).await;
+    eprintln!("{name}: kill -9 a bridge");
+    bridges[0].kill_9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bridges[0].restart();
+    at(SENDERS * PER_SENDER * 2 / 5).await;
+    match lane {
+        // Tansu 0.6 never evicts a group member killed with kill -9: its
+        // partitions stay assigned to it (Apache Kafka hands them over
+        // after the session timeout, 10 s in openim-sync). So on Kafka the
+        // consumer is stopped with SIGTERM (it leaves the group), and
+        // killed with kill -9 on RabbitMQ.
+        Lane::Kafka => {
+            eprintln!("{name}: SIGTERM a consumer");
+            syncs[0].terminate().await;
+        }
+        Lane::Rabbit => {
+            eprintln!("{name}: kill -9 a consumer");
+            syncs[0].kill_9();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    syncs[0].restart();
+    at(SENDERS * PER_SENDER * 3 / 5).await;
+    eprintln!("{name}: broker paused / PostgreSQL restarted");
+    match lane {
+        Lane::Kafka => {
+            let broker = tansu.as_ref().unwrap().child.as_ref().unwrap().id();
+            signal(broker, "STOP");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            signal(broker, "CONT");
+        }
+        Lane::Rabbit => restart_postgres().await,
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acked = std::mem::take(&mut *acked_by_all.lock().unwrap());
+    assert!(
+        acked.sent.len() > SENDERS * PER_SENDER * 9 / 10,
+        "only {} of {} messages acked",
+        acked.sent.len(),
+        SENDERS * PER_SENDER
+    );
+    let expected_revoked: BTreeSet<&String> = acked
+        .revoked
+        .iter()
+        .filter(|id| acked.saved.contains(*id) && acked.sent.contains_key(*id))
+        .collect();
+
+    eprintln!(
+        "{name}: {} messages acked; waiting for the archive",
+        acked.sent.len()
+    );
+    // The archive catches up.
+    let (client, connection) = tokio_postgres::connect(&postgres_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let caught_up = async {
+        loop {
+            let rows = client
+                .query(
+                    &format!("SELECT server_msg_id, content, revoked_at IS NOT NULL FROM {schema}.messages"),
+                    &[],
+                )
+                .await
+                .unwrap_or_default();
+            let present: BTreeMap<String, (String, bool)> = rows
+                .iter()
+                .map(|row| (row.get(0), (row.get(1), row.get(2))))
+                .collect();
+            let done = acked.sent.keys().all(|id| present.contains_key(id))
+                && expected_revoked
+                    .iter()
+                    .all(|id| present.get(*id).is_some_and(|m| m.1));
+            if done {
+                break present;
+            }
+            let missing = acked
+                .sent
+                .keys()
+                .filter(|id| !present.contains_key(*id))
+                .count();
+            let unrevoked = expected_revoked
+                .iter()
+                .filter(|id| !present.get(**id).is_some_and(|m| m.1))
+                .count();
+            eprintln!("{name}: {missing} messages missing, {unrevoked} revokes not applied");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let present = match tokio::time::timeout(Duration::from_secs(120), caught_up).await {
+        Ok(present) => present,
+        Err(_) => panic!(
+            "the archive did not catch up in 120 s (logs in {}: kept)",
+            work.keep().display()
+        ),
+    };
+    // Every acked message once, with what was acked; revokes as acked.
+    for (id, (_, content)) in &acked.sent {
+        assert_eq!(&present[id].0, content, "{id}");
+    }
+    for (id, (_, revoked)) in &present {
+        if *revoked {
+            assert!(
+                acked.revoked.contains(id) || !acked.sent.contains_key(id),
+                "{id} revoked, no revoke acked"
+            );
+        }
+    }
+    // Applied once each: per conversation, the message count equals the
+    // distinct message events in the inbox.
+    let counts = client
+        .query(
+            &format!(
+                "SELECT c.conversation_id, c.message_count,
+                        (SELECT count(*) FROM {schema}.events e
+                         WHERE e.type = 'io.openim.group.message.sent'
+                           AND e.data->>'conversation_id' = c.conversation_id)
+                 FROM {schema}.conversations c"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(counts.len(), SENDERS * GROUPS_PER_SENDER);
+    for row in &counts {
+        let (conversation, applied, distinct): (String, i64, i64) =
+            (row.get(0), row.get(1), row.get(2));
+        assert_eq!(
+            applied, distinct,
+            "{conversation}: {applied} applications of {distinct} distinct message events"
+        );
+    }
+    let receipts: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {schema}.read_receipts"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(receipts >= 1);
+    eprintln!(
+        "{}: {} messages acked, {} revokes applied, {} conversations",
+        name,
+        acked.sent.len(),
+        expected_revoked.len(),
+        counts.len()
+    );
+    drop(syncs);
+    drop(bridges);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    if lane == Lane::Rabbit {
+        let url = std::env::var("OPENIM_BRIDGE_TEST_AMQP")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+        openim_bridge_test_kit::amqp::delete(&url, &name, Some(&name)).await;
+    }
+}
+
+/// Restarts the machine's PostgreSQL (only the local cluster: an external
+/// one named by OPENIM_SYNC_TEST_POSTGRES is left alone).
+async fn restart_postgres() {
+    if std::env::var("OPENIM_SYNC_TEST_POSTGRES").is_ok_and(|url| !url.contains("127.0.0.1")) {
+        eprintln!("PostgreSQL is external: not restarted");
+        return;
+    }
+    let clusters = Command::new("pg_lsclusters").arg("-h").output().unwrap();
+    let line = String::from_utf8_lossy(&clusters.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut words = line.split_whitespace();
+    let (version, cluster) = (
+        words.next().unwrap().to_owned(),
+        words.next().unwrap().to_owned(),
+    );
+    let restarted = tokio::task::spawn_blocking(move || {
+        Command::new("pg_ctlcluster")
+            .args([version.as_str(), cluster.as_str(), "restart"])
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(restarted.success(), "pg_ctlcluster restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_pipeline_through_kafka_under_faults_applies_each_event_once() {
+    pipeline(Lane::Kafka).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_pipeline_through_rabbitmq_under_faults_applies_each_event_once() {
+    pipeline(Lane::Rabbit).await;
+}
