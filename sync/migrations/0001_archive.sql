@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS {schema}.events (
     subject     text,
     time        timestamptz,
     data        jsonb       NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now(),
+    applied_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (source, id)
 );
 CREATE INDEX IF NOT EXISTS events_type_time ON {schema}.events (type, time);

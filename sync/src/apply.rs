@@ -16,8 +16,12 @@
 //! message revoked. So a revoke that arrives before its message (another
 //! bridge replica was behind) is applied when the message does.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::future::try_join_all;
 use openim_events::{Event, EventData, MessageData};
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::{Client, Statement, Transaction};
 
 use crate::schema::in_schema;
 
@@ -130,10 +134,18 @@ pub async fn apply(
     events: &[Event],
 ) -> Result<Applied, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let mut applied = Applied::default();
-    for event in events {
-        let data = event.data.to_json().to_string();
-        let new = tx
+    // The statements of a batch are sent without waiting for each answer
+    // (tokio-postgres pipelines what is polled together on a connection):
+    // first every event into the inbox, then the effects of the new ones.
+    // The effects commute (inserts that do nothing on a conflict, a seq
+    // filled in, counters), so their order within the batch does not matter.
+    let data: Vec<String> = events
+        .iter()
+        .map(|e| e.data.to_json().to_string())
+        .collect();
+    let tx_ref = &tx;
+    let inbox = events.iter().zip(&data).map(|(event, data)| async move {
+        tx_ref
             .execute(
                 &statements.event,
                 &[
@@ -142,10 +154,15 @@ pub async fn apply(
                     &event.event_type,
                     &event.subject,
                     &event.time,
-                    &data,
+                    data,
                 ],
             )
-            .await?;
+            .await
+    });
+    let new = try_join_all(inbox).await?;
+    let mut applied = Applied::default();
+    let mut effects: Vec<Effect<'_>> = Vec::new();
+    for (event, new) in events.iter().zip(new) {
         if new == 0 {
             applied.duplicates += 1;
             if !skip_inbox() {
@@ -153,23 +170,44 @@ pub async fn apply(
             }
         }
         applied.applied += 1;
-        match &event.data {
-            EventData::GroupMessageSent(sent) | EventData::SingleMessageSent(sent) => {
-                // The send callbacks carry seq 0: unknown until saved.
-                message(&tx, &statements.sent, sent, None).await?;
-                let time = sent.message.send_time_ms.or(sent.message.create_time_ms);
+        effect(&tx, statements, &event.data, &mut effects);
+    }
+    try_join_all(effects).await?;
+    applied.revokes_applied = tx.execute(&statements.apply_revokes, &[]).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// One statement of a batch, not yet awaited.
+type Effect<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Adds what `data` changes beyond the inbox to `effects`.
+fn effect<'a>(
+    tx: &'a Transaction<'a>,
+    statements: &'a Statements,
+    data: &'a EventData,
+    effects: &mut Vec<Effect<'a>>,
+) {
+    match data {
+        EventData::GroupMessageSent(sent) | EventData::SingleMessageSent(sent) => {
+            // The send callbacks carry seq 0: unknown until saved.
+            effects.push(Box::pin(message(tx, &statements.sent, sent, None)));
+            let time = sent.message.send_time_ms.or(sent.message.create_time_ms);
+            effects.push(Box::pin(async move {
                 tx.execute(
                     &statements.conversation,
                     &[&sent.conversation_id, &time, &sent.message.server_msg_id],
                 )
-                .await?;
-            }
-            EventData::MessageSaved(saved) => {
-                let seq = saved.message.seq.map(i64::from);
-                message(&tx, &statements.saved, saved, seq).await?;
-            }
-            EventData::MessageRevoked(revoke) => {
-                if let (Some(conversation), Some(seq)) = (&revoke.conversation_id, revoke.seq) {
+                .await
+            }));
+        }
+        EventData::MessageSaved(saved) => {
+            let seq = saved.message.seq.map(i64::from);
+            effects.push(Box::pin(message(tx, &statements.saved, saved, seq)));
+        }
+        EventData::MessageRevoked(revoke) => {
+            if let (Some(conversation), Some(seq)) = (&revoke.conversation_id, revoke.seq) {
+                effects.push(Box::pin(async move {
                     tx.execute(
                         &statements.revoke,
                         &[
@@ -180,10 +218,13 @@ pub async fn apply(
                             &revoke.event_id,
                         ],
                     )
-                    .await?;
-                }
+                    .await
+                }));
             }
-            EventData::SingleMessageRead(read) => {
+        }
+        EventData::SingleMessageRead(read) => {
+            let content_type = read.content_type.map(i64::from);
+            effects.push(Box::pin(async move {
                 tx.execute(
                     &statements.single_read,
                     &[
@@ -191,13 +232,15 @@ pub async fn apply(
                         &read.conversation_id,
                         &read.user_id,
                         &read.seqs,
-                        &read.content_type.map(i64::from),
+                        &content_type,
                         &read.received_at,
                     ],
                 )
-                .await?;
-            }
-            EventData::GroupMessageRead(read) => {
+                .await
+            }));
+        }
+        EventData::GroupMessageRead(read) => {
+            effects.push(Box::pin(async move {
                 tx.execute(
                     &statements.group_read,
                     &[
@@ -209,14 +252,11 @@ pub async fn apply(
                         &read.received_at,
                     ],
                 )
-                .await?;
-            }
-            _ => {}
+                .await
+            }));
         }
+        _ => {}
     }
-    applied.revokes_applied = tx.execute(&statements.apply_revokes, &[]).await?;
-    tx.commit().await?;
-    Ok(applied)
 }
 
 /// Revokes not yet applied to their message.
@@ -229,7 +269,7 @@ pub async fn held_revokes(
 
 /// Inserts (or, for `saved`, fills in the seq of) one message.
 async fn message(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &Transaction<'_>,
     statement: &Statement,
     data: &MessageData,
     seq: Option<i64>,
