@@ -34,8 +34,26 @@ use tokio_postgres::NoTls;
 type Env = Vec<(String, String)>;
 
 const SENDERS: usize = 2;
-const PER_SENDER: usize = 250;
 const GROUPS_PER_SENDER: usize = 4;
+
+/// Messages per sender: 250 in the test command; `scripts/pipeline-soak`
+/// sets `OPENIM_SYNC_SOAK_PER_SENDER`.
+fn per_sender() -> usize {
+    env_number("OPENIM_SYNC_SOAK_PER_SENDER", 250)
+}
+
+/// Rounds of faults while sending: 1 in the test command;
+/// `scripts/pipeline-soak` sets `OPENIM_SYNC_SOAK_ROUNDS`.
+fn rounds() -> usize {
+    env_number("OPENIM_SYNC_SOAK_ROUNDS", 1).max(1)
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
 
 /// The bridge binary, built beside this test by the workspace's test build.
 fn bridge_binary() -> PathBuf {
@@ -188,7 +206,7 @@ struct Acked {
 /// One OpenIM-like sender: one request at a time, a failed one not sent
 /// again.
 async fn send(lb: u16, lane: String, sender: usize, acked_by_all: Arc<Mutex<Acked>>) {
-    for i in 0..PER_SENDER {
+    for i in 0..per_sender() {
         let group = format!("{lane}-{sender}-{}", i % GROUPS_PER_SENDER);
         let conversation = format!("sg_{group}");
         let id = format!("{lane}-m-{sender}-{i}");
@@ -413,49 +431,71 @@ async fn pipeline(lane: Lane) {
             }
         }
     };
-    at(SENDERS * PER_SENDER / 5).await;
-    eprintln!("{name}: kill -9 a bridge");
-    bridges[0].kill_9();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    bridges[0].restart();
-    at(SENDERS * PER_SENDER * 2 / 5).await;
-    match lane {
-        // Tansu 0.6 never evicts a group member killed with kill -9: its
-        // partitions stay assigned to it (Apache Kafka hands them over
-        // after the session timeout, 10 s in openim-sync). So on Kafka the
-        // consumer is stopped with SIGTERM (it leaves the group), and
-        // killed with kill -9 on RabbitMQ.
-        Lane::Kafka => {
-            eprintln!("{name}: SIGTERM a consumer");
-            syncs[0].terminate().await;
+    let total = SENDERS * per_sender();
+    let step = total / (rounds() * 3 + 1);
+    let mut faults = Vec::new();
+    for round in 0..rounds() {
+        at(step * (round * 3 + 1)).await;
+        faults.push(format!(
+            "round {}: kill -9 bridge-1, restarted after 0.3 s",
+            round + 1
+        ));
+        bridges[0].kill_9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        bridges[0].restart();
+        at(step * (round * 3 + 2)).await;
+        match lane {
+            // Tansu 0.6 never evicts a group member killed with kill -9:
+            // its partitions stay assigned to it (Apache Kafka hands them
+            // over after the session timeout, 10 s in openim-sync). So on
+            // Kafka the consumer is stopped with SIGTERM (it leaves the
+            // group), and killed with kill -9 on RabbitMQ.
+            Lane::Kafka => {
+                faults.push(format!(
+                    "round {}: SIGTERM openim-sync-1, restarted after 0.5 s",
+                    round + 1
+                ));
+                syncs[0].terminate().await;
+            }
+            Lane::Rabbit => {
+                faults.push(format!(
+                    "round {}: kill -9 openim-sync-1, restarted after 0.5 s",
+                    round + 1
+                ));
+                syncs[0].kill_9();
+            }
         }
-        Lane::Rabbit => {
-            eprintln!("{name}: kill -9 a consumer");
-            syncs[0].kill_9();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        syncs[0].restart();
+        at(step * (round * 3 + 3)).await;
+        match lane {
+            Lane::Kafka => {
+                faults.push(format!(
+                    "round {}: Tansu paused (SIGSTOP) for 1 s",
+                    round + 1
+                ));
+                let broker = tansu.as_ref().unwrap().child.as_ref().unwrap().id();
+                signal(broker, "STOP");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                signal(broker, "CONT");
+            }
+            Lane::Rabbit => {
+                faults.push(format!("round {}: PostgreSQL restarted", round + 1));
+                restart_postgres().await;
+            }
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    syncs[0].restart();
-    at(SENDERS * PER_SENDER * 3 / 5).await;
-    eprintln!("{name}: broker paused / PostgreSQL restarted");
-    match lane {
-        Lane::Kafka => {
-            let broker = tansu.as_ref().unwrap().child.as_ref().unwrap().id();
-            signal(broker, "STOP");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            signal(broker, "CONT");
-        }
-        Lane::Rabbit => restart_postgres().await,
+    for fault in &faults {
+        eprintln!("{name}: {fault}");
     }
     for sender in senders {
         sender.await.unwrap();
     }
     let acked = std::mem::take(&mut *acked_by_all.lock().unwrap());
     assert!(
-        acked.sent.len() > SENDERS * PER_SENDER * 9 / 10,
-        "only {} of {} messages acked",
+        acked.sent.len() > total * 9 / 10,
+        "only {} of {total} messages acked",
         acked.sent.len(),
-        SENDERS * PER_SENDER
     );
     let expected_revoked: BTreeSet<&String> = acked
         .revoked
@@ -554,13 +594,37 @@ async fn pipeline(lane: Lane) {
         .unwrap()
         .get(0);
     assert!(receipts >= 1);
+    let line = format!(
+        "| {} | {} | {} of {} | {} | {} | 0 | 0 |",
+        if lane == Lane::Kafka {
+            "Kafka (Tansu)"
+        } else {
+            "RabbitMQ"
+        },
+        faults.len(),
+        acked.sent.len(),
+        total,
+        expected_revoked.len(),
+        counts.len(),
+    );
     eprintln!(
-        "{}: {} messages acked, {} revokes applied, {} conversations",
-        name,
+        "{name}: {} messages acked, {} revokes applied, {} conversations",
         acked.sent.len(),
         expected_revoked.len(),
         counts.len()
     );
+    if let Some(report) = std::env::var_os("OPENIM_SYNC_SOAK_REPORT") {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(report)
+            .unwrap();
+        writeln!(file, "{line}").unwrap();
+        for fault in &faults {
+            writeln!(file, "|  | {fault} | | | | | |").unwrap();
+        }
+    }
     drop(syncs);
     drop(bridges);
     client
