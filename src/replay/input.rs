@@ -15,6 +15,9 @@ use crate::spool::dead_letter::{self, line::Stored};
 /// File names of the invalid-callback log and what replay writes of it.
 const INVALID_PREFIX: &str = "invalid-callbacks";
 
+/// The invalid-callback log itself.
+const INVALID_FILE: &str = crate::ingress::invalid::FILE_NAME;
+
 /// The files to read for `inputs`: a folder stands for its dead-letter
 /// files (rotated ones first) and its invalid-callback files, not for what
 /// earlier replays wrote out (`*.replay-*.jsonl`: name those to replay them).
@@ -23,21 +26,8 @@ pub fn expand(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     for input in inputs {
         if input.is_dir() {
             files.extend(dead_letter::files(input));
-            let mut invalid: Vec<PathBuf> = std::fs::read_dir(input)?
-                .flatten()
-                .map(|entry| entry.path())
-                .filter(|path| {
-                    path.file_name()
-                        .and_then(|name| name.to_str())
-                        .is_some_and(|name| {
-                            name.starts_with(INVALID_PREFIX)
-                                && name.ends_with(".jsonl")
-                                && !name.contains(".replay-")
-                        })
-                })
-                .collect();
-            invalid.sort();
-            files.extend(invalid);
+            std::fs::metadata(input)?;
+            files.extend(dead_letter::logs(input, INVALID_PREFIX, INVALID_FILE));
         } else {
             // Fails here, naming the file, rather than later.
             std::fs::metadata(input)?;

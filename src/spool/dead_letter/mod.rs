@@ -174,6 +174,13 @@ pub fn count_newlines(path: &Path) -> std::io::Result<u64> {
 /// (`dead-letter.NNNNNN.jsonl`), then the current one. Not what `replay`
 /// wrote out (`dead-letter.replay-*.jsonl`): those are named to be read.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
+    logs(dir, FILE_PREFIX, FILE_NAME)
+}
+
+/// The `.jsonl` logs in `dir` whose names start with `prefix`, oldest
+/// first: rotated ones, then `current`; never what `replay` wrote out
+/// (`*.replay-*.jsonl`).
+pub fn logs(dir: &Path, prefix: &str, current: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -183,14 +190,13 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
             path.file_name()
                 .and_then(|name| name.to_str())
                 .is_some_and(|name| {
-                    name.starts_with(FILE_PREFIX)
+                    name.starts_with(prefix)
                         && name.ends_with(".jsonl")
                         && !name.contains(".replay-")
                 })
         })
         .collect();
-    // The current file last.
-    found.sort_by_key(|path| (path.ends_with(FILE_NAME), path.clone()));
+    found.sort_by_key(|path| (path.ends_with(current), path.clone()));
     found
 }
 
