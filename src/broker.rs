@@ -2,9 +2,10 @@
 //! and `drain` publish through exactly this (the same keys, headers,
 //! confirms and error classes).
 //!
-//! Readiness is reported here, in one place: once any sink has started
-//! (its broker answered and accepted this replica), it is marked accepted,
-//! so a sink cannot forget to and leave `/readyz` at 503.
+//! Readiness: once any sink has started (its broker answered and accepted
+//! this replica), it is marked accepted here, so a sink cannot forget to
+//! and leave `/readyz` at 503. Sinks report later refusals and recoveries
+//! through [`crate::sink::refusal`].
 
 use std::sync::Arc;
 

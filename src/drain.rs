@@ -54,14 +54,9 @@ pub async fn run(settings: &Validated, dir: &Path) -> Result<Drained, DrainError
     let (writer, reader) = spool::open_async(&spool_settings, Arc::clone(&stats)).await?;
     // Nothing is appended: the reader ends once it has read what is there.
     drop(writer);
-    let sink = match broker::start(settings, Arc::clone(&stats)).await {
-        Ok(sink) => sink,
-        Err(err) => {
-            // The reader (and the lock) go with it; nothing was confirmed.
-            drop(reader);
-            return Err(err.into());
-        }
-    };
+    // On an error the reader (and the lock) go with it: nothing was
+    // confirmed.
+    let sink = broker::start(settings, Arc::clone(&stats)).await?;
     let dead_letter = DeadLetter::open(
         dir,
         settings.spool.dead_letter_max_bytes,

@@ -10,7 +10,8 @@ use std::time::Duration;
 pub(super) const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Takes the spool's lock file, so two processes never share a spool (two
-/// replicas on one volume would corrupt it). Released when the writer stops.
+/// replicas on one volume would corrupt it). Released when every handle on
+/// it is closed: the writer's and the reader's (see [`super::open_on`]).
 /// The holder writes who it is into the file, so a process refused the
 /// lock can name it.
 pub(super) fn take(dir: &Path) -> std::io::Result<File> {

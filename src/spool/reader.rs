@@ -45,8 +45,8 @@ pub struct Spooled {
     /// acked in `memory` mode, but the disk refused its write, so it lives
     /// only in memory until the broker confirms it.
     pub position: Option<Position>,
-    /// How often it was handed to the broker, and when that first failed
-    /// (kept in memory only: for the dead-letter line's context).
+    /// How often it was handed to the broker (kept in memory only: for the
+    /// dead-letter line's context).
     pub attempts: u32,
     /// When a delivery of it first failed, if one did.
     pub first_failed_at: Option<time::OffsetDateTime>,

@@ -128,8 +128,9 @@ struct Batch {
 }
 
 struct WriterThread {
-    /// The spool's lock: released when this thread stops, before
-    /// `watermark` tells the reader the writer is gone.
+    /// This thread's handle on the spool's lock: closed when it stops,
+    /// before `watermark` tells the reader the writer is gone (the lock
+    /// itself stays until the reader's handle is closed too).
     lock: Option<File>,
     dir: PathBuf,
     file: Arc<File>,
@@ -190,8 +191,8 @@ impl WriterThread {
         self.stop();
     }
 
-    /// Syncs what is written, then releases the lock, then tells the
-    /// reader (and `stopped()`) that the writer is gone.
+    /// Syncs what is written, then closes its handle on the lock, then
+    /// tells the reader (and `stopped()`) that the writer is gone.
     fn stop(&mut self) {
         if let Some(syncer) = self.syncer.take() {
             syncer.finish(Arc::clone(&self.file));

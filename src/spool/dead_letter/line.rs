@@ -161,9 +161,6 @@ pub struct Stored {
     /// Why it was refused.
     #[serde(default)]
     pub reason: String,
-    /// Its class, if the line has one.
-    #[serde(default)]
-    pub class: Option<String>,
     /// The refused event.
     pub event: StoredEvent,
 }

@@ -84,9 +84,10 @@ impl DeadLetter {
         if lines > 0 {
             info!(dir = %dir.display(), lines, "the spool directory holds dead-lettered events; publish them again with `openim-bridge replay` once the cause is fixed");
         }
-        let mut dead_letter = Self::from(file);
-        dead_letter.stats = stats;
-        dead_letter
+        Self {
+            stats,
+            ..Self::from(file)
+        }
     }
 
     /// Whether a line is being written (its result comes from
