@@ -9,12 +9,14 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # Cargo reads every member and target the workspace declares, even to
 # build one binary: the dev-only test kit and the benchmarks' sources; the
-# consumer kit and openim-sync are built too (one image, two binaries).
+# consumer kit, openim-sync and the OpenTelemetry crate they share are
+# built too (one image, two binaries).
 # (tests/deploy_image.rs lays out this context and runs this command.)
 COPY test-kit ./test-kit
 COPY benches ./benches
 COPY events ./events
 COPY sync ./sync
+COPY otel ./otel
 RUN cargo build --release --locked --bin openim-bridge --bin openim-sync
 
 FROM debian:bookworm-slim

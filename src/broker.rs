@@ -73,6 +73,14 @@ impl Sink for AnySink {
         }
     }
 
+    fn destination(&self, event: &Event) -> Arc<str> {
+        match self {
+            Self::Stdout(sink) => sink.destination(event),
+            Self::Kafka(sink) => sink.destination(event),
+            Self::RabbitMq(sink) => sink.destination(event),
+        }
+    }
+
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         match self {
             Self::Stdout(sink) => sink.send(event).await,

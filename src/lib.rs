@@ -38,6 +38,7 @@ pub mod sink;
 pub mod spool;
 pub mod stats;
 pub mod telemetry;
+mod traces;
 
 pub use app::App;
 pub use settings::{Settings, Validated};

@@ -117,14 +117,35 @@ fn main() -> ExitCode {
         println!("{settings:#?}");
         return ExitCode::SUCCESS;
     }
+    let traces = match openim_otel::start(&settings.tracing, "openim-bridge") {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("openim-bridge: {err}");
+            return ExitCode::from(2);
+        }
+    };
     telemetry::init(
         &settings.log,
         std::io::stderr,
         std::io::stderr().is_terminal(),
+        traces.as_ref(),
     );
+    if let Some(traces) = &traces {
+        let export = traces.export();
+        tracing::info!(endpoint = %export.endpoint, protocol = ?export.protocol, "exporting traces over OTLP");
+    }
+    let code = run_command(args.command, settings);
+    if let Some(traces) = traces {
+        traces.shutdown(std::time::Duration::from_secs(5));
+    }
+    code
+}
+
+/// Runs the bridge, or one of its commands, on a new runtime.
+fn run_command(command: Option<Command>, settings: Validated) -> ExitCode {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(async move {
-            match args.command {
+            match command {
                 None => run(settings).await,
                 Some(Command::Replay(replay)) => run_replay(settings, replay).await,
                 Some(Command::Drain { spool }) => run_drain(settings, spool).await,

@@ -6,16 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use serde::Deserialize;
 
 use crate::config::{words, ConfigError};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides
-/// `log.level` (validated at startup). Colours only on a terminal. Does
-/// nothing if one is already installed (tests).
-pub fn init<W>(settings: &LogSettings, writer: W, ansi: bool)
+/// Installs the global subscriber: logs, and the spans `traces` exports
+/// when tracing is on (whatever the log level). `RUST_LOG`, when set,
+/// overrides `log.level` (validated at startup). Colours only on a
+/// terminal. Does nothing if one is already installed (tests).
+pub fn init<W>(settings: &LogSettings, writer: W, ansi: bool, traces: Option<&openim_otel::Tracing>)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -25,14 +28,17 @@ where
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{},{quiet}", settings.level)))
         .unwrap_or_else(|_| EnvFilter::new(format!("info,{quiet}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
-    let _already_set = match settings.format {
-        LogFormat::Json => builder.json().with_current_span(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let logs = match settings.format {
+        LogFormat::Json => logs.json().with_current_span(true).boxed(),
+        LogFormat::Text => logs.boxed(),
     };
+    let _already_set = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces.map(|traces| traces.layer(&["openim_bridge"])))
+        .try_init();
 }
 
 /// Lets one log line through per second and counts the rest, so a flood of

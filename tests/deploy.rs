@@ -381,7 +381,12 @@ fn data_path(name: &str, service: &Value) -> Option<String> {
     if image.starts_with("postgres") {
         return Some("/var/lib/postgresql/data".to_owned());
     }
-    if image.starts_with("haproxy") {
+    if image.starts_with("haproxy") || image.starts_with("otel/opentelemetry-collector") {
+        return None;
+    }
+    if image.starts_with("jaegertracing") {
+        // A viewer of recent traces, in memory (an archive goes behind the
+        // collector).
         return None;
     }
     panic!("{name} ({image}): say in tests/deploy.rs where its data lives");
@@ -698,4 +703,68 @@ fn no_replicas_where_an_autoscaler_targets_the_set() {
         statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
         "Retain"
     );
+}
+
+#[test]
+fn the_tracing_profile_points_every_program_at_its_collector() {
+    let doc = compose();
+    let services = &doc["services"];
+    for name in ["otel-collector", "jaeger"] {
+        assert_eq!(services[name]["profiles"][0], "tracing", "{name}");
+    }
+    // The collector takes OTLP both ways and sends traces on to Jaeger.
+    let config: Value =
+        serde_yaml_ng::from_str(&read("deploy/otel-collector/config.yaml")).unwrap();
+    let protocols = &config["receivers"]["otlp"]["protocols"];
+    assert_eq!(protocols["grpc"]["endpoint"], "0.0.0.0:4317");
+    assert_eq!(protocols["http"]["endpoint"], "0.0.0.0:4318");
+    let pipeline = &config["service"]["pipelines"]["traces"];
+    assert_eq!(pipeline["receivers"][0], "otlp");
+    let exporters: Vec<&str> = pipeline["exporters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let to_jaeger = exporters
+        .iter()
+        .find(|name| config["exporters"][**name]["endpoint"] == "jaeger:4317")
+        .expect("an exporter to jaeger:4317");
+    assert!(
+        services.get("jaeger").is_some(),
+        "{to_jaeger} needs the jaeger service"
+    );
+    // The bridges and openim-sync take the standard variables, off when
+    // unset; with the endpoint the compose file's comment gives, both
+    // export over gRPC to the collector.
+    let sync = ("openim-sync".to_owned(), services["openim-sync"].clone());
+    for (name, service) in bridges(&doc).into_iter().chain([sync]) {
+        let env = &service["environment"];
+        assert_eq!(
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"], "${OTEL_EXPORTER_OTLP_ENDPOINT:-}",
+            "{name}"
+        );
+        let protocol = env["OTEL_EXPORTER_OTLP_PROTOCOL"].as_str().unwrap();
+        let protocol = protocol
+            .strip_prefix("${OTEL_EXPORTER_OTLP_PROTOCOL:-")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap();
+        let vars = |key: &str| match key {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://otel-collector:4317".to_owned()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some(protocol.to_owned()),
+            _ => None,
+        };
+        let export = openim_otel::resolve(&Default::default(), &vars)
+            .unwrap()
+            .unwrap();
+        assert_eq!(export.protocol, openim_otel::Protocol::Grpc, "{name}");
+        assert!(services["otel-collector"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|port| port.as_str().unwrap().ends_with(":4317")));
+        // Unset, tracing stays off.
+        let unset = |_: &str| None;
+        assert_eq!(openim_otel::resolve(&Default::default(), &unset), Ok(None));
+    }
 }

@@ -143,6 +143,8 @@ async fn unroutable_events_are_replayed_once_each_as_live_events_are_published()
             ("ce-type", "type"),
             ("ce-time", "time"),
             ("ce-subject", "subject"),
+            // The trace it was acked in, kept by the dead-letter line.
+            ("ce-traceparent", "traceparent"),
         ] {
             assert_eq!(
                 header(delivery, attribute),

@@ -37,6 +37,9 @@ pub struct Config {
     pub sink: Sink,
     pub ack: &'static str,
     pub transport: Transport,
+    /// Traces exported over OTLP/gRPC to a receiver in the benchmark's
+    /// process, sampling this percentage of callbacks; `None`: tracing off.
+    pub traced: Option<u32>,
 }
 
 impl Config {
@@ -64,6 +67,16 @@ impl Config {
             sink,
             ack,
             transport,
+            traced: None,
+        }
+    }
+
+    /// The same, tracing `percent` of the callbacks.
+    pub fn traced(self, percent: u32) -> Self {
+        Self {
+            name: format!("{}, traced {percent}%", self.name),
+            traced: Some(percent),
+            ..self
         }
     }
 }
@@ -77,6 +90,10 @@ pub fn configs() -> Vec<Config> {
         for ack in ["memory", "written", "durable"] {
             configs.push(Config::new(Server::Bridge, sink, ack, Direct));
         }
+    }
+    // The cost of tracing, beside "kafka durable" (off).
+    for percent in [10, 100] {
+        configs.push(Config::new(Server::Bridge, Sink::Kafka, "durable", Direct).traced(percent));
     }
     for sink in [Sink::Kafka, Sink::RabbitMq] {
         for transport in [Plain, Tls] {

@@ -31,6 +31,8 @@ pub struct Measured {
     pub switches: Switches,
     /// System calls during the maximum phase (perf stat).
     pub syscalls: Option<u64>,
+    /// Spans the collector received, when tracing was on.
+    pub spans: Option<u64>,
 }
 
 pub async fn run_config(
@@ -89,6 +91,25 @@ pub async fn run_config(
             None
         }
         _ => None,
+    };
+    // A collector in this process, counting what arrives.
+    let collector = match config.traced {
+        Some(percent) => {
+            let receiver = openim_bridge_test_kit::otlp::Receiver::start_counting().await;
+            target.bridge_env.extend([
+                (
+                    "OPENIM_BRIDGE__TRACING__ENDPOINT".into(),
+                    receiver.grpc_url(),
+                ),
+                ("OPENIM_BRIDGE__TRACING__PROTOCOL".into(), "grpc".into()),
+                (
+                    "OPENIM_BRIDGE__TRACING__SAMPLING_RATIO".into(),
+                    format!("{}", f64::from(percent) / 100.0),
+                ),
+            ]);
+            Some(receiver)
+        }
+        None => None,
     };
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -244,6 +265,7 @@ pub async fn run_config(
         generator_cpu_us,
         switches,
         syscalls,
+        spans: collector.map(|collector| collector.count()),
     }
 }
 

@@ -79,6 +79,7 @@ pub fn report(results: &[Measured], disk: &Disk) -> String {
     }
     out += &handoffs(results);
     out += &tls(results);
+    out += &tracing(results);
     out += &targets(results, disk);
     out += "\n![ack latency](latency.svg)\n";
     out
@@ -150,6 +151,31 @@ fn tls(results: &[Measured]) -> String {
     out
 }
 
+fn tracing(results: &[Measured]) -> String {
+    let find = |name: &str| results.iter().find(|r| r.name == name);
+    let Some(off) = find("kafka durable") else {
+        return String::new();
+    };
+    let mut out = "\n## The cost of tracing\n\nSame run: Kafka `durable` with tracing off, then exporting over OTLP/gRPC to a collector in the benchmark's process (it counts the spans), sampling 10% and 100% of the callbacks (three spans each: callback, spool.append, send).\n\n| tracing | max acks/s | CPU us / ack | x off | spans received |\n|---|---|---|---|---|\n".to_owned();
+    out += &format!(
+        "| off | {:.0} | {:.1} | 1.00 | - |\n",
+        off.max.rate(),
+        off.cpu_us
+    );
+    for percent in [10, 100] {
+        if let Some(r) = find(&format!("kafka durable, traced {percent}%")) {
+            out += &format!(
+                "| {percent}% sampled | {:.0} | {:.1} | {:.3} | {} |\n",
+                r.max.rate(),
+                r.cpu_us,
+                r.cpu_us / off.cpu_us,
+                r.spans.unwrap_or(0)
+            );
+        }
+    }
+    out
+}
+
 fn targets(results: &[Measured], disk: &Disk) -> String {
     let mut out = "\n## Targets\n\n".to_owned();
     let mut check = |what: String, ok: bool| {
@@ -207,6 +233,20 @@ fn targets(results: &[Measured], disk: &Disk) -> String {
                 format!("kafka {mode}: publish lag p99 at {RATE}/s: {lag:.1} ms (target <= 50 ms)"),
                 lag <= 50.0,
             );
+        }
+    }
+    if let Some(off) = find("kafka durable") {
+        for (percent, limit) in [(10, 1.05), (100, 1.15)] {
+            if let Some(r) = find(&format!("kafka durable, traced {percent}%")) {
+                let x = r.cpu_us / off.cpu_us;
+                check(
+                    format!(
+                        "kafka durable, traced {percent}%: CPU per ack {:.1} us = {x:.3}x tracing off's {:.1} us (target <= {limit}x)",
+                        r.cpu_us, off.cpu_us
+                    ),
+                    x <= limit,
+                );
+            }
         }
     }
     let missing: usize = results.iter().map(|r| r.missing).sum();

@@ -25,6 +25,10 @@
 //! assert_eq!(event.dedup_key(), ("openim", "m1"));
 //! ```
 //!
+//! Every event carries the W3C trace context of the callback it came from
+//! (`traceparent`, [`Event::trace_parent`]); with the `opentelemetry`
+//! feature, [`Event::span_context`] gives it as OpenTelemetry's type.
+//!
 //! With the `kafka` feature, [`Event::from_kafka`] takes any rdkafka
 //! message; with `amqp`, [`Event::from_amqp`] takes a lapin delivery.
 //! `examples/consume.rs` is a runnable Kafka consumer.
@@ -35,8 +39,10 @@
 
 #[rustfmt::skip]
 mod data;
+mod trace;
 
 pub use data::*;
+pub use trace::TraceParent;
 
 /// The CloudEvents spec version the bridge writes.
 pub const SPEC_VERSION: &str = "1.0";
@@ -56,6 +62,12 @@ pub struct Event {
     /// CloudEvents `subject`: the partition / ordering key (the group, the
     /// conversation, the user).
     pub subject: Option<String>,
+    /// CloudEvents `traceparent` (distributed tracing extension): the W3C
+    /// trace context of the callback this event was acked in. Parsed by
+    /// [`Event::trace_parent`].
+    pub traceparent: Option<String>,
+    /// CloudEvents `tracestate`, when the trace carries vendor state.
+    pub tracestate: Option<String>,
     /// The typed data.
     pub data: EventData,
 }
@@ -124,6 +136,8 @@ impl Event {
             source: required("source")?,
             time: attribute("time")?,
             subject: attribute("subject")?,
+            traceparent: attribute("traceparent")?,
+            tracestate: attribute("tracestate")?,
             event_type,
             data,
         })
@@ -188,6 +202,22 @@ impl Event {
             return Err(DecodeError::NoPayload);
         }
         Self::from_parts("ce-", attribute, &delivery.data)
+    }
+
+    /// The trace context the event carries, if it has a valid one.
+    pub fn trace_parent(&self) -> Option<TraceParent> {
+        TraceParent::parse(self.traceparent.as_deref()?)
+    }
+
+    /// The span the event was created in, as an OpenTelemetry remote span
+    /// context: make it your processing span's parent, or link a batch's
+    /// span to each event's (`openim-sync` does).
+    #[cfg(feature = "opentelemetry")]
+    pub fn span_context(&self) -> Option<opentelemetry::trace::SpanContext> {
+        Some(
+            self.trace_parent()?
+                .span_context(self.tracestate.as_deref()),
+        )
     }
 
     /// What identifies the event across redeliveries: (`source`, `id`).

@@ -29,6 +29,7 @@ use crate::routing::{Filter, Routes};
 use crate::spool::SpoolWriter;
 use crate::stats::{Outcome, Stats, UNKNOWN_COMMAND};
 use crate::telemetry::RateLimit;
+use crate::traces;
 
 /// What the handler learned of a request while accepting it, for its reply
 /// and metrics.
@@ -45,6 +46,18 @@ impl Seen {
     fn command(&self) -> &'static str {
         self.kind.map_or(UNKNOWN_COMMAND, CallbackKind::command)
     }
+}
+
+/// What [`Handler::accept`] knows of a request besides its body.
+struct Callback<'a> {
+    /// The command the URL names, if any.
+    url_command: Option<&'a str>,
+    /// OpenIM's `operationID` header.
+    operation_id: &'a str,
+    /// The trace context the request came with.
+    incoming: Option<&'a traces::Incoming>,
+    /// The request's `callback` span.
+    span: &'a tracing::Span,
 }
 
 /// Shared by every connection.
@@ -116,18 +129,19 @@ impl Handler {
         }
         let started = std::time::Instant::now();
         let operation_id = operation_id(&request);
-        let span = tracing::info_span!(
-            "callback",
-            operation_id = %operation_id,
-            command = tracing::field::Empty,
-            event_id = tracing::field::Empty,
-            key = tracing::field::Empty,
-        );
+        let incoming = traces::Incoming::from_headers(request.headers());
+        let span = traces::callback_span(&operation_id, incoming.as_ref());
         let mut seen = Seen::default();
         let named_in_url = url_command(request.uri());
         let result = match self.gate.admit(&request, peer) {
             Ok(()) => {
-                self.accept(request, named_in_url.as_deref(), &operation_id, &mut seen)
+                let callback = Callback {
+                    url_command: named_in_url.as_deref(),
+                    operation_id: &operation_id,
+                    incoming: incoming.as_ref(),
+                    span: &span,
+                };
+                self.accept(request, callback, &mut seen)
                     .instrument(span.clone())
                     .await
             }
@@ -183,10 +197,15 @@ impl Handler {
     async fn accept(
         &self,
         request: Request<Incoming>,
-        url_command: Option<&str>,
-        operation_id: &str,
+        callback: Callback<'_>,
         seen: &mut Seen,
     ) -> Result<Outcome, CallbackError> {
+        let Callback {
+            url_command,
+            operation_id,
+            incoming,
+            span,
+        } = callback;
         let received_at = OffsetDateTime::now_utc();
         if request.method() != Method::POST {
             return Err(CallbackError::MethodNotAllowed(request.method().clone()));
@@ -219,7 +238,7 @@ impl Handler {
             url_command,
             publish_unknown: self.unknown_commands.publishes(),
         };
-        let event = match normalize::callback(&body, &context) {
+        let mut event = match normalize::callback(&body, &context) {
             Ok(event) => {
                 seen.kind = Some(event.kind);
                 event
@@ -239,9 +258,7 @@ impl Handler {
                 return Err(err);
             }
         };
-        let span = tracing::Span::current();
-        span.record("event_id", event.id.as_str());
-        span.record("key", event.key.as_str());
+        let sampled = traces::stamp(&mut event, span, incoming);
         if !self.routes.route(event.kind).enabled {
             debug!(event_id = %event.id, "not published: its route is disabled");
             return Ok(Outcome::Skipped);
@@ -251,7 +268,10 @@ impl Handler {
             return Ok(Outcome::Skipped);
         }
         debug!(event_id = %event.id, key = %event.key, "spooling the callback");
-        self.spool.append(event).await?;
+        self.spool
+            .append(event)
+            .instrument(traces::append_span(sampled, self.spool.mode().word()))
+            .await?;
         Ok(Outcome::Acked)
     }
 

@@ -40,6 +40,13 @@ pub struct Event {
     pub key: String,
     /// The JSON body (`schemas/event-v1.schema.json`).
     pub data: Bytes,
+    /// CloudEvents `traceparent` (distributed tracing extension): the W3C
+    /// trace context of the callback it was acked in, set by ingress (and
+    /// kept in the spool and the dead-letter file). Empty only in events
+    /// spooled by a bridge older than tracing: then no header is written.
+    pub traceparent: String,
+    /// CloudEvents `tracestate`, when the trace has vendor state; else empty.
+    pub tracestate: String,
 }
 
 impl Event {
@@ -59,7 +66,8 @@ impl Event {
 
     /// The CloudEvents attributes other than `datacontenttype`, as
     /// (name, value) pairs: what binary-mode bindings turn into headers.
-    pub fn attributes(&self) -> [(&'static str, &str); 6] {
+    /// `traceparent` and `tracestate` only when set.
+    pub fn attributes(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [
             ("specversion", SPEC_VERSION),
             ("id", &self.id),
@@ -67,7 +75,11 @@ impl Event {
             ("type", self.event_type()),
             ("time", &self.time),
             ("subject", &self.key),
+            ("traceparent", &self.traceparent),
+            ("tracestate", &self.tracestate),
         ]
+        .into_iter()
+        .filter(|(name, value)| !value.is_empty() || !name.starts_with("trace"))
     }
 
     /// Appends this event as one structured-mode CloudEvents JSON object
@@ -81,6 +93,8 @@ impl Event {
             event_type: self.event_type(),
             time: &self.time,
             subject: &self.key,
+            traceparent: &self.traceparent,
+            tracestate: &self.tracestate,
             datacontenttype: DATA_CONTENT_TYPE,
             data: serde_json::from_slice(&self.data)?,
         };
@@ -98,6 +112,10 @@ struct Structured<'a> {
     event_type: &'a str,
     time: &'a str,
     subject: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    traceparent: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    tracestate: &'a str,
     datacontenttype: &'a str,
     data: &'a RawValue,
 }

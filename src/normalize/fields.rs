@@ -91,6 +91,8 @@ pub(super) fn normalize(
         time: received,
         key,
         data: data.into(),
+        traceparent: String::new(),
+        tracestate: String::new(),
     })
 }
 

@@ -298,6 +298,8 @@ fn normalize_message(
         source: Arc::clone(source),
         key,
         data: data.into(),
+        traceparent: String::new(),
+        tracestate: String::new(),
     })
 }
 

@@ -22,6 +22,7 @@ use crate::settings::Validated;
 use crate::sink::{Sink, SinkError};
 use crate::spool::dead_letter::{self, line};
 use crate::stats::Stats;
+use crate::traces;
 
 /// Lines sent (and recorded in the ledger) together.
 const BATCH: usize = 128;
@@ -288,18 +289,31 @@ async fn send_round(
     to_send: Vec<Pending>,
 ) -> Vec<(Event, bool, u32, Result<(), SinkError>)> {
     let mut deliveries = Vec::with_capacity(to_send.len());
-    for (event, again, attempts) in to_send {
+    for (mut event, again, attempts) in to_send {
         pacer.wait().await;
+        // A refused callback replayed starts its trace here; a dead letter
+        // keeps the one it was acked in.
+        if event.traceparent.is_empty() {
+            event.traceparent = traces::new_root().to_string();
+        }
+        let span = traces::send_span(&event, sink.name(), &sink.destination(&event));
         let delivery = sink.send(&event).await;
-        deliveries.push((event, again, attempts + 1, delivery));
+        deliveries.push((event, again, attempts + 1, delivery, span));
     }
     sink.flush().await;
     let mut results = Vec::with_capacity(deliveries.len());
-    for (event, again, attempts, delivery) in deliveries {
+    for (event, again, attempts, delivery, span) in deliveries {
         let result = match delivery {
             Ok(delivery) => delivery.await,
             Err(err) => Err(err),
         };
+        match &result {
+            Err(SinkError::Rejected(rejection)) => {
+                traces::dead_lettered(&span, rejection.class.as_str(), rejection.code.as_deref());
+            }
+            Err(SinkError::Retryable(cause)) => traces::delivery_failed(&span, attempts, cause),
+            Ok(()) => {}
+        }
         results.push((event, again, attempts, result));
     }
     results

@@ -31,6 +31,7 @@ pub use crate::sink::rabbitmq::config::{ExchangeType, RabbitMqSettings};
 pub use crate::sink::settings::{SinkKind, SinkSettings};
 pub use crate::spool::settings::{AckMode, SpoolSettings};
 pub use crate::telemetry::{LogFormat, LogSettings};
+pub use openim_otel::TracingSettings;
 
 use crate::ingress::tls;
 use crate::routing::{Filter, Route, Routes};
@@ -64,6 +65,8 @@ pub struct Settings {
     pub routes: Vec<RouteSettings>,
     /// Callbacks not to publish (see [`crate::routing`]).
     pub filter: FilterSettings,
+    /// OpenTelemetry traces (off unless an OTLP endpoint is configured).
+    pub tracing: TracingSettings,
 }
 
 /// Settings that passed [`Settings::validate`], with what they name read
@@ -153,6 +156,9 @@ impl Settings {
         self.sink.validate()?;
         self.log.validate()?;
         self.event.validate()?;
+        self.tracing
+            .validate()
+            .map_err(|err| ConfigError::invalid(err.key, err.problem))?;
         // An event is about its body's size plus a little: half the spool's
         // record limit leaves room, so every acked callback can be read back.
         if self.http.max_body_bytes > crate::spool::record::MAX_PAYLOAD / 2 {

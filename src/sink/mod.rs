@@ -125,6 +125,10 @@ pub trait Sink: Send + 'static {
     /// A short name for logs (`kafka`, `rabbitmq`, `stdout`).
     fn name(&self) -> &'static str;
 
+    /// Where `event` goes (the Kafka topic, the RabbitMQ exchange), for its
+    /// span's `messaging.destination.name`.
+    fn destination(&self, event: &Event) -> Arc<str>;
+
     /// Hands `event` to the client. Resolves once it is on its way (buffered
     /// or written), with a future for the broker's confirmation. Events sent
     /// one after another are delivered in that order.

@@ -28,6 +28,7 @@ use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
 use crate::stats::{Delivery as Outcome, Stats};
 use crate::telemetry::RateLimit;
+use crate::traces;
 
 type InFlight = FuturesOrdered<std::pin::Pin<Box<dyn Future<Output = Settled> + Send>>>;
 
@@ -164,6 +165,10 @@ struct Failure {
 impl State {
     async fn send<S: Sink>(&mut self, sink: &mut S, mut item: Spooled) {
         item.attempts += 1;
+        if item.attempts == 1 {
+            item.span =
+                traces::send_span(&item.event, self.sink_name, &sink.destination(&item.event));
+        }
         match sink.send(&item.event).await {
             Ok(delivery) => {
                 self.in_flight
@@ -172,6 +177,7 @@ impl State {
             Err(SinkError::Retryable(cause)) => {
                 item.first_failed_at
                     .get_or_insert_with(OffsetDateTime::now_utc);
+                traces::delivery_failed(&item.span, item.attempts, &cause);
                 warn!(sink = self.sink_name, %cause, "broker unavailable; holding events until it is back");
                 self.stats.broker_up.set(0);
                 self.stats.events(self.sink_name, Outcome::Failed, 1);
@@ -198,6 +204,11 @@ impl State {
         match (result, &mut self.failed) {
             (Err(SinkError::Rejected(rejection)), _) => {
                 self.log_rejected(&item, &rejection);
+                traces::dead_lettered(
+                    &item.span,
+                    rejection.class.as_str(),
+                    rejection.code.as_deref(),
+                );
                 self.dead_letter_due
                     .push_back((item, *rejection, OffsetDateTime::now_utc()));
                 self.write_dead_letter();
@@ -205,6 +216,7 @@ impl State {
             (Err(SinkError::Retryable(cause)), failed) => {
                 item.first_failed_at
                     .get_or_insert_with(OffsetDateTime::now_utc);
+                traces::delivery_failed(&item.span, item.attempts, &cause);
                 self.stats.events(self.sink_name, Outcome::Failed, 1);
                 if failed.is_none() {
                     warn!(sink = self.sink_name, %cause, "broker did not confirm an event; will send it again");

@@ -8,6 +8,7 @@
 //! flush that carried it succeeded.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use futures_util::future::{FutureExt, Shared};
 use tokio::sync::{mpsc, oneshot};
@@ -109,6 +110,10 @@ impl Sink for StdoutSink {
         "stdout"
     }
 
+    fn destination(&self, _event: &Event) -> Arc<str> {
+        Arc::from("stdout")
+    }
+
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         let ((lines, _), written) = self.gathering();
         let start = lines.len();
@@ -178,6 +183,8 @@ mod tests {
             time: "2024-07-01T02:13:20.123Z".into(),
             key: "g1".into(),
             data: br#"{"a":1}"#.to_vec().into(),
+            traceparent: String::new(),
+            tracestate: String::new(),
         };
         let out = SharedBuffer::default();
         let mut sink = StdoutSink::with_writer(out.clone());

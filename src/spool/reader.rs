@@ -50,6 +50,10 @@ pub struct Spooled {
     pub attempts: u32,
     /// When a delivery of it first failed, if one did.
     pub first_failed_at: Option<time::OffsetDateTime>,
+    /// Its publication's span, opened by the publisher at the first send
+    /// and closed when the event leaves the spool (disabled until then, or
+    /// when its trace is not sampled).
+    pub span: tracing::Span,
 }
 
 impl Spooled {
@@ -60,6 +64,7 @@ impl Spooled {
             position,
             attempts: 0,
             first_failed_at: None,
+            span: tracing::Span::none(),
         }
     }
 }

@@ -3,9 +3,13 @@
 //!
 //! ```text
 //! frame   = len: u32 LE | crc32c(payload): u32 LE | payload (len bytes)
-//! payload = version: u8 (1) | kind: u8 | id | source | time | key | data
+//! payload = version: u8 (2) | kind: u8 | id | source | time | key | data
+//!           | traceparent | tracestate
 //! field   = len: u32 LE | bytes
 //! ```
+//!
+//! Version 1 records (written before tracing) have no trace fields and are
+//! still read.
 //!
 //! Segments are preallocated with zeros, so a header of eight zero bytes
 //! ([`Frame::End`]) marks the logical end of a segment's records.
@@ -21,7 +25,10 @@ pub const HEADER_LEN: usize = 8;
 /// (the HTTP body limit keeps real records far below it).
 pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// Records without the trace context, from older bridges.
+const VERSION_WITHOUT_TRACE: u8 = 1;
 
 /// [`Frame::Corrupt`]'s reason when the length is plausible and the
 /// checksum is not: only this frame is damaged.
@@ -52,6 +59,8 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) -> usize {
         event.time.as_bytes(),
         event.key.as_bytes(),
         &event.data,
+        event.traceparent.as_bytes(),
+        event.tracestate.as_bytes(),
     ] {
         put_field(out, field);
     }
@@ -94,12 +103,14 @@ pub fn decode(payload: &[u8]) -> Result<Event, &'static str> {
         rest = tail;
         Ok(b)
     };
-    if byte()? != VERSION {
-        return Err("unknown record version");
-    }
+    let count = match byte()? {
+        VERSION => 7,
+        VERSION_WITHOUT_TRACE => 5,
+        _ => return Err("unknown record version"),
+    };
     let kind = kind_from_code(byte()?).ok_or("unknown callback kind")?;
-    let mut fields: [&[u8]; 5] = [&[]; 5];
-    for field in &mut fields {
+    let mut fields: [&[u8]; 7] = [&[]; 7];
+    for field in &mut fields[..count] {
         *field = take_field(&mut rest)?;
     }
     if !rest.is_empty() {
@@ -113,6 +124,8 @@ pub fn decode(payload: &[u8]) -> Result<Event, &'static str> {
         time: text(fields[2])?,
         key: text(fields[3])?,
         data: fields[4].to_vec().into(),
+        traceparent: text(fields[5])?,
+        tracestate: text(fields[6])?,
     })
 }
 
@@ -153,6 +166,8 @@ mod tests {
             time: "2024-07-01T02:13:20.123Z".to_owned(),
             key: "si_a_b".to_owned(),
             data: br#"{"x":"\u00e9"}"#.to_vec().into(),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            tracestate: "congo=t61rcWkgMzE".to_owned(),
         }
     }
 
@@ -169,6 +184,29 @@ mod tests {
         assert_eq!((back.id.as_str(), back.key.as_str()), ("m1", "si_a_b"));
         assert_eq!(back.kind, CallbackKind::SINGLE_MESSAGE_SENT);
         assert_eq!(back.data, event("m1").data);
+        assert_eq!(back.traceparent, event("m1").traceparent);
+        assert_eq!(back.tracestate, "congo=t61rcWkgMzE");
+    }
+
+    #[test]
+    fn version_1_records_are_read_without_a_trace() {
+        let old = event("m1");
+        let mut payload = vec![1, kind_code(old.kind)];
+        for field in [
+            old.id.as_bytes(),
+            old.source.as_bytes(),
+            old.time.as_bytes(),
+            old.key.as_bytes(),
+            &old.data,
+        ] {
+            put_field(&mut payload, field);
+        }
+        let back = decode(&payload).unwrap();
+        assert_eq!((back.id.as_str(), back.data), ("m1", old.data));
+        assert_eq!(
+            (back.traceparent.as_str(), back.tracestate.as_str()),
+            ("", "")
+        );
     }
 
     #[test]

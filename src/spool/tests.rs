@@ -17,7 +17,7 @@ pub(super) fn settings(dir: &Path) -> SpoolSettings {
     }
 }
 
-/// Event number `i` (id `m0000i`, three keys in turn).
+/// Event `i` (id `m0000i`, three keys in turn; a tracestate ends its frame).
 pub(super) fn event(i: usize) -> Event {
     Event {
         id: format!("m{i:05}"),
@@ -26,6 +26,8 @@ pub(super) fn event(i: usize) -> Event {
         time: "2024-07-01T02:13:20.123Z".to_owned(),
         key: format!("g{}", i % 3),
         data: format!("{{\"n\":{i}}}").into_bytes().into(),
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        tracestate: "openim=1".into(),
     }
 }
 
@@ -256,8 +258,7 @@ async fn segments_are_preallocated_and_recovery_finds_where_the_records_end() {
     };
     let (writer, reader) = open(&settings, Arc::default()).unwrap();
     let mut i = 0;
-    // Into the third segment: the second was prepared while the first
-    // filled, and used as it was.
+    // Into the third segment (the second was prepared, then used as it was).
     while list_segments(dir.path()).unwrap().len() < 3 {
         writer.append(event(i)).await.unwrap();
         i += 1;
@@ -321,8 +322,7 @@ async fn written_events_reach_the_reader_from_memory_and_from_disk_when_behind()
         "nothing read from disk"
     );
     disk.clear();
-    // Behind by more than memory holds: the rest comes from disk, in
-    // order, each once.
+    // Behind by more than memory holds: the rest comes from disk, once each.
     let big = |i: usize| Event {
         data: vec![b'7'; 64 * 1024].into(),
         ..event(i)

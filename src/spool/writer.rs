@@ -48,6 +48,11 @@ pub struct SpoolWriter {
 }
 
 impl SpoolWriter {
+    /// When an append resolves (`spool.ack`).
+    pub fn mode(&self) -> AckMode {
+        self.mode
+    }
+
     /// Bytes the spool holds (or has promised to appends in progress), and
     /// its limit.
     pub fn usage(&self) -> (u64, u64) {

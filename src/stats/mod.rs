@@ -173,6 +173,7 @@ impl Stats {
             "1 while the broker refuses this replica for this reason (a setting must change: authentication, certificate, tls_mismatch)",
             self.broker_refused.clone(),
         );
+        openim_otel::register_metrics(r);
         r.register(
             "spool_syncs",
             "fdatasync calls of the spool (one per group commit)",

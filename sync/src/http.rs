@@ -83,6 +83,7 @@ impl Default for Metrics {
             "Seconds from the bridge's ack of a callback to the commit that applied its event",
             metrics.lag_seconds.clone(),
         );
+        openim_otel::register_metrics(&mut registry);
         Metrics {
             registry,
             ..metrics

@@ -31,7 +31,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_postgres::{Client, NoTls};
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::apply::Statements;
 use crate::http::Metrics;
@@ -82,11 +83,15 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Futur
             }
         };
         metrics.undecodable.inc_by(batch.undecodable);
+        let span = batch_span(&settings, &batch.events);
         // Applied, or tried again until it is (or the process stops: the
         // batch is not acknowledged and comes again).
         let mut delay = Duration::from_millis(100);
         loop {
-            match apply::apply(&mut client, &statements, &batch.events).await {
+            let applied = apply::apply(&mut client, &statements, &batch.events)
+                .instrument(span.clone())
+                .await;
+            match applied {
                 Ok(applied) => {
                     metrics.applied.inc_by(applied.applied);
                     metrics.duplicates.inc_by(applied.duplicates);
@@ -95,6 +100,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: impl Futur
                 }
                 Err(err) => {
                     metrics.failed_batches.inc();
+                    span.in_scope(|| warn!(cause = %err, "the batch's transaction failed"));
                     warn!(cause = %err, events = batch.events.len(), "cannot apply the batch; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
@@ -161,6 +167,36 @@ async fn retry<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
             }
         }
     }
+}
+
+/// The span of one batch's transaction (OpenTelemetry's consumer "process"
+/// span), linked to the span each event was created in (its
+/// `traceparent`): a batch joins many traces, so links, not a parent.
+/// Disabled when tracing is off.
+fn batch_span(settings: &Settings, events: &[openim_events::Event]) -> tracing::Span {
+    if !openim_otel::enabled() || events.is_empty() {
+        return tracing::Span::none();
+    }
+    let (system, destination) = match settings.source.kind {
+        settings::SourceKind::Kafka => ("kafka", settings.kafka.topics.join(",")),
+        settings::SourceKind::Rabbitmq => ("rabbitmq", settings.rabbitmq.queue.clone()),
+    };
+    let span = tracing::info_span!(
+        "process",
+        otel.name = format!("process {destination}"),
+        otel.kind = "consumer",
+        messaging.system = system,
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = destination.as_str(),
+        messaging.batch.message_count = events.len() as i64,
+        db.system.name = "postgresql",
+        db.namespace = settings.postgres.schema.as_str(),
+    );
+    for context in events.iter().filter_map(openim_events::Event::span_context) {
+        span.add_link(context);
+    }
+    span
 }
 
 /// Records each event's lag: now (the commit) minus the bridge's ack.

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use openim_sync::settings::Settings;
 use tokio::net::TcpListener;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// Consumes openim-bridge's events from Kafka or RabbitMQ and keeps a chat
 /// archive in PostgreSQL (tables events, messages, revokes, read_receipts).
@@ -30,13 +33,36 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    let traces = match openim_otel::start(&settings.tracing, "openim-sync") {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("openim-sync: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+        );
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces.as_ref().map(|traces| traces.layer(&["openim_sync"])))
         .init();
+    if let Some(traces) = &traces {
+        let export = traces.export();
+        tracing::info!(endpoint = %export.endpoint, protocol = ?export.protocol, "exporting traces over OTLP");
+    }
+    let code = serve(settings);
+    if let Some(traces) = traces {
+        traces.shutdown(std::time::Duration::from_secs(5));
+    }
+    code
+}
+
+/// Runs until SIGTERM on a new runtime.
+fn serve(settings: Settings) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

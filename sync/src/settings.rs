@@ -44,6 +44,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// How events are grouped into transactions.
     pub batch: BatchSettings,
+    /// OpenTelemetry traces (off unless an OTLP endpoint is configured).
+    pub tracing: openim_otel::TracingSettings,
 }
 
 /// Which broker to consume.
@@ -253,6 +255,9 @@ impl Settings {
         }
         if self.batch.max_events == 0 {
             return invalid("batch.max_events", "must be at least 1");
+        }
+        if let Err(err) = self.tracing.validate() {
+            return invalid(err.key, &err.problem);
         }
         Ok(())
     }

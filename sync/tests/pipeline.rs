@@ -19,12 +19,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{amqp_url, fixture, postgres_url, unique};
+use common::{amqp_url, bridge_binary, fixture, postgres_url, unique};
 use openim_bridge_test_kit::{free_port, signal};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,19 +53,6 @@ fn env_number(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-/// The bridge binary, built beside this test by the workspace's test build.
-fn bridge_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().and_then(Path::parent).unwrap();
-    let bin = debug.join("openim-bridge");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the workspace's tests (scripts/test) so it is built",
-        bin.display()
-    );
-    bin
 }
 
 /// A process of this test, killed when dropped.

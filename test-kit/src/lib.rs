@@ -6,6 +6,7 @@
 pub mod amqp;
 pub mod bridge;
 pub mod kafka;
+pub mod otlp;
 
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};

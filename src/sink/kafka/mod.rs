@@ -225,16 +225,14 @@ fn classify(err: KafkaError, topic: &str) -> SinkError {
 }
 
 fn headers(event: &Event) -> OwnedHeaders {
-    let headers =
-        event
-            .attributes()
-            .into_iter()
-            .fold(OwnedHeaders::new(), |headers, (name, value)| {
-                headers.insert(Header {
-                    key: &format!("ce_{name}"),
-                    value: Some(value),
-                })
-            });
+    let headers = event
+        .attributes()
+        .fold(OwnedHeaders::new(), |headers, (name, value)| {
+            headers.insert(Header {
+                key: &format!("ce_{name}"),
+                value: Some(value),
+            })
+        });
     headers.insert(Header {
         key: "content-type",
         value: Some(DATA_CONTENT_TYPE),
@@ -244,6 +242,10 @@ fn headers(event: &Event) -> OwnedHeaders {
 impl Sink for KafkaSink {
     fn name(&self) -> &'static str {
         "kafka"
+    }
+
+    fn destination(&self, event: &Event) -> Arc<str> {
+        Arc::clone(&self.routes.route(event.kind).kafka_topic)
     }
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {

@@ -17,6 +17,9 @@ impl Sink for Flaky {
     fn name(&self) -> &'static str {
         "flaky"
     }
+    fn destination(&self, _event: &Event) -> std::sync::Arc<str> {
+        std::sync::Arc::from("flaky")
+    }
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         if self.reject_id == Some(event.id.as_str()) {
             return Ok(super::super::settled(Err(SinkError::from(
@@ -55,6 +58,8 @@ fn event(key: &str, id: usize) -> Event {
         time: String::new(),
         key: key.into(),
         data: b"{}".to_vec().into(),
+        traceparent: String::new(),
+        tracestate: String::new(),
     }
 }
 

@@ -176,6 +176,10 @@ impl Sink for RabbitMqSink {
         "rabbitmq"
     }
 
+    fn destination(&self, event: &Event) -> Arc<str> {
+        Arc::clone(&self.routes.route(event.kind).rabbitmq_exchange)
+    }
+
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         let Some(link) = &self.link else {
             return Err(SinkError::Retryable("not connected to rabbitmq".into()));

@@ -174,12 +174,18 @@ pub struct StoredEvent {
     event_type: String,
     time: String,
     subject: String,
+    /// Absent in lines written before tracing.
+    #[serde(default)]
+    traceparent: String,
+    #[serde(default)]
+    tracestate: String,
     data: Box<RawValue>,
 }
 
 impl StoredEvent {
     /// The event as the bridge published it: the same id, source, type,
-    /// time, key and data (so the same headers, key and route).
+    /// time, key, data and trace context (so the same headers, key and
+    /// route).
     pub fn into_event(self) -> Result<Event, String> {
         let kind = CallbackKind::from_event_type(&self.event_type).ok_or_else(|| {
             format!(
@@ -194,6 +200,8 @@ impl StoredEvent {
             time: self.time,
             key: self.subject,
             data: bytes::Bytes::copy_from_slice(self.data.get().as_bytes()),
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
         })
     }
 

@@ -11,6 +11,8 @@ fn event() -> Event {
         time: "2024-07-01T02:13:20.123Z".to_owned(),
         key: "g1".to_owned(),
         data: b"{}".to_vec().into(),
+        traceparent: String::new(),
+        tracestate: String::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! unique names, and the bridge's fixtures.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -33,4 +33,17 @@ pub fn fixture(name: &str) -> Value {
         .join("../tests/fixtures")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The bridge binary, built beside this test by the workspace's test build.
+pub fn bridge_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap();
+    let bin = debug.join("openim-bridge");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the workspace's tests (scripts/test) so it is built",
+        bin.display()
+    );
+    bin
 }
