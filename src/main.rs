@@ -117,7 +117,11 @@ fn main() -> ExitCode {
         println!("{settings:#?}");
         return ExitCode::SUCCESS;
     }
-    let traces = match openim_otel::start(&settings.tracing, "openim-bridge") {
+    let traces = match openim_otel::start(
+        &settings.tracing,
+        "openim-bridge",
+        openim_otel::HeadSampling::Caller,
+    ) {
         Ok(traces) => traces,
         Err(err) => {
             eprintln!("openim-bridge: {err}");
@@ -136,7 +140,8 @@ fn main() -> ExitCode {
     }
     let code = run_command(args.command, settings);
     if let Some(traces) = traces {
-        traces.shutdown(std::time::Duration::from_secs(5));
+        // Short: the drain before it has used most of the grace period.
+        traces.shutdown(std::time::Duration::from_secs(2));
     }
     code
 }

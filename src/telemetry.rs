@@ -28,17 +28,34 @@ where
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{},{quiet}", settings.level)))
         .unwrap_or_else(|_| EnvFilter::new(format!("info,{quiet}")));
+    let _already_set = match traces {
+        // Each layer its own filter: spans are exported whatever the log
+        // level.
+        Some(traces) => tracing_subscriber::registry()
+            .with(logs(settings, writer, ansi).with_filter(filter))
+            .with(traces.layer(&["openim_bridge"]))
+            .try_init(),
+        // One global filter: what is not logged costs nothing.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(logs(settings, writer, ansi))
+            .try_init(),
+    };
+}
+
+/// The log lines' layer, for any subscriber below it.
+fn logs<S, W>(settings: &LogSettings, writer: W, ansi: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
-    let logs = match settings.format {
+    match settings.format {
         LogFormat::Json => logs.json().with_current_span(true).boxed(),
         LogFormat::Text => logs.boxed(),
-    };
-    let _already_set = tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(traces.map(|traces| traces.layer(&["openim_bridge"])))
-        .try_init();
+    }
 }
 
 /// Lets one log line through per second and counts the rest, so a flood of

@@ -49,37 +49,56 @@ impl Incoming {
     }
 }
 
-/// The `callback` span of one request, continuing `incoming`'s trace.
-pub(crate) fn callback_span(operation_id: &str, incoming: Option<&Incoming>) -> Span {
-    let span = tracing::info_span!(
-        "callback",
-        otel.kind = "server",
-        openim.operation_id = operation_id,
-        openim.command = tracing::field::Empty,
-        openim.key = tracing::field::Empty,
-        cloudevents.event_id = tracing::field::Empty,
-        cloudevents.event_type = tracing::field::Empty,
-    );
-    if let (Some(incoming), true) = (incoming, openim_otel::enabled()) {
+/// Target of the `callback` span of a trace not recorded: the tracer's
+/// layer never sees it, so it costs no OpenTelemetry work (logs still
+/// show its fields).
+const UNTRACED: &str = "openim_bridge::untraced";
+
+/// The `callback` span of one request, continuing `incoming`'s trace, and
+/// whether the trace is recorded (head sampling, decided here before any
+/// span exists: `tracing.sampling_ratio` or `OTEL_TRACES_SAMPLER`).
+pub(crate) fn callback_span(operation_id: &str, incoming: Option<&Incoming>) -> (Span, bool) {
+    macro_rules! span {
+        ($target:expr) => {
+            tracing::info_span!(
+                target: $target,
+                "callback",
+                otel.kind = "server",
+                openim.operation_id = operation_id,
+                openim.command = tracing::field::Empty,
+                openim.key = tracing::field::Empty,
+                cloudevents.event_id = tracing::field::Empty,
+                cloudevents.event_type = tracing::field::Empty,
+            )
+        };
+    }
+    let sampled = openim_otel::sampling().is_some_and(|sampling| {
+        sampling.sample(incoming.map(|incoming| incoming.parent.sampled()))
+    });
+    if !sampled {
+        return (span!(UNTRACED), false);
+    }
+    let span = span!("openim_bridge::traces");
+    if let Some(incoming) = incoming {
         let parent =
             opentelemetry::Context::new().with_remote_span_context(incoming.span_context());
         let _ = span.set_parent(parent);
     }
-    span
+    (span, true)
 }
 
 /// Records what the callback became on its span and sets the event's
-/// trace context: the span's own, when a tracer records it; else the
-/// incoming one, or a new unsampled trace. Returns whether the trace is
-/// sampled (its other spans are made only then).
-pub(crate) fn stamp(event: &mut Event, span: &Span, incoming: Option<&Incoming>) -> bool {
+/// trace context: the span's own when the trace is `sampled` (recorded);
+/// else the incoming one as it came, or a new unsampled trace.
+pub(crate) fn stamp(event: &mut Event, span: &Span, incoming: Option<&Incoming>, sampled: bool) {
     span.record("openim.command", event.kind.command());
     span.record("openim.key", event.key.as_str());
     span.record("cloudevents.event_id", event.id.as_str());
     span.record("cloudevents.event_type", event.event_type());
-    if openim_otel::enabled() {
+    if sampled {
         let context = span.context();
-        let own = context.span().span_context().clone();
+        let own = context.span();
+        let own = own.span_context();
         if own.is_valid() {
             let parent = TraceParent {
                 trace_id: own.trace_id().to_bytes(),
@@ -88,7 +107,7 @@ pub(crate) fn stamp(event: &mut Event, span: &Span, incoming: Option<&Incoming>)
             };
             event.traceparent = parent.to_string();
             event.tracestate = own.trace_state().header();
-            return own.is_sampled();
+            return;
         }
     }
     match incoming {
@@ -101,7 +120,6 @@ pub(crate) fn stamp(event: &mut Event, span: &Span, incoming: Option<&Incoming>)
             event.tracestate.clear();
         }
     }
-    false
 }
 
 /// A new trace no one records (flags 00), so consumers still share ids.
@@ -124,7 +142,8 @@ pub(crate) fn append_span(sampled: bool, ack: &'static str) -> Span {
 
 /// The producer span of one event's publication, a child of the callback
 /// span it was acked in (also after a restart, or in `replay`): `None`
-/// span when the trace is not sampled or no tracer runs.
+/// span when the trace is not sampled or no tracer runs. OpenIM's command,
+/// operation id and the key are on the parent `callback` span.
 pub(crate) fn send_span(event: &Event, system: &'static str, destination: &str) -> Span {
     if !openim_otel::enabled() {
         return Span::none();
@@ -138,13 +157,9 @@ pub(crate) fn send_span(event: &Event, system: &'static str, destination: &str) 
         otel.kind = "producer",
         messaging.system = system,
         messaging.operation.type = "send",
-        messaging.operation.name = "send",
         messaging.destination.name = destination,
-        messaging.message.id = event.id.as_str(),
         cloudevents.event_id = event.id.as_str(),
         cloudevents.event_type = event.event_type(),
-        openim.command = event.kind.command(),
-        openim.key = event.key.as_str(),
     );
     let context = parent.span_context(Some(&event.tracestate));
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(context));
@@ -196,6 +211,14 @@ mod tests {
         assert_eq!(incoming.state, "congo=t61rcWkgMzE");
         headers.insert("traceparent", "00-zz-00f067aa0ba902b7-01".parse().unwrap());
         assert!(Incoming::from_headers(&headers).is_none());
+    }
+
+    #[test]
+    fn the_untraced_target_is_the_one_the_tracer_skips() {
+        assert_eq!(
+            UNTRACED,
+            format!("openim_bridge::{}", openim_otel::UNTRACED)
+        );
     }
 
     #[test]

@@ -91,9 +91,11 @@ pub fn configs() -> Vec<Config> {
             configs.push(Config::new(Server::Bridge, sink, ack, Direct));
         }
     }
-    // The cost of tracing, beside "kafka durable" (off).
-    for percent in [10, 100] {
-        configs.push(Config::new(Server::Bridge, Sink::Kafka, "durable", Direct).traced(percent));
+    // The cost of tracing, beside "stdout durable" and "kafka durable" (off).
+    for sink in [Sink::Stdout, Sink::Kafka] {
+        for percent in [10, 100] {
+            configs.push(Config::new(Server::Bridge, sink, "durable", Direct).traced(percent));
+        }
     }
     for sink in [Sink::Kafka, Sink::RabbitMq] {
         for transport in [Plain, Tls] {

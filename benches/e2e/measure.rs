@@ -23,6 +23,9 @@ pub struct Measured {
     pub steady_rss: f64,
     /// CPU microseconds per ack during the maximum phase.
     pub cpu_us: f64,
+    /// CPU microseconds per ack at the fixed rate (the same work per
+    /// second for every configuration).
+    pub fixed_cpu_us: f64,
     /// The broker's CPU microseconds per ack (max phase), where known.
     pub broker_cpu_us: Option<f64>,
     /// The load generator's (this process, consumers included).
@@ -155,6 +158,7 @@ pub async fn run_config(
     };
     // The fixed rate first, on an idle bridge and broker, so its latency and
     // lag are not those of a backlog left by the maximum phase.
+    let fixed_cpu_before = cpu_seconds(pid);
     let fixed = drive(
         bridge.addr,
         &format!("{run}-fixed"),
@@ -165,6 +169,8 @@ pub async fn run_config(
         &format!("{label} {RATE}/s"),
     )
     .await;
+    let fixed_cpu_us =
+        (cpu_seconds(pid) - fixed_cpu_before) * 1e6 / fixed.acked.len().max(1) as f64;
     let (_, steady_rss) = memory_mib(pid);
     let mut missing = wait(fixed.acked.clone()).await;
     let openim = drive(
@@ -261,6 +267,7 @@ pub async fn run_config(
         peak_rss,
         steady_rss,
         cpu_us,
+        fixed_cpu_us,
         broker_cpu_us,
         generator_cpu_us,
         switches,

@@ -1,8 +1,14 @@
 //! The span processor: finished spans go into a bounded queue without ever
 //! waiting, and one thread exports them in batches. A full queue or a
 //! failed export drops spans and counts them; nothing else is kept.
+//!
+//! The thread is not woken per span (a wake-up costs more than the span):
+//! it wakes every [`BATCH_DELAY`], or when a batch's worth of spans has
+//! been queued since it last looked, and takes everything queued.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
@@ -13,15 +19,19 @@ use opentelemetry_sdk::Resource;
 
 use crate::counters;
 
-/// Spans sent to the collector in one request, at most.
+/// Spans sent to the collector in one request, at most; also how many
+/// queued spans wake the export thread early.
 const MAX_BATCH: usize = 512;
 
-/// How long a span waits for its batch to fill.
-const BATCH_DELAY: Duration = Duration::from_secs(1);
+/// How long a span waits in the queue, at most, before its export starts.
+const BATCH_DELAY: Duration = Duration::from_millis(500);
+
+/// How long a flush waits for the collector, by default.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Message {
     Span(Box<SpanData>),
-    /// Export what is queued, then answer.
+    /// Export what was queued before it, then answer.
     Flush(SyncSender<()>),
 }
 
@@ -29,6 +39,12 @@ enum Message {
 #[derive(Debug)]
 pub(crate) struct QueueProcessor {
     queue: SyncSender<Message>,
+    /// The export thread, to wake it.
+    thread: Thread,
+    /// Spans queued since the thread was last woken early.
+    queued: AtomicUsize,
+    /// How many queued spans wake it early: a batch, or half the queue.
+    wake_at: usize,
 }
 
 impl QueueProcessor {
@@ -41,7 +57,7 @@ impl QueueProcessor {
     ) -> Result<Self, String> {
         let (queue, spans) = mpsc::sync_channel(capacity);
         let (built_tx, built) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("otlp-export".into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -72,69 +88,21 @@ impl QueueProcessor {
                 export_loop(&runtime, &exporter, &spans);
                 let _ = exporter.shutdown_with_timeout(Duration::from_secs(1));
             })
-            .map_err(|err| format!("cannot start the export thread: {err}"))?;
+            .map_err(|err| format!("cannot start the export thread: {err}"))?
+            .thread()
+            .clone();
         match built.recv() {
-            Ok(Ok(())) => Ok(Self { queue }),
+            Ok(Ok(())) => Ok(Self {
+                queue,
+                thread,
+                queued: AtomicUsize::new(0),
+                wake_at: MAX_BATCH.min(capacity / 2).max(1),
+            }),
             Ok(Err(err)) => Err(err),
             Err(_) => Err("the export thread stopped while starting".to_owned()),
         }
     }
-}
 
-/// Collects up to [`MAX_BATCH`] spans (or what came within [`BATCH_DELAY`]
-/// of the first) and exports them; ends when every sender is gone.
-fn export_loop(
-    runtime: &tokio::runtime::Runtime,
-    exporter: &SpanExporter,
-    spans: &Receiver<Message>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let mut flushed = None;
-        let mut closed = false;
-        match spans.recv() {
-            Ok(Message::Span(span)) => batch.push(*span),
-            Ok(Message::Flush(done)) => flushed = Some(done),
-            Err(_) => return,
-        }
-        let deadline = Instant::now() + BATCH_DELAY;
-        while flushed.is_none() && batch.len() < MAX_BATCH {
-            match spans.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Message::Span(span)) => batch.push(*span),
-                Ok(Message::Flush(done)) => flushed = Some(done),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let count = batch.len() as u64;
-            let sent = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-            match runtime.block_on(exporter.export(sent)) {
-                Ok(()) => {
-                    counters().exported.inc_by(count);
-                }
-                Err(err) => {
-                    counters().dropped.inc_by(count);
-                    counters().note_failure(&err.to_string());
-                }
-            }
-        }
-        if let Some(done) = flushed {
-            let _ = done.send(());
-        }
-        if closed {
-            return;
-        }
-    }
-}
-
-/// How long a flush waits for the collector, by default.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl QueueProcessor {
     fn flush_within(&self, timeout: Duration) -> OTelSdkResult {
         let deadline = Instant::now() + timeout;
         let (done, flushed) = mpsc::sync_channel(1);
@@ -142,6 +110,7 @@ impl QueueProcessor {
         // A full queue makes room as the thread exports; never wait past
         // the deadline for it.
         loop {
+            self.thread.unpark();
             match self.queue.try_send(message) {
                 Ok(()) => break,
                 Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
@@ -152,9 +121,62 @@ impl QueueProcessor {
                 Err(TrySendError::Full(_)) => return Err(OTelSdkError::Timeout(timeout)),
             }
         }
+        self.thread.unpark();
         flushed
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+/// Sleeps until woken or [`BATCH_DELAY`] passed, exports everything queued
+/// (in batches of [`MAX_BATCH`]), answers flushes; ends, once it exported
+/// what was left, when every sender is gone.
+fn export_loop(
+    runtime: &tokio::runtime::Runtime,
+    exporter: &SpanExporter,
+    spans: &Receiver<Message>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        std::thread::park_timeout(BATCH_DELAY);
+        let closed = loop {
+            match spans.try_recv() {
+                Ok(Message::Span(span)) => {
+                    batch.push(*span);
+                    if batch.len() == MAX_BATCH {
+                        export(runtime, exporter, &mut batch);
+                    }
+                }
+                Ok(Message::Flush(done)) => {
+                    export(runtime, exporter, &mut batch);
+                    let _ = done.send(());
+                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        export(runtime, exporter, &mut batch);
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Exports `batch` (if any), counting its spans exported or dropped.
+fn export(runtime: &tokio::runtime::Runtime, exporter: &SpanExporter, batch: &mut Vec<SpanData>) {
+    if batch.is_empty() {
+        return;
+    }
+    let count = batch.len() as u64;
+    let sent = std::mem::replace(batch, Vec::with_capacity(MAX_BATCH));
+    match runtime.block_on(exporter.export(sent)) {
+        Ok(()) => {
+            counters().exported.inc_by(count);
+        }
+        Err(err) => {
+            counters().dropped.inc_by(count);
+            counters().note_failure(&err.to_string());
+        }
     }
 }
 
@@ -166,7 +188,14 @@ impl SpanProcessor for QueueProcessor {
             return;
         }
         match self.queue.try_send(Message::Span(Box::new(span))) {
-            Ok(()) => {}
+            Ok(()) => {
+                // A batch's worth since the last early wake-up: wake the
+                // thread now rather than let the queue fill.
+                if self.queued.fetch_add(1, Ordering::Relaxed) + 1 >= self.wake_at {
+                    self.queued.store(0, Ordering::Relaxed);
+                    self.thread.unpark();
+                }
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 counters().dropped.inc();
             }

@@ -56,12 +56,63 @@ impl Protocol {
 }
 
 /// Where and how spans are exported, once settings and variables are read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Export {
     /// The full URL requests go to.
     pub endpoint: String,
     /// gRPC or HTTP/protobuf.
     pub protocol: Protocol,
+    /// Which traces are recorded.
+    pub sampling: Sampling,
+}
+
+/// Which traces are recorded (head sampling): `tracing.sampling_ratio`, or
+/// `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` read the way the
+/// specification defines them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Share of traces recorded, 0.0 to 1.0.
+    pub ratio: f64,
+    /// A trace started upstream (an incoming `traceparent`) follows its
+    /// sampled flag instead (the `parentbased_*` samplers).
+    pub parent_based: bool,
+}
+
+impl Sampling {
+    /// Whether to record a trace: its parent's flag when `parent` is given
+    /// and this is parent-based, else the ratio.
+    pub fn sample(&self, parent_sampled: Option<bool>) -> bool {
+        match parent_sampled {
+            Some(sampled) if self.parent_based => sampled,
+            _ => self.ratio >= 1.0 || (self.ratio > 0.0 && fastrand::f64() < self.ratio),
+        }
+    }
+
+    fn sdk_sampler(self) -> Sampler {
+        let root = if self.ratio >= 1.0 {
+            Sampler::AlwaysOn
+        } else if self.ratio <= 0.0 {
+            Sampler::AlwaysOff
+        } else {
+            Sampler::TraceIdRatioBased(self.ratio)
+        };
+        if self.parent_based {
+            Sampler::ParentBased(Box::new(root))
+        } else {
+            root
+        }
+    }
+}
+
+/// Who decides which traces are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadSampling {
+    /// The SDK, when each root span starts (openim-sync).
+    Sdk,
+    /// The program, before it makes any span ([`sampling`]): the SDK then
+    /// records every span it is asked for, and a trace not sampled costs
+    /// no OpenTelemetry work at all (the bridge's callbacks).
+    Caller,
 }
 
 /// Spans exported and dropped since the start, for `/metrics`.
@@ -109,10 +160,22 @@ pub fn counters() -> &'static SpanCounters {
     &COUNTERS
 }
 
+/// The last part of the target of spans never exported (see
+/// [`Tracing::layer`]).
+pub const UNTRACED: &str = "untraced";
+
 /// Links one span keeps, at most (the SDK's default is 128).
 const MAX_LINKS: u32 = 1024;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+static SAMPLING: std::sync::OnceLock<Sampling> = std::sync::OnceLock::new();
+
+/// How a program that samples itself ([`HeadSampling::Caller`]) decides;
+/// `None` unless tracing runs.
+pub fn sampling() -> Option<Sampling> {
+    enabled().then(|| SAMPLING.get().copied()).flatten()
+}
 
 /// Whether [`start`] started a tracer: callers skip the work of spans that
 /// would go nowhere.
@@ -146,13 +209,20 @@ impl Tracing {
     }
 
     /// The `tracing` layer exporting the spans of `targets` (module path
-    /// prefixes, at `info` and above) whatever the log level.
+    /// prefixes, at `info` and above) whatever the log level, except those
+    /// of target `<prefix>::untraced` ([`UNTRACED`]): a trace the program
+    /// decided not to record.
     pub fn layer<S>(&self, targets: &[&str]) -> impl Layer<S>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
         let filter = targets.iter().fold(Targets::new(), |filter, target| {
-            filter.with_target(*target, tracing::Level::INFO)
+            filter
+                .with_target(*target, tracing::Level::INFO)
+                .with_target(
+                    format!("{target}::{UNTRACED}"),
+                    tracing_subscriber::filter::LevelFilter::OFF,
+                )
         });
         tracing_opentelemetry::layer()
             .with_tracer(self.tracer.clone())
@@ -179,14 +249,19 @@ impl Tracing {
 
 /// Starts the tracer `settings` and the `OTEL_*` variables describe, or
 /// `None` when tracing is off. `program` is the default `service.name`.
-pub fn start(settings: &TracingSettings, program: &str) -> Result<Option<Tracing>, StartError> {
-    start_with_env(settings, program, |name| std::env::var(name).ok())
+pub fn start(
+    settings: &TracingSettings,
+    program: &str,
+    head: HeadSampling,
+) -> Result<Option<Tracing>, StartError> {
+    start_with_env(settings, program, head, |name| std::env::var(name).ok())
 }
 
 /// [`start`], reading variables through `env` (tests).
 pub fn start_with_env(
     settings: &TracingSettings,
     program: &str,
+    head: HeadSampling,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Tracing>, StartError> {
     let Some(export) = resolve(settings, &env).map_err(StartError::Invalid)? else {
@@ -211,12 +286,12 @@ pub fn start_with_env(
         // (openim-sync's batch.max_events: 500 by default).
         .with_max_links_per_span(MAX_LINKS)
         .with_span_processor(processor);
-    if let Some(ratio) = settings.sampling_ratio {
-        provider = provider.with_sampler(Sampler::ParentBased(Box::new(
-            Sampler::TraceIdRatioBased(ratio),
-        )));
-    }
+    provider = provider.with_sampler(match head {
+        HeadSampling::Sdk => export.sampling.sdk_sampler(),
+        HeadSampling::Caller => Sampler::AlwaysOn,
+    });
     let provider = provider.build();
+    let _ = SAMPLING.set(export.sampling);
     let tracer = provider.tracer(program.to_owned());
     ENABLED.store(true, Ordering::Relaxed);
     Ok(Some(Tracing {
@@ -297,7 +372,51 @@ pub fn resolve(
             "the OTLP endpoint {endpoint:?} is not an http:// or https:// URL"
         ));
     }
-    Ok(Some(Export { endpoint, protocol }))
+    let sampling = match settings.sampling_ratio {
+        Some(ratio) => Sampling {
+            ratio,
+            parent_based: true,
+        },
+        None => sampler_from_env(var("OTEL_TRACES_SAMPLER"), var("OTEL_TRACES_SAMPLER_ARG"))?,
+    };
+    Ok(Some(Export {
+        endpoint,
+        protocol,
+        sampling,
+    }))
+}
+
+/// `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`) with its ratio
+/// argument (default 1.0).
+fn sampler_from_env(name: Option<String>, arg: Option<String>) -> Result<Sampling, String> {
+    let ratio = match arg {
+        None => 1.0,
+        Some(arg) => match arg.trim().parse::<f64>() {
+            Ok(ratio) if (0.0..=1.0).contains(&ratio) => ratio,
+            _ => {
+                return Err(format!(
+                    "OTEL_TRACES_SAMPLER_ARG={arg:?} is not a ratio from 0.0 to 1.0"
+                ))
+            }
+        },
+    };
+    let (ratio, parent_based) = match name.as_deref().map(str::trim) {
+        None | Some("parentbased_always_on") => (1.0, true),
+        Some("parentbased_always_off") => (0.0, true),
+        Some("parentbased_traceidratio") => (ratio, true),
+        Some("always_on") => (1.0, false),
+        Some("always_off") => (0.0, false),
+        Some("traceidratio") => (ratio, false),
+        Some(other) => {
+            return Err(format!(
+                "OTEL_TRACES_SAMPLER={other:?} is not supported: use parentbased_always_on, parentbased_traceidratio, traceidratio, always_on, always_off or parentbased_always_off"
+            ))
+        }
+    };
+    Ok(Sampling {
+        ratio,
+        parent_based,
+    })
 }
 
 #[cfg(test)]
@@ -327,7 +446,11 @@ mod tests {
             on,
             Some(Export {
                 endpoint: "http://c:4318/v1/traces".into(),
-                protocol: Protocol::HttpProtobuf
+                protocol: Protocol::HttpProtobuf,
+                sampling: Sampling {
+                    ratio: 1.0,
+                    parent_based: true
+                },
             })
         );
         assert_eq!(
@@ -403,5 +526,63 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("collector:4317"), "{err}");
+    }
+
+    #[test]
+    fn the_sampler_variables_are_read_as_specified() {
+        let on = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")];
+        let sampling = |vars: &[(&str, &str)]| {
+            let all: Vec<(&str, &str)> = on.iter().chain(vars).copied().collect();
+            resolved(&TracingSettings::default(), &all).map(|export| export.unwrap().sampling)
+        };
+        assert_eq!(
+            sampling(&[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25")
+            ]),
+            Ok(Sampling {
+                ratio: 0.25,
+                parent_based: true
+            })
+        );
+        assert_eq!(
+            sampling(&[("OTEL_TRACES_SAMPLER", "always_off")]),
+            Ok(Sampling {
+                ratio: 0.0,
+                parent_based: false
+            })
+        );
+        let err = sampling(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]).unwrap_err();
+        assert!(err.contains("traceidratio"), "{err}");
+        let err = sampling(&[("OTEL_TRACES_SAMPLER_ARG", "2")]).unwrap_err();
+        assert!(err.contains("0.0 to 1.0"), "{err}");
+        // The settings key wins, parent-based.
+        let settings = TracingSettings {
+            sampling_ratio: Some(0.1),
+            ..TracingSettings::default()
+        };
+        let export = resolved(&settings, &[on[0], ("OTEL_TRACES_SAMPLER", "always_on")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            export.sampling,
+            Sampling {
+                ratio: 0.1,
+                parent_based: true
+            }
+        );
+        // A parent's flag decides; the ratio decides the rest.
+        assert!(export.sampling.sample(Some(true)));
+        assert!(!export.sampling.sample(Some(false)));
+        let never = Sampling {
+            ratio: 0.0,
+            parent_based: true,
+        };
+        assert!(!(0..1000).any(|_| never.sample(None)));
+        let always = Sampling {
+            ratio: 1.0,
+            parent_based: false,
+        };
+        assert!((0..1000).all(|_| always.sample(Some(false))));
     }
 }

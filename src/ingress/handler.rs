@@ -58,6 +58,8 @@ struct Callback<'a> {
     incoming: Option<&'a traces::Incoming>,
     /// The request's `callback` span.
     span: &'a tracing::Span,
+    /// Whether its trace is recorded.
+    sampled: bool,
 }
 
 /// Shared by every connection.
@@ -130,7 +132,7 @@ impl Handler {
         let started = std::time::Instant::now();
         let operation_id = operation_id(&request);
         let incoming = traces::Incoming::from_headers(request.headers());
-        let span = traces::callback_span(&operation_id, incoming.as_ref());
+        let (span, sampled) = traces::callback_span(&operation_id, incoming.as_ref());
         let mut seen = Seen::default();
         let named_in_url = url_command(request.uri());
         let result = match self.gate.admit(&request, peer) {
@@ -140,6 +142,7 @@ impl Handler {
                     operation_id: &operation_id,
                     incoming: incoming.as_ref(),
                     span: &span,
+                    sampled,
                 };
                 self.accept(request, callback, &mut seen)
                     .instrument(span.clone())
@@ -205,6 +208,7 @@ impl Handler {
             operation_id,
             incoming,
             span,
+            sampled,
         } = callback;
         let received_at = OffsetDateTime::now_utc();
         if request.method() != Method::POST {
@@ -258,7 +262,7 @@ impl Handler {
                 return Err(err);
             }
         };
-        let sampled = traces::stamp(&mut event, span, incoming);
+        traces::stamp(&mut event, span, incoming, sampled);
         if !self.routes.route(event.kind).enabled {
             debug!(event_id = %event.id, "not published: its route is disabled");
             return Ok(Outcome::Skipped);

@@ -33,7 +33,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let traces = match openim_otel::start(&settings.tracing, "openim-sync") {
+    let traces = match openim_otel::start(
+        &settings.tracing,
+        "openim-sync",
+        openim_otel::HeadSampling::Sdk,
+    ) {
         Ok(traces) => traces,
         Err(err) => {
             eprintln!("openim-sync: {err}");
@@ -56,7 +60,8 @@ fn main() -> ExitCode {
     }
     let code = serve(settings);
     if let Some(traces) = traces {
-        traces.shutdown(std::time::Duration::from_secs(5));
+        // Short: the drain before it has used most of the grace period.
+        traces.shutdown(std::time::Duration::from_secs(2));
     }
     code
 }
