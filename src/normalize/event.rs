@@ -55,15 +55,6 @@ impl Event {
         self.kind.event_type()
     }
 
-    /// Bytes this event holds in memory, for the queue's byte budget.
-    pub fn size(&self) -> usize {
-        self.id.len()
-            + self.time.len()
-            + self.key.len()
-            + self.data.len()
-            + std::mem::size_of::<Self>()
-    }
-
     /// The CloudEvents attributes other than `datacontenttype`, as
     /// (name, value) pairs: what binary-mode bindings turn into headers.
     /// `traceparent` and `tracestate` only when set.

@@ -87,7 +87,7 @@ impl CallbackKind {
 pub enum NormalizeError {
     /// Not JSON, or not an object.
     #[error("body is not a JSON object: {0}")]
-    NotJson(serde_json::Error),
+    NotJson(#[source] serde_json::Error),
     /// A JSON object without `callbackCommand`.
     #[error("body has no `callbackCommand`")]
     NoCommand,

@@ -156,10 +156,10 @@ fn one_call_classifies_the_body_or_says_why_not() {
         refused(b"[1]", None, true).error,
         NormalizeError::NotJson(_)
     ));
-    assert!(matches!(
-        refused(b"\xff", None, true).error,
-        NormalizeError::NotJson(_)
-    ));
+    let not_json = refused(b"\xff", None, true).error;
+    assert!(matches!(not_json, NormalizeError::NotJson(_)));
+    // The parser's error is kept as the source, not only as text.
+    assert!(std::error::Error::source(&not_json).is_some());
     // The URL and the body must agree; the body's command is not
     // trusted then.
     let mismatch = refused(

@@ -22,7 +22,7 @@ pub enum AppendError {
     Busy(usize),
     /// Writing or syncing failed (disk full, I/O error).
     #[error("the spool could not write to disk: {0}")]
-    Io(Arc<std::io::Error>),
+    Io(#[source] Arc<std::io::Error>),
     /// The writer has stopped (shutdown).
     #[error("the bridge is shutting down")]
     Closed,

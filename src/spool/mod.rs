@@ -121,6 +121,7 @@ pub struct Position {
 #[error("spool directory {dir}: {cause} (check spool.dir: it must be a writable directory)")]
 pub struct OpenError {
     dir: PathBuf,
+    #[source]
     cause: std::io::Error,
 }
 

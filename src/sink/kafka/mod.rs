@@ -50,7 +50,7 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum KafkaStartError {
     /// librdkafka refused the producer configuration.
     #[error("kafka producer configuration rejected by librdkafka: {0} (check kafka.options and the kafka.security_protocol, kafka.sasl_* and kafka.ssl_* keys)")]
-    Config(KafkaError),
+    Config(#[source] KafkaError),
     /// The broker answered, and a routed topic is not there.
     #[error("kafka topic `{topic}` does not exist on {brokers}: create it (e.g. `kafka-topics.sh --create --topic {topic} --partitions 6`), set kafka.create_topics = true, or route to another topic (kafka.topic, [[routes]])")]
     MissingTopic {
