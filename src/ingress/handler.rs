@@ -27,7 +27,7 @@ use super::url::url_command;
 use crate::normalize::{self, CallbackKind};
 use crate::routing::{Filter, Routes};
 use crate::spool::SpoolWriter;
-use crate::stats::{Outcome, Stats, UNKNOWN_COMMAND};
+use crate::stats::{CallbackOutcome, Stats, UNKNOWN_COMMAND};
 use crate::telemetry::RateLimit;
 use crate::traces;
 
@@ -168,9 +168,11 @@ impl Handler {
             Err(err) => {
                 let status = err.status();
                 let outcome = match status {
-                    StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Outcome::Unauthorized,
-                    _ => Outcome::Invalid,
+                    StatusCode::SERVICE_UNAVAILABLE => CallbackOutcome::Unavailable,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                        CallbackOutcome::Unauthorized
+                    }
+                    _ => CallbackOutcome::Invalid,
                 };
                 self.stats.callback(seen.command(), outcome);
                 // OpenIM waits for a before-callback's answer and blocks the
@@ -180,7 +182,7 @@ impl Handler {
                     let kind = CallbackKind::from_command(named_in_url.as_deref()?)?;
                     Some(kind.spec()).filter(|spec| spec.is_before())
                 });
-                let answer_continue = before.is_some() && outcome != Outcome::Unauthorized;
+                let answer_continue = before.is_some() && outcome != CallbackOutcome::Unauthorized;
                 if let Some(suppressed) = self.refusal_log.allow() {
                     warn!(status = status.as_u16(), reason = %err, answered_continue = answer_continue, suppressed, "callback refused (at most one such line per second; `suppressed` counts the others)");
                 }
@@ -194,7 +196,7 @@ impl Handler {
     }
 
     /// Checks, normalizes and spools one callback (unless its route is
-    /// disabled or a filter drops it: [`Outcome::Skipped`]); records in
+    /// disabled or a filter drops it: [`CallbackOutcome::Skipped`]); records in
     /// `seen` the body and, once it names one, its command (for the reply
     /// and the metrics label).
     async fn accept(
@@ -202,7 +204,7 @@ impl Handler {
         request: Request<Incoming>,
         callback: Callback<'_>,
         seen: &mut Seen,
-    ) -> Result<Outcome, CallbackError> {
+    ) -> Result<CallbackOutcome, CallbackError> {
         let Callback {
             url_command,
             operation_id,
@@ -265,11 +267,11 @@ impl Handler {
         traces::stamp(&mut event, span, incoming, sampled);
         if !self.routes.route(event.kind).enabled {
             debug!(event_id = %event.id, "not published: its route is disabled");
-            return Ok(Outcome::Skipped);
+            return Ok(CallbackOutcome::Skipped);
         }
         if let Err(reason) = self.filter.check(&body) {
             debug!(event_id = %event.id, reason, "not published: filtered");
-            return Ok(Outcome::Skipped);
+            return Ok(CallbackOutcome::Skipped);
         }
         debug!(event_id = %event.id, key = %event.key, "spooling the callback");
         // Open for the append's duration; not entered (nothing logs inside),
@@ -277,7 +279,7 @@ impl Handler {
         let appending = traces::append_span(sampled, self.spool.mode().word());
         self.spool.append(event).await?;
         drop(appending);
-        Ok(Outcome::Acked)
+        Ok(CallbackOutcome::Acked)
     }
 
     async fn read_body(&self, body: Incoming) -> Result<Bytes, CallbackError> {

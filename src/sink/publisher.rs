@@ -26,7 +26,7 @@ use super::settings::SinkSettings;
 use super::{refusal, Delivery, Rejection, Sink, SinkError};
 use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
-use crate::stats::{Delivery as Outcome, Stats};
+use crate::stats::{EventOutcome, Stats};
 use crate::telemetry::RateLimit;
 use crate::traces;
 
@@ -180,7 +180,7 @@ impl State {
                 traces::delivery_failed(&item.span, item.attempts, &cause);
                 warn!(sink = self.sink_name, %cause, "broker unavailable; holding events until it is back");
                 self.stats.broker_up.set(0);
-                self.stats.events(self.sink_name, Outcome::Failed, 1);
+                self.stats.events(self.sink_name, EventOutcome::Failed, 1);
                 // Everything in flight was sent before this event; it goes
                 // back to the head of what is still to send.
                 self.failed.get_or_insert_with(Failure::default);
@@ -217,7 +217,7 @@ impl State {
                 item.first_failed_at
                     .get_or_insert_with(OffsetDateTime::now_utc);
                 traces::delivery_failed(&item.span, item.attempts, &cause);
-                self.stats.events(self.sink_name, Outcome::Failed, 1);
+                self.stats.events(self.sink_name, EventOutcome::Failed, 1);
                 if failed.is_none() {
                     warn!(sink = self.sink_name, %cause, "broker did not confirm an event; will send it again");
                     self.stats.broker_up.set(0);
@@ -235,7 +235,8 @@ impl State {
                 if self.stats.refusal().is_some() {
                     refusal::accepted(&self.stats, self.sink_name);
                 }
-                self.stats.events(self.sink_name, Outcome::Published, 1);
+                self.stats
+                    .events(self.sink_name, EventOutcome::Published, 1);
                 queue.complete(item.position);
             }
         }
@@ -247,7 +248,7 @@ impl State {
             self.stats.broker_up.set(1);
             self.stats.events(
                 self.sink_name,
-                Outcome::Retried,
+                EventOutcome::Retried,
                 failure.resend.len() as u64,
             );
             info!(
@@ -284,7 +285,8 @@ impl State {
         match written {
             Ok(()) => {
                 if let Some((item, _, _)) = self.dead_letter_due.pop_front() {
-                    self.stats.events(self.sink_name, Outcome::DeadLettered, 1);
+                    self.stats
+                        .events(self.sink_name, EventOutcome::DeadLettered, 1);
                     queue.complete(item.position);
                 }
                 self.write_dead_letter();

@@ -4,7 +4,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 
 /// How a callback was answered.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CallbackOutcome {
     /// "continue" ack: spooled.
     Acked,
     /// Refused as invalid (4xx).
@@ -18,7 +18,7 @@ pub enum Outcome {
     Skipped,
 }
 
-impl EncodeLabelValue for Outcome {
+impl EncodeLabelValue for CallbackOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;
         encoder.write_str(match self {
@@ -35,12 +35,12 @@ impl EncodeLabelValue for Outcome {
 pub(super) struct CallbackLabels {
     /// A command this bridge handles, or `unknown`.
     pub command: &'static str,
-    pub outcome: Outcome,
+    pub outcome: CallbackOutcome,
 }
 
 /// What became of an event at the broker.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
-pub enum Delivery {
+pub enum EventOutcome {
     /// The broker confirmed it.
     Published,
     /// Sent again after a retryable error.

@@ -18,7 +18,7 @@ use crate::normalize::CallbackKind;
 mod labels;
 
 use labels::{CallbackLabels, RefusalLabel, SinkLabel};
-pub use labels::{Delivery, Outcome, Refusal};
+pub use labels::{CallbackOutcome, EventOutcome, Refusal};
 
 /// Label value for callbacks whose command is not one this bridge handles
 /// (or could not be read).
@@ -275,11 +275,11 @@ impl Stats {
     /// scrape shows them (and rates start at 0) before the first callback.
     pub fn init_series(&self, sink: &'static str) {
         let outcomes = [
-            Outcome::Acked,
-            Outcome::Invalid,
-            Outcome::Unavailable,
-            Outcome::Unauthorized,
-            Outcome::Skipped,
+            CallbackOutcome::Acked,
+            CallbackOutcome::Invalid,
+            CallbackOutcome::Unavailable,
+            CallbackOutcome::Unauthorized,
+            CallbackOutcome::Skipped,
         ];
         // Includes UNKNOWN_COMMAND (the unknown kind's name).
         for command in CallbackKind::all().map(CallbackKind::command) {
@@ -291,10 +291,10 @@ impl Stats {
         }
         self.set_refusal(None);
         for delivery in [
-            Delivery::Published,
-            Delivery::Retried,
-            Delivery::Failed,
-            Delivery::DeadLettered,
+            EventOutcome::Published,
+            EventOutcome::Retried,
+            EventOutcome::Failed,
+            EventOutcome::DeadLettered,
         ] {
             self.events(sink, delivery, 0);
         }
@@ -302,25 +302,25 @@ impl Stats {
 
     /// Counts one callback answered. `command` must be a handled command's
     /// name (a `'static` one from the catalog) or [`UNKNOWN_COMMAND`].
-    pub fn callback(&self, command: &'static str, outcome: Outcome) {
+    pub fn callback(&self, command: &'static str, outcome: CallbackOutcome) {
         self.callbacks
             .get_or_create(&CallbackLabels { command, outcome })
             .inc();
     }
 
     /// Counts `n` events of `sink` with this delivery outcome.
-    pub fn events(&self, sink: &'static str, delivery: Delivery, n: u64) {
-        let family = match delivery {
-            Delivery::Published => &self.published,
-            Delivery::Retried => &self.retried,
-            Delivery::Failed => &self.failed,
-            Delivery::DeadLettered => &self.dead_lettered,
+    pub fn events(&self, sink: &'static str, outcome: EventOutcome, n: u64) {
+        let family = match outcome {
+            EventOutcome::Published => &self.published,
+            EventOutcome::Retried => &self.retried,
+            EventOutcome::Failed => &self.failed,
+            EventOutcome::DeadLettered => &self.dead_lettered,
         };
         self.sink.get_or_init(|| sink);
         family.get_or_create(&SinkLabel { sink }).inc_by(n);
     }
 
-    fn callbacks_with(&self, outcome: Outcome) -> u64 {
+    fn callbacks_with(&self, outcome: CallbackOutcome) -> u64 {
         CallbackKind::all()
             .map(CallbackKind::command)
             .map(|command| {
@@ -348,9 +348,9 @@ impl Stats {
     /// Current values of the counters.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            callbacks_acked: self.callbacks_with(Outcome::Acked),
-            callbacks_invalid: self.callbacks_with(Outcome::Invalid),
-            callbacks_unavailable: self.callbacks_with(Outcome::Unavailable),
+            callbacks_acked: self.callbacks_with(CallbackOutcome::Acked),
+            callbacks_invalid: self.callbacks_with(CallbackOutcome::Invalid),
+            callbacks_unavailable: self.callbacks_with(CallbackOutcome::Unavailable),
             events_published: self.events_with(&self.published),
             events_retried: self.events_with(&self.retried),
             events_rejected: self.events_with(&self.dead_lettered),

@@ -5,9 +5,9 @@ use super::*;
 fn renders_prometheus_names_and_values() {
     let stats = Stats::default();
     for _ in 0..3 {
-        stats.callback("callbackAfterSendGroupMsgCommand", Outcome::Acked);
+        stats.callback("callbackAfterSendGroupMsgCommand", CallbackOutcome::Acked);
     }
-    stats.events("kafka", Delivery::Published, 2);
+    stats.events("kafka", EventOutcome::Published, 2);
     stats.ack_seconds.observe(0.0004);
     let text = stats.render();
     for line in [
