@@ -73,7 +73,7 @@ impl Sink for AnySink {
         }
     }
 
-    fn destination(&self, event: &Event) -> Arc<str> {
+    fn destination(&self, event: &Event) -> &str {
         match self {
             Self::Stdout(sink) => sink.destination(event),
             Self::Kafka(sink) => sink.destination(event),

@@ -135,8 +135,7 @@ fn main() -> ExitCode {
         traces.as_ref(),
     );
     if let Some(traces) = &traces {
-        let export = traces.export();
-        tracing::info!(endpoint = %export.endpoint, protocol = ?export.protocol, "exporting traces over OTLP");
+        traces.log_start();
     }
     let code = run_command(args.command, settings);
     if let Some(traces) = traces {

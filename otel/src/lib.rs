@@ -203,9 +203,10 @@ pub struct Tracing {
 }
 
 impl Tracing {
-    /// Where spans go.
-    pub fn export(&self) -> &Export {
-        &self.export
+    /// Logs where spans go (once the program's subscriber is installed).
+    pub fn log_start(&self) {
+        let export = &self.export;
+        tracing::info!(endpoint = %export.endpoint, protocol = ?export.protocol, ratio = export.sampling.ratio, parent_based = export.sampling.parent_based, "exporting traces over OTLP");
     }
 
     /// The `tracing` layer exporting the spans of `targets` (module path
@@ -280,17 +281,17 @@ pub fn start_with_env(
             build_exporter(&target).map_err(|err| err.to_string())
         })
         .map_err(StartError::Exporter)?;
-    let mut provider = SdkTracerProvider::builder()
+    let provider = SdkTracerProvider::builder()
         .with_resource(resource)
         // A consumer's batch span links to every event of its batch
         // (openim-sync's batch.max_events: 500 by default).
         .with_max_links_per_span(MAX_LINKS)
-        .with_span_processor(processor);
-    provider = provider.with_sampler(match head {
-        HeadSampling::Sdk => export.sampling.sdk_sampler(),
-        HeadSampling::Caller => Sampler::AlwaysOn,
-    });
-    let provider = provider.build();
+        .with_span_processor(processor)
+        .with_sampler(match head {
+            HeadSampling::Sdk => export.sampling.sdk_sampler(),
+            HeadSampling::Caller => Sampler::AlwaysOn,
+        })
+        .build();
     let _ = SAMPLING.set(export.sampling);
     let tracer = provider.tracer(program.to_owned());
     ENABLED.store(true, Ordering::Relaxed);

@@ -296,7 +296,7 @@ async fn send_round(
         if event.traceparent.is_empty() {
             event.traceparent = traces::new_root().to_string();
         }
-        let span = traces::send_span(&event, sink.name(), &sink.destination(&event));
+        let span = traces::send_span(&event, sink.name(), sink.destination(&event));
         let delivery = sink.send(&event).await;
         deliveries.push((event, again, attempts + 1, delivery, span));
     }

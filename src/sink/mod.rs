@@ -126,8 +126,8 @@ pub trait Sink: Send + 'static {
     fn name(&self) -> &'static str;
 
     /// Where `event` goes (the Kafka topic, the RabbitMQ exchange), for its
-    /// span's `messaging.destination.name`.
-    fn destination(&self, event: &Event) -> Arc<str>;
+    /// span's `messaging.destination.name`. Borrowed: asked for every event.
+    fn destination(&self, event: &Event) -> &str;
 
     /// Hands `event` to the client. Resolves once it is on its way (buffered
     /// or written), with a future for the broker's confirmation. Events sent

@@ -167,7 +167,7 @@ impl State {
         item.attempts += 1;
         if item.attempts == 1 {
             item.span =
-                traces::send_span(&item.event, self.sink_name, &sink.destination(&item.event));
+                traces::send_span(&item.event, self.sink_name, sink.destination(&item.event));
         }
         match sink.send(&item.event).await {
             Ok(delivery) => {

@@ -8,7 +8,6 @@
 //! flush that carried it succeeded.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use futures_util::future::{FutureExt, Shared};
 use tokio::sync::{mpsc, oneshot};
@@ -110,8 +109,8 @@ impl Sink for StdoutSink {
         "stdout"
     }
 
-    fn destination(&self, _event: &Event) -> Arc<str> {
-        Arc::from("stdout")
+    fn destination(&self, _event: &Event) -> &str {
+        "stdout"
     }
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {

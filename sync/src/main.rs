@@ -55,8 +55,7 @@ fn main() -> ExitCode {
         .with(traces.as_ref().map(|traces| traces.layer(&["openim_sync"])))
         .init();
     if let Some(traces) = &traces {
-        let export = traces.export();
-        tracing::info!(endpoint = %export.endpoint, protocol = ?export.protocol, "exporting traces over OTLP");
+        traces.log_start();
     }
     let code = serve(settings);
     if let Some(traces) = traces {

@@ -244,8 +244,8 @@ impl Sink for KafkaSink {
         "kafka"
     }
 
-    fn destination(&self, event: &Event) -> Arc<str> {
-        Arc::clone(&self.routes.route(event.kind).kafka_topic)
+    fn destination(&self, event: &Event) -> &str {
+        &self.routes.route(event.kind).kafka_topic
     }
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {

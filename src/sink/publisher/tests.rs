@@ -17,8 +17,8 @@ impl Sink for Flaky {
     fn name(&self) -> &'static str {
         "flaky"
     }
-    fn destination(&self, _event: &Event) -> std::sync::Arc<str> {
-        std::sync::Arc::from("flaky")
+    fn destination(&self, _event: &Event) -> &str {
+        "flaky"
     }
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
         if self.reject_id == Some(event.id.as_str()) {

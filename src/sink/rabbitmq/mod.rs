@@ -176,8 +176,8 @@ impl Sink for RabbitMqSink {
         "rabbitmq"
     }
 
-    fn destination(&self, event: &Event) -> Arc<str> {
-        Arc::clone(&self.routes.route(event.kind).rabbitmq_exchange)
+    fn destination(&self, event: &Event) -> &str {
+        &self.routes.route(event.kind).rabbitmq_exchange
     }
 
     async fn send(&mut self, event: &Event) -> Result<Delivery, SinkError> {
