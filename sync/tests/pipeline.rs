@@ -520,10 +520,17 @@ async fn pipeline(lane: Lane) {
                 .iter()
                 .map(|row| (row.get(0), (row.get(1), row.get(2))))
                 .collect();
+            // The read receipts are posted last: wait for them too, or they
+            // may still be on their way when they are counted below.
+            let receipts: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {schema}.read_receipts"), &[])
+                .await
+                .map_or(0, |row| row.get(0));
             let done = acked.sent.keys().all(|id| present.contains_key(id))
                 && expected_revoked
                     .iter()
-                    .all(|id| present.get(*id).is_some_and(|m| m.1));
+                    .all(|id| present.get(*id).is_some_and(|m| m.1))
+                && receipts >= 1;
             if done {
                 break present;
             }
