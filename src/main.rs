@@ -39,7 +39,7 @@ struct Args {
     command: Option<Command>,
 }
 
-/// When events are stranded (README "When events are stranded").
+/// When events are stranded (docs/operations.md, "When events are stranded").
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Publish dead-lettered events and refused callbacks again, through

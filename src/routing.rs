@@ -60,7 +60,7 @@ impl RouteSettings {
         let problem = if pattern.is_empty() {
             "an entry has no `match`: give a callbackCommand, an event type, or a type prefix ending in `*`".to_owned()
         } else if !CallbackKind::all().any(|kind| self.matches(kind)) {
-            format!("`match = {pattern:?}` matches no callback command or event type (see the table in README.md)")
+            format!("`match = {pattern:?}` matches no callback command or event type (see the table in docs/events.md)")
         } else if self.rabbitmq_exchange.as_deref() == Some("") {
             format!("`rabbitmq_exchange` of `{pattern}` is empty")
         } else {

@@ -1,4 +1,4 @@
-//! The shape of `src/` that `README.md` ("Where a callback goes")
+//! The shape of `src/` that `docs/architecture.md` ("Where a callback goes")
 //! promises: no import cycle between modules, and no file that holds
 //! several concepts (none over 400 lines but the catalog table).
 

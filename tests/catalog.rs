@@ -1,6 +1,6 @@
 //! The documents generated from the callback catalog
 //! (`src/normalize/catalog.rs`) must match the code: a JSON Schema per event
-//! type (`schemas/events/`), the README's reference table and the AsyncAPI
+//! type (`schemas/events/`), the reference table in `docs/events.md` and the AsyncAPI
 //! 3.0 document (`schemas/asyncapi.json`). Run with
 //! `OPENIM_BRIDGE_BLESS=1` to rewrite them after changing the catalog.
 //!
@@ -215,14 +215,16 @@ fn readme_table() -> String {
 
 #[test]
 fn the_readme_table_lists_every_command() {
-    let path = root().join("README.md");
+    let path = root().join("docs/events.md");
     let readme = std::fs::read_to_string(&path).unwrap();
     let (start, end) = ("<!-- catalog:start -->\n", "<!-- catalog:end -->");
     let from = readme
         .find(start)
-        .expect("README has <!-- catalog:start -->")
+        .expect("docs/events.md has <!-- catalog:start -->")
         + start.len();
-    let to = readme.find(end).expect("README has <!-- catalog:end -->");
+    let to = readme
+        .find(end)
+        .expect("docs/events.md has <!-- catalog:end -->");
     let expected = format!("{}{}{}", &readme[..from], readme_table(), &readme[to..]);
     check_file(&path, &expected);
 }

@@ -147,7 +147,7 @@ async fn one_trace_from_openims_request_through_kafka_to_the_archives_commit() {
         .iter()
         .find(|span| is_callback(span))
         .unwrap_or_else(|| panic!("no callback span for {id}: {spans:#?}"));
-    // The README's picture of a trace comes from here (--no-capture).
+    // docs/tracing.md's picture of a trace comes from here (--no-capture).
     println!("{}", openim_bridge_test_kit::otlp::tree(&spans, TRACE_ID));
     assert_eq!(callback.service, "openim-bridge");
     assert_eq!(callback.span.kind, SERVER);
