@@ -148,12 +148,13 @@ impl LogSettings {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         match tracing_subscriber::EnvFilter::try_new(&self.level) {
             Ok(_) => Ok(()),
-            Err(err) => Err(ConfigError::invalid(
+            Err(err) => Err(ConfigError::invalid_because(
                 "log.level",
                 format!(
                     "{:?} is not a log filter ({err}); try `info` or `openim_bridge=debug,info`",
                     self.level
                 ),
+                err,
             )),
         }
     }

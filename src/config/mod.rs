@@ -57,6 +57,10 @@ pub enum ConfigError {
         key: &'static str,
         /// What is wrong and what to change.
         problem: String,
+        /// The error behind `problem` (a file that cannot be read, a
+        /// certificate rustls refused), when there is one.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 }
 
@@ -67,6 +71,21 @@ impl ConfigError {
         Self::Invalid {
             key,
             problem: problem.into(),
+            cause: None,
+        }
+    }
+
+    /// As [`ConfigError::invalid`], and `cause` is the error behind it
+    /// (kept as the `source()`; `problem` should still say it in words).
+    pub fn invalid_because(
+        key: &'static str,
+        problem: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Invalid {
+            key,
+            problem: problem.into(),
+            cause: Some(cause.into()),
         }
     }
 }
@@ -141,11 +160,13 @@ pub(crate) fn resolve(
             format!("and {file_key} are both set; keep one"),
         ));
     }
-    let secret = read_secret_file(&path).map_err(|err| {
-        ConfigError::invalid(file_key, format!("cannot read {}: {err}", path.display()))
-    })?;
-    *value = Some(secret);
+    *value = Some(read_secret_file(&path).map_err(|err| unreadable(file_key, &path, err))?);
     Ok(())
+}
+
+/// `path`, named by `key`, cannot be read.
+fn unreadable(key: &'static str, path: &Path, err: std::io::Error) -> ConfigError {
+    ConfigError::invalid_because(key, format!("cannot read {}: {err}", path.display()), err)
 }
 
 /// A PEM file a TLS setting names must be readable now, not at the first
@@ -154,5 +175,5 @@ pub(crate) fn readable(path: Option<&PathBuf>, key: &'static str) -> Result<(), 
     let Some(path) = path else { return Ok(()) };
     std::fs::File::open(path)
         .map(drop)
-        .map_err(|err| ConfigError::invalid(key, format!("cannot read {}: {err}", path.display())))
+        .map_err(|err| unreadable(key, path, err))
 }

@@ -22,7 +22,7 @@ pub enum CallbackError {
     Encoding(String),
     /// The connection failed while the body was read.
     #[error("could not read the request body: {0}")]
-    BodyRead(String),
+    BodyRead(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The body did not arrive in time.
     #[error("the request body did not arrive within http.body_read_timeout_ms ({0} ms)")]
     BodyTimeout(u64),

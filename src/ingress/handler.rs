@@ -297,7 +297,7 @@ impl Handler {
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                 Err(CallbackError::TooLarge(self.max_body_bytes))
             }
-            Err(err) => Err(CallbackError::BodyRead(err.to_string())),
+            Err(err) => Err(CallbackError::BodyRead(err)),
         }
     }
 }

@@ -184,10 +184,9 @@ impl Settings {
             SinkKind::Stdout => {}
         }
         let tls = match (&self.http.tls_cert_file, &self.http.tls_key_file) {
-            (Some(cert), Some(key)) => Some(
-                tls::acceptor(cert, key)
-                    .map_err(|err| ConfigError::invalid("http.tls_cert_file", err.to_string()))?,
-            ),
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(|err| {
+                ConfigError::invalid_because("http.tls_cert_file", err.to_string(), err)
+            })?),
             _ => None,
         };
         let fallback = Route {

@@ -84,6 +84,48 @@ fn errors_name_the_key() {
 }
 
 #[test]
+fn an_unreadable_file_is_named_and_its_error_kept_as_the_source() {
+    use std::error::Error;
+    let err = Settings::load(
+        None,
+        env(&[(
+            "OPENIM_BRIDGE__KAFKA__SASL_PASSWORD_FILE",
+            "/nonexistent/pw",
+        )]),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("kafka.sasl_password_file") && text.contains("/nonexistent/pw"),
+        "{text}"
+    );
+    let io = err
+        .source()
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound)
+    );
+
+    let err = Settings::load(
+        None,
+        env(&[
+            (
+                "OPENIM_BRIDGE__HTTP__TLS_CERT_FILE",
+                "/nonexistent/cert.pem",
+            ),
+            ("OPENIM_BRIDGE__HTTP__TLS_KEY_FILE", "/nonexistent/key.pem"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("http.tls_cert_file"), "{err}");
+    let tls = err
+        .source()
+        .and_then(|cause| cause.downcast_ref::<tls::TlsError>());
+    assert!(tls.is_some_and(|tls| tls.source().is_some()), "{err:?}");
+}
+
+#[test]
 fn contradictory_values_are_rejected() {
     let err = load_err(&[
         ("OPENIM_BRIDGE__SINK__KIND", "kafka"),

@@ -201,7 +201,7 @@ pub(super) async fn create_topics(
             .await
             .map_err(|err| KafkaStartError::CreateTopic {
                 topic: topics.join(", "),
-                cause: err.to_string(),
+                cause: err.into(),
             })?;
         for result in results {
             match result {
@@ -212,7 +212,7 @@ pub(super) async fn create_topics(
                 Err((topic, code)) => {
                     return Err(KafkaStartError::CreateTopic {
                         topic,
-                        cause: code.to_string(),
+                        cause: code.into(),
                     })
                 }
             }

@@ -64,8 +64,9 @@ pub enum KafkaStartError {
     CreateTopic {
         /// The topic.
         topic: String,
-        /// What the broker said.
-        cause: String,
+        /// What the broker (or librdkafka) said.
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
