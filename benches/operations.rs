@@ -7,11 +7,21 @@
 //!   ready, next replica), as an orchestrator does it;
 //! * `kill -9` of a replica and its restart;
 //! * scale from 2 to 3 replicas and back to 2;
-//! * a reload of the load balancer (`kill -USR2` to HAProxy's master).
+//! * a reload of the load balancer (`kill -USR2` to HAProxy's master);
+//! * every replica frozen (SIGSTOP) for 1 s, three times, 2 s apart: what
+//!   CPU throttling under a Kubernetes CPU limit, or a stalled node, does to
+//!   a whole fleet.
 //!
-//! Only the listen address, the replicas' addresses and the stats socket
+//! A restarted or added replica is waited for the documented way: until
+//! HAProxy's stats page lists it `UP`, not only until its `/readyz` answers.
+//! Beside the load, one connection is opened at the start and first used
+//! 20 s later, as Go's transport does with a spare connection.
+//!
+//! Only the listen addresses, the replicas' addresses and the stats socket
 //! path of the shipped file are rewritten (loopback, temporary directory);
-//! scaling to 3 adds a `server` line, as an operator would.
+//! scaling to 3 adds a `server` line, as an operator would. To compare
+//! another HAProxy file side by side, name it in
+//! `OPENIM_BRIDGE_OPERATIONS_HAPROXY_CFG` (it needs the `stats` frontend).
 //!
 //! Load: 4 senders like OpenIM's webhook workers: one request at a time,
 //! keep-alive, a failed request is not sent again, its connection is
@@ -21,11 +31,12 @@
 //! missing for every scenario; for `kill -9`, only requests in flight on the
 //! killed replica may fail (at most one per sender), and 0 missing.
 //!
-//! Run with `scripts/operations` (about 90 s); report in
+//! Run with `scripts/operations` (about 2 minutes); report in
 //! `target/operations/report.md`; exit status 1 when a target is missed.
 
 mod support;
 
+use openim_bridge_test_kit::haproxy::{self, Ports};
 use openim_bridge_test_kit::{free_port, signal};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -40,13 +51,18 @@ use http_body_util::Full;
 use support::{post, Outcome, Sender};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openim-bridge");
-const CONFIG: &str = include_str!("../deploy/haproxy/haproxy.cfg");
+const SHIPPED: &str = include_str!("../deploy/haproxy/haproxy.cfg");
 const TEMPLATE: &str = include_str!("../tests/fixtures/after_send_group_msg_01_text_ios.json");
 const TEMPLATE_ID: &str = "9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91";
 const SENDERS: usize = 4;
 /// Per sender: about 250 callbacks/s, 1,000/s in all.
 const INTERVAL: Duration = Duration::from_millis(4);
 const PARTITIONS: i32 = 3;
+/// How long every replica is frozen, per round.
+const FREEZE: Duration = Duration::from_secs(1);
+/// How long the spare connection stays unused: longer than the 15 s after
+/// which the earlier file's `timeout http-request` closed it.
+const SPARE_IDLE: Duration = Duration::from_secs(20);
 
 /// One HTTP GET; the status, or `None` without an answer.
 async fn get_status(port: u16, path: &str) -> Option<u16> {
@@ -103,6 +119,12 @@ impl Replica {
                 return status;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            signal(child.id(), name);
         }
     }
 
@@ -195,30 +217,95 @@ async fn sender(load: Arc<Load>, lb: u16, number: usize) {
     }
 }
 
-/// The shipped HAProxy file with loopback addresses: the frontend on
-/// `lb`, `servers` as the replicas, the stats socket in `dir`.
-fn haproxy_config(lb: u16, servers: &[(String, u16)], dir: &Path) -> String {
-    let mut config = String::new();
-    for line in CONFIG.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("server ") {
-            continue;
+/// Waits until HAProxy's stats page lists `server` UP (the documented
+/// rolling-restart step), at most 30 s; how long that took.
+async fn admitted(stats: u16, server: &str) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let status = tokio::task::spawn_blocking({
+            let server = server.to_owned();
+            move || haproxy::server_status(stats, "bridges", &server)
+        })
+        .await
+        .unwrap();
+        if status.as_deref() == Some("UP") {
+            return started.elapsed();
         }
-        let line = match trimmed {
-            t if t.starts_with("bind :8080") => format!("    bind 127.0.0.1:{lb}"),
-            t if t.starts_with("stats socket /tmp/haproxy.sock") => line.replace(
-                "/tmp/haproxy.sock",
-                &dir.join("haproxy.sock").display().to_string(),
-            ),
-            _ => line.to_owned(),
-        };
-        config.push_str(&line);
-        config.push('\n');
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    for (name, port) in servers {
-        let _ = writeln!(config, "    server {name} 127.0.0.1:{port}");
+    panic!("HAProxy did not list {server} UP within 30 s");
+}
+
+/// One connection opened now and first used after `idle`, as Go's
+/// transport uses a spare connection; what became of that callback.
+async fn spare_connection(lb: u16, idle: Duration) -> (String, Outcome) {
+    let id = "ops-spare".to_owned();
+    let mut connection = support::connect(([127, 0, 0, 1], lb).into()).await;
+    tokio::time::sleep(idle).await;
+    let body = TEMPLATE.replace(TEMPLATE_ID, &id);
+    let outcome = post(&mut connection, body, Duration::from_secs(15)).await;
+    (id, outcome)
+}
+
+/// "min-max ms" of `durations`.
+fn span(durations: &[Duration]) -> String {
+    let millis = durations.iter().map(Duration::as_millis);
+    match (millis.clone().min(), millis.max()) {
+        (Some(min), Some(max)) => format!("{min}-{max} ms"),
+        _ => "(none)".to_owned(),
     }
-    config
+}
+
+/// What HAProxy logged (`log-format` of the shipped file: ... `%ST %B %tsc
+/// %ac/%fc/%bc/%sc/%rc` ...).
+#[derive(Default)]
+struct HaproxyLog {
+    requests: u64,
+    /// Requests with an error status or no status.
+    failed: u64,
+    /// Failed requests by status (`0` when none was sent).
+    states: BTreeMap<u16, u64>,
+    /// Requests HAProxy sent again (`%rc` > 0).
+    retried: u64,
+    /// "Server ... is DOWN" lines, as logged.
+    down: Vec<String>,
+}
+
+impl HaproxyLog {
+    fn read(path: &Path) -> Self {
+        let mut log = Self::default();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines() {
+            if line.contains(" is DOWN") {
+                log.down.push(line.trim().to_owned());
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(status), Some(counts)) = (fields.get(5), fields.get(8)) else {
+                continue;
+            };
+            if !fields.get(3).is_some_and(|server| server.contains('/')) {
+                continue;
+            }
+            let Ok(status) = status.parse::<i32>() else {
+                continue;
+            };
+            log.requests += 1;
+            if !(200..300).contains(&status) {
+                log.failed += 1;
+                *log.states.entry(status.max(0) as u16).or_default() += 1;
+            }
+            let retries = counts
+                .rsplit('/')
+                .next()
+                .unwrap_or("0")
+                .trim_start_matches('+');
+            if retries.parse::<u64>().is_ok_and(|n| n > 0) {
+                log.retried += 1;
+            }
+        }
+        log
+    }
 }
 
 struct Scenario {
@@ -227,7 +314,7 @@ struct Scenario {
     in_flight_may_fail: bool,
 }
 
-const SCENARIOS: [Scenario; 6] = [
+const SCENARIOS: [Scenario; 7] = [
     Scenario {
         name: "steady load (baseline)",
         in_flight_may_fail: false,
@@ -250,6 +337,10 @@ const SCENARIOS: [Scenario; 6] = [
     },
     Scenario {
         name: "reload HAProxy (kill -USR2 to its master)",
+        in_flight_may_fail: false,
+    },
+    Scenario {
+        name: "every replica frozen (SIGSTOP) 1 s, 3 times, 2 s apart",
         in_flight_may_fail: false,
     },
 ];
@@ -301,16 +392,26 @@ async fn main() {
     replicas[0].start().await;
     replicas[1].start().await;
 
-    let lb = free_port();
+    let ports = Ports {
+        frontend: free_port(),
+        stats: free_port(),
+    };
+    let lb = ports.frontend;
     let servers = |replicas: &[Replica]| -> Vec<(String, u16)> {
         replicas
             .iter()
             .map(|replica| (replica.name.clone(), replica.port))
             .collect()
     };
+    let shipped = match std::env::var_os("OPENIM_BRIDGE_OPERATIONS_HAPROXY_CFG") {
+        Some(path) => std::fs::read_to_string(&path).expect("OPENIM_BRIDGE_OPERATIONS_HAPROXY_CFG"),
+        None => SHIPPED.to_owned(),
+    };
+    let config =
+        |servers: &[(String, u16)]| haproxy::loopback_config(&shipped, ports, servers, work.path());
     let two = servers(&replicas[..2]);
     let config_path = work.path().join("haproxy.cfg");
-    std::fs::write(&config_path, haproxy_config(lb, &two, work.path())).unwrap();
+    std::fs::write(&config_path, config(&two)).unwrap();
     let mut haproxy = Command::new("haproxy")
         .arg("-W")
         .arg("-db")
@@ -320,14 +421,12 @@ async fn main() {
         .stderr(std::fs::File::create(out.join("haproxy.stderr")).unwrap())
         .spawn()
         .expect("haproxy (scripts/operations installs it)");
-    for _ in 0..100 {
-        if get_status(lb, "/readyz").await == Some(200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for replica in &replicas[..2] {
+        admitted(ports.stats, &replica.name).await;
     }
-    // Both replicas seen up.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // How long HAProxy took to send callbacks to a replica again once its
+    // /readyz answered 200.
+    let mut admission = Vec::new();
 
     let load = Arc::new(Load {
         scenarios: SCENARIOS.iter().map(|_| Tally::default()).collect(),
@@ -338,10 +437,8 @@ async fn main() {
     let senders: Vec<_> = (0..SENDERS)
         .map(|n| tokio::spawn(sender(Arc::clone(&load), lb, n)))
         .collect();
+    let spare = tokio::spawn(spare_connection(lb, SPARE_IDLE));
     let steady = Duration::from_secs(3);
-    // How long HAProxy needs to see a replica that became ready (one
-    // check every 500 ms, rise 1), with a margin.
-    let seen_up = Duration::from_millis(1500);
     let mut unclean = Vec::new();
     let next = |load: &Load, index: usize| {
         load.current.store(index, Ordering::SeqCst);
@@ -351,6 +448,8 @@ async fn main() {
     next(&load, 0);
     tokio::time::sleep(steady).await;
 
+    // The documented procedure: SIGTERM, wait for the exit, start, wait
+    // until HAProxy lists the replica UP; then the next one.
     next(&load, 1);
     for replica in &mut replicas[..2] {
         let status = replica.terminate().await;
@@ -358,7 +457,7 @@ async fn main() {
             unclean.push(format!("{}: {status}", replica.name));
         }
         replica.start().await;
-        tokio::time::sleep(seen_up).await;
+        admission.push(admitted(ports.stats, &replica.name).await);
     }
     tokio::time::sleep(steady).await;
 
@@ -366,15 +465,15 @@ async fn main() {
     replicas[0].kill_9();
     tokio::time::sleep(Duration::from_secs(1)).await;
     replicas[0].start().await;
-    tokio::time::sleep(seen_up).await;
+    admission.push(admitted(ports.stats, &replicas[0].name).await);
     tokio::time::sleep(steady).await;
 
     next(&load, 3);
     replicas[2].start().await;
     let three = servers(&replicas);
-    std::fs::write(&config_path, haproxy_config(lb, &three, work.path())).unwrap();
+    std::fs::write(&config_path, config(&three)).unwrap();
     signal(haproxy.id(), "USR2");
-    tokio::time::sleep(seen_up).await;
+    admission.push(admitted(ports.stats, &replicas[2].name).await);
     tokio::time::sleep(steady).await;
 
     next(&load, 4);
@@ -382,12 +481,25 @@ async fn main() {
     if !status.success() {
         unclean.push(format!("{}: {status}", replicas[2].name));
     }
-    std::fs::write(&config_path, haproxy_config(lb, &two, work.path())).unwrap();
+    std::fs::write(&config_path, config(&two)).unwrap();
     signal(haproxy.id(), "USR2");
     tokio::time::sleep(steady).await;
 
     next(&load, 5);
     signal(haproxy.id(), "USR2");
+    tokio::time::sleep(steady).await;
+
+    next(&load, 6);
+    for _ in 0..3 {
+        for replica in &replicas[..2] {
+            replica.signal("STOP");
+        }
+        tokio::time::sleep(FREEZE).await;
+        for replica in &replicas[..2] {
+            replica.signal("CONT");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     tokio::time::sleep(steady).await;
 
     load.stop.store(true, Ordering::SeqCst);
@@ -396,11 +508,15 @@ async fn main() {
     }
 
     // Every acked callback must be in Kafka.
-    let wanted: HashSet<String> = load
+    let (spare_id, spare) = spare.await.unwrap();
+    let mut wanted: HashSet<String> = load
         .scenarios
         .iter()
         .flat_map(|tally| tally.acked.lock().unwrap().clone())
         .collect();
+    if matches!(spare, Outcome::Acked) {
+        wanted.insert(spare_id.clone());
+    }
     let seen = tokio::task::spawn_blocking({
         let (brokers, topic, wanted) = (brokers.clone(), topic.clone(), wanted.clone());
         move || {
@@ -455,6 +571,44 @@ async fn main() {
             if met { "met" } else { "MISSED" },
         );
     }
+    let spare = match spare {
+        Outcome::Acked if seen.contains(&spare_id) => "acked, in Kafka".to_owned(),
+        Outcome::Acked => "acked, MISSING from Kafka".to_owned(),
+        Outcome::Refused(status) => format!("answered {status}"),
+        Outcome::NoReply(why) => format!("no reply: {why}"),
+    };
+    failed |= spare != "acked, in Kafka";
+    let _ = writeln!(
+        report,
+        "\nA connection opened at the start and first used {} s later (Go keeps spare connections): {spare}.",
+        SPARE_IDLE.as_secs()
+    );
+    let _ = writeln!(
+        report,
+        "\nA restarted or added replica was sent callbacks again {} after its `/readyz` answered 200 (HAProxy's stats page listing it UP; {} restarts): the rolling restart waits for that, not only for `/readyz`.",
+        span(&admission),
+        admission.len()
+    );
+    let client_failures: u64 = load
+        .scenarios
+        .iter()
+        .map(|tally| {
+            tally.refused.lock().unwrap().values().sum::<u64>()
+                + tally.no_reply.load(Ordering::SeqCst)
+        })
+        .sum();
+    let log = HaproxyLog::read(&out.join("haproxy.log"));
+    failed |= log.failed < client_failures;
+    let _ = writeln!(
+        report,
+        "\nHAProxy's log: {} requests logged (`option dontlog-normal`: only abnormal ones), {} of them failed ({}), {} resent to another replica; {client_failures} failures seen by the senders{}. Replicas marked DOWN: {}.",
+        log.requests,
+        log.failed,
+        support::counts(&log.states),
+        log.retried,
+        if log.failed < client_failures { ", NOT all logged" } else { ", all logged" },
+        if log.down.is_empty() { "none".to_owned() } else { log.down.join("; ") },
+    );
     for (scenario, tally) in SCENARIOS.iter().zip(&load.scenarios) {
         for failure in tally.failures.lock().unwrap().iter() {
             let _ = writeln!(report, "\n- no reply ({}): {failure}", scenario.name);

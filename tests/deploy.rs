@@ -4,9 +4,9 @@
 //! than the bridge's drain deadline; broker data lives in named volumes,
 //! every long-running service comes back after a reboot, only the load
 //! balancer is published on every interface, and the topic takes the
-//! largest callback the bridge accepts. On Kubernetes: a pinned image
-//! named through kustomize, and no `replicas` beside the autoscaler.
-//! (No Docker engine or cluster runs here: these read the files.)
+//! largest callback the bridge accepts; the HAProxy file passes
+//! `haproxy -c`. Kubernetes: `tests/kubernetes.rs`. (No Docker engine runs
+//! here: these read the files.)
 
 use std::path::Path;
 
@@ -126,6 +126,62 @@ fn load_balancer_and_prometheus_know_every_replica() {
     }
 }
 
+/// `haproxy -c` on `config`: its exit status and what it printed.
+fn haproxy_check(config: &std::path::Path) -> (bool, String) {
+    let output = std::process::Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(config)
+        .output()
+        .expect("haproxy (scripts/test installs it: apt-get install haproxy)");
+    let printed = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    (output.status.success(), printed)
+}
+
+/// The shipped file is valid as shipped (its replica names do not resolve
+/// here: those servers start out down, the only warning allowed) and as the
+/// loopback copy the operations test and the pipeline test run, with no
+/// warning at all. Debian's HAProxy 2.6 checks it; compose runs 2.8.
+#[test]
+fn the_shipped_haproxy_file_passes_haproxy_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = root.join("deploy/haproxy/haproxy.cfg");
+    let (valid, printed) = haproxy_check(&shipped);
+    assert!(valid, "haproxy -c {}: {printed}", shipped.display());
+    for line in printed.lines().filter(|line| line.contains("[WARNING]")) {
+        assert!(
+            line.contains("could not resolve address 'bridge-"),
+            "haproxy -c warns: {line}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ports = openim_bridge_test_kit::haproxy::Ports {
+        frontend: openim_bridge_test_kit::free_port(),
+        stats: openim_bridge_test_kit::free_port(),
+    };
+    let servers = [
+        ("bridge-1".to_owned(), 18081),
+        ("bridge-2".to_owned(), 18082),
+    ];
+    let loopback = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &loopback,
+        openim_bridge_test_kit::haproxy::loopback_config(
+            &read("deploy/haproxy/haproxy.cfg"),
+            ports,
+            &servers,
+            dir.path(),
+        ),
+    )
+    .unwrap();
+    let (valid, printed) = haproxy_check(&loopback);
+    assert!(
+        valid && !printed.contains("[WARNING]") && !printed.contains("[ALERT]"),
+        "haproxy -c on the loopback copy: {printed}"
+    );
+}
+
 #[test]
 fn grafana_dashboard_uses_only_metrics_the_bridge_exports() {
     let dashboard: Value =
@@ -154,188 +210,11 @@ fn grafana_dashboard_uses_only_metrics_the_bridge_exports() {
     assert!(checked >= 8, "only {checked} metric references found");
 }
 
-fn kubernetes_validate(files: &[std::path::PathBuf]) -> std::process::Output {
-    let tool = std::env::var("OPENIM_BRIDGE_KUBERNETES_VALIDATE")
-        .unwrap_or_else(|_| "kubernetes-validate".to_owned());
-    std::process::Command::new(&tool)
-        .args(["--strict", "--kubernetes-version", "1.33.0"])
-        .args(files)
-        .output()
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot run {tool} ({err}): run scripts/test, which installs kubernetes-validate"
-            )
-        })
-}
-
-#[test]
-fn kubernetes_manifests_pass_the_kubernetes_schemas() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
-    // kustomization.yaml is kustomize's, not an API object; jobs/ holds
-    // what an operator runs by hand (the drain Job, its ORDINAL filled in).
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|path| path.is_file() && !path.ends_with("kustomization.yaml"))
-        .collect();
-    let drain =
-        std::env::temp_dir().join(format!("openim-bridge-drain-{}.yaml", std::process::id()));
-    std::fs::write(
-        &drain,
-        read("deploy/kubernetes/jobs/drain.yaml").replace("ORDINAL", "2"),
-    )
-    .unwrap();
-    files.push(drain.clone());
-    files.push(dir.join("sync/deployment.yaml"));
-    files.sort();
-    assert!(files.len() >= 7, "{files:?}");
-    let output = kubernetes_validate(&files);
-    std::fs::remove_file(drain).unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{report}");
-    for kind in [
-        "statefulset",
-        "service",
-        "configmap",
-        "poddisruptionbudget",
-        "horizontalpodautoscaler",
-        "job",
-        "deployment",
-    ] {
-        assert!(
-            report.contains(&format!("passed for resource {kind}/")),
-            "{kind} not validated:\n{report}"
-        );
-    }
-    // The check can fail: an unknown field is refused in strict mode.
-    let broken =
-        std::env::temp_dir().join(format!("openim-bridge-broken-{}.yaml", std::process::id()));
-    std::fs::write(
-        &broken,
-        read("deploy/kubernetes/pdb.yaml")
-            .replace("minAvailable: 1", "minAvailable: 1\n  minimumAvailable: 1"),
-    )
-    .unwrap();
-    let output = kubernetes_validate(std::slice::from_ref(&broken));
-    std::fs::remove_file(broken).unwrap();
-    assert!(!output.status.success(), "a broken manifest passed");
-}
-
-#[test]
-fn kubernetes_config_loads_and_drains_within_the_grace_period() {
-    let configmap: Value =
-        serde_yaml_ng::from_str(&read("deploy/kubernetes/configmap.yaml")).unwrap();
-    let toml = configmap["data"]["openim-bridge.toml"].as_str().unwrap();
-    let path = std::env::temp_dir().join(format!("openim-bridge-k8s-{}.toml", std::process::id()));
-    std::fs::write(&path, toml).unwrap();
-    let settings = Settings::load(Some(&path), Some(Default::default()))
-        .expect("the ConfigMap's settings load");
-    std::fs::remove_file(path).unwrap();
-    let statefulset: Value =
-        serde_yaml_ng::from_str(&read("deploy/kubernetes/statefulset.yaml")).unwrap();
-    let pod = &statefulset["spec"]["template"]["spec"];
-    let grace_ms = pod["terminationGracePeriodSeconds"].as_u64().unwrap() * 1000;
-    let shutdown = &settings.shutdown;
-    assert!(
-        shutdown.ready_delay_ms + shutdown.drain_timeout_ms < grace_ms,
-        "ready delay {} ms + drain {} ms >= grace {grace_ms} ms",
-        shutdown.ready_delay_ms,
-        shutdown.drain_timeout_ms
-    );
-    let container = &pod["containers"][0];
-    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    let readiness = &container["readinessProbe"];
-    assert_eq!(readiness["httpGet"]["path"], "/readyz");
-    // The endpoint is removed well within the ready delay.
-    let notice_ms = readiness["periodSeconds"].as_u64().unwrap()
-        * readiness["failureThreshold"].as_u64().unwrap_or(3)
-        * 1000;
-    assert!(
-        notice_ms < shutdown.ready_delay_ms,
-        "readiness notices shutdown after {notice_ms} ms, ready delay {} ms",
-        shutdown.ready_delay_ms
-    );
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "spool")
-        .expect("spool mount");
-    assert_eq!(
-        mount["mountPath"].as_str().unwrap(),
-        settings.spool.dir.to_str().unwrap()
-    );
-}
-
-#[test]
-fn kubernetes_takes_broker_passwords_from_the_secret() {
-    let statefulset: Value =
-        serde_yaml_ng::from_str(&read("deploy/kubernetes/statefulset.yaml")).unwrap();
-    let env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let from_secret = |variable: &str| {
-        let entry = env
-            .iter()
-            .find(|e| e["name"] == variable)
-            .unwrap_or_else(|| panic!("{variable} is not set from the Secret"));
-        let reference = &entry["valueFrom"]["secretKeyRef"];
-        assert_eq!(reference["name"], "openim-bridge", "{variable}");
-        assert_eq!(reference["optional"], true, "{variable}");
-        reference["key"].as_str().unwrap().to_owned()
-    };
-    assert_eq!(
-        from_secret("OPENIM_BRIDGE__KAFKA__SASL_PASSWORD"),
-        "kafka-password"
-    );
-    assert_eq!(
-        from_secret("OPENIM_BRIDGE__RABBITMQ__PASSWORD"),
-        "rabbitmq-password"
-    );
-    // The ConfigMap's commented managed-Kafka lines, uncommented, load with
-    // the password the Secret puts in the environment.
-    let configmap: Value =
-        serde_yaml_ng::from_str(&read("deploy/kubernetes/configmap.yaml")).unwrap();
-    let toml = configmap["data"]["openim-bridge.toml"]
-        .as_str()
-        .unwrap()
-        .replace("# security_protocol", "security_protocol")
-        .replace("# sasl_", "sasl_");
-    let path = std::env::temp_dir().join(format!(
-        "openim-bridge-k8s-sasl-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(&path, toml).unwrap();
-    let env = [(
-        "OPENIM_BRIDGE__KAFKA__SASL_PASSWORD".to_owned(),
-        "from-the-secret".to_owned(),
-    )];
-    let loaded = Settings::load(Some(&path), Some(env.into_iter().collect()));
-    std::fs::remove_file(path).unwrap();
-    let settings = loaded.expect("the secured ConfigMap loads");
-    assert_eq!(
-        settings.kafka.security_protocol,
-        openim_bridge::settings::SecurityProtocol::SaslSsl
-    );
-    assert_eq!(
-        settings.kafka.sasl_password.as_ref().unwrap().expose(),
-        "from-the-secret"
-    );
-}
-
 /// Room for what an event adds to its callback's body: the CloudEvents
 /// headers, the key, the `data` fields the bridge adds (event id, type,
 /// conversation, times) and Kafka's record overhead. A few hundred bytes
 /// in practice; 16 KiB leaves room for long ids.
 const ENVELOPE_BYTES: usize = 16 * 1024;
-
-/// Kafka's default `max.message.bytes` for a topic created without one.
-const KAFKA_DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
 /// Services that run once and exit (others wait for them to complete).
 fn one_shot(doc: &Value) -> Vec<String> {
@@ -543,165 +422,6 @@ fn the_topic_takes_the_largest_callback_the_bridge_accepts() {
             .unwrap()
             .contains(&format!("--topic {}", settings.kafka.topic)),
         "kafka-topics creates the bridges' topic"
-    );
-    // Kubernetes: the topic is the cluster's; the ConfigMap keeps callbacks
-    // within Kafka's default limit.
-    let configmap: Value =
-        serde_yaml_ng::from_str(&read("deploy/kubernetes/configmap.yaml")).unwrap();
-    let toml = configmap["data"]["openim-bridge.toml"].as_str().unwrap();
-    let path = std::env::temp_dir().join(format!(
-        "openim-bridge-k8s-limit-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(&path, toml).unwrap();
-    let loaded = Settings::load(Some(&path), Some(Default::default()));
-    std::fs::remove_file(path).unwrap();
-    let max_body = loaded.unwrap().http.max_body_bytes;
-    assert!(
-        max_body + ENVELOPE_BYTES <= KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
-        "ConfigMap http.max_body_bytes {max_body} does not fit Kafka's default max.message.bytes"
-    );
-}
-
-fn manifest(file: &str) -> Value {
-    serde_yaml_ng::from_str(&read(&format!("deploy/kubernetes/{file}"))).unwrap()
-}
-
-#[test]
-fn kubernetes_images_are_pinned_pulled_if_not_present_and_named_by_kustomize() {
-    let statefulset = manifest("statefulset.yaml");
-    let kustomization = manifest("kustomization.yaml");
-    // The drain Job runs the image kustomize gives the StatefulSet.
-    let job = manifest("jobs/drain.yaml");
-    let job_container = &job["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(
-        job_container["image"].as_str().unwrap(),
-        format!(
-            "{}:{}",
-            kustomization["images"][0]["newName"].as_str().unwrap(),
-            kustomization["images"][0]["newTag"].as_str().unwrap()
-        )
-    );
-    assert_eq!(job_container["args"][0], "drain");
-    let renamed: Vec<&str> = kustomization["images"]
-        .as_array()
-        .expect("kustomization.yaml names the image")
-        .iter()
-        .map(|image| image["name"].as_str().unwrap())
-        .collect();
-    let containers = statefulset["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap();
-    for container in containers {
-        let image = container["image"].as_str().unwrap();
-        let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-        assert_ne!(
-            tag, "latest",
-            "{image}: a moving tag is pulled again at every start"
-        );
-        assert_eq!(
-            container["imagePullPolicy"], "IfNotPresent",
-            "{image}: set imagePullPolicy"
-        );
-        assert!(
-            renamed.contains(&name),
-            "{name}: kustomization.yaml does not name it (pods would pull docker.io/library/{name})"
-        );
-    }
-    // Every manifest here is applied by `kubectl apply -k`.
-    let resources = kustomization["resources"].as_array().unwrap();
-    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes"))
-        .unwrap()
-        .filter(|entry| entry.as_ref().unwrap().path().is_file())
-        .count();
-    assert_eq!(resources.len() + 1, files, "{resources:?}");
-}
-
-#[test]
-fn openim_sync_runs_the_named_image_with_its_settings_from_a_secret() {
-    let base = manifest("kustomization.yaml");
-    let sync = manifest("sync/kustomization.yaml");
-    assert_eq!(base["images"], sync["images"], "one image for both");
-    let deployment = manifest("sync/deployment.yaml");
-    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(container["command"][0], "/usr/local/bin/openim-sync");
-    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
-    let env = container["env"].as_array().unwrap();
-    let url = env
-        .iter()
-        .find(|e| e["name"] == "OPENIM_SYNC__POSTGRES__URL")
-        .expect("the database URL");
-    assert_eq!(url["valueFrom"]["secretKeyRef"]["name"], "openim-sync");
-    // Every variable is one openim-sync reads (it refuses unknown keys).
-    let vars: std::collections::HashMap<String, String> = env
-        .iter()
-        .map(|e| {
-            let value = e["value"].as_str().unwrap_or("postgres://u@h/d");
-            (e["name"].as_str().unwrap().to_owned(), value.to_owned())
-        })
-        .collect();
-    openim_sync::settings::Settings::load(None, Some(vars))
-        .expect("the Deployment's settings load");
-}
-
-#[test]
-fn kustomize_renders_every_manifest_with_the_named_image() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
-    let output = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|err| {
-            panic!("cannot run kubectl ({err}): install kubectl (it carries kustomize)")
-        });
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rendered = String::from_utf8(output.stdout).unwrap();
-    let kinds: Vec<String> = rendered
-        .lines()
-        .filter_map(|line| line.strip_prefix("kind: "))
-        .map(str::to_owned)
-        .collect();
-    for kind in [
-        "ConfigMap",
-        "Service",
-        "StatefulSet",
-        "PodDisruptionBudget",
-        "HorizontalPodAutoscaler",
-    ] {
-        assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
-    }
-    let kustomization = manifest("kustomization.yaml");
-    let image = &kustomization["images"][0];
-    let expected = format!(
-        "image: {}:{}",
-        image["newName"].as_str().unwrap(),
-        image["newTag"].as_str().unwrap()
-    );
-    assert!(
-        rendered.contains(&expected),
-        "{expected} not in\n{rendered}"
-    );
-}
-
-#[test]
-fn no_replicas_where_an_autoscaler_targets_the_set() {
-    let hpa = manifest("hpa.yaml");
-    let target = &hpa["spec"]["scaleTargetRef"];
-    let statefulset = manifest("statefulset.yaml");
-    assert_eq!(target["kind"], statefulset["kind"]);
-    assert_eq!(target["name"], statefulset["metadata"]["name"]);
-    assert!(
-        statefulset["spec"].get("replicas").is_none(),
-        "statefulset.yaml sets replicas while the HPA owns them: every `kubectl apply` resets an autoscaled set"
-    );
-    // A removed ordinal's spool is kept for `drain` or its next start.
-    assert_eq!(
-        statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
-        "Retain"
     );
 }
 

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{amqp_url, bridge_binary, fixture, postgres_url, unique};
+use openim_bridge_test_kit::haproxy::{self, Ports};
 use openim_bridge_test_kit::{free_port, signal};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -147,37 +148,6 @@ async fn acked(lb: u16, callback: &Value) -> bool {
             .is_ok_and(|reply| reply["actionCode"] == 0 && reply["errCode"] == 0),
         _ => false,
     }
-}
-
-/// The shipped HAProxy file on loopback: the frontend on `lb`, `servers`.
-fn haproxy_config(lb: u16, servers: &[u16], dir: &Path) -> String {
-    let shipped = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy/haproxy.cfg"),
-    )
-    .unwrap();
-    let mut config = String::new();
-    for line in shipped.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("server ") {
-            continue;
-        }
-        let line = if trimmed.starts_with("bind :8080") {
-            format!("    bind 127.0.0.1:{lb}")
-        } else if trimmed.starts_with("stats socket /tmp/haproxy.sock") {
-            line.replace(
-                "/tmp/haproxy.sock",
-                &dir.join("haproxy.sock").display().to_string(),
-            )
-        } else {
-            line.to_owned()
-        };
-        config.push_str(&line);
-        config.push('\n');
-    }
-    for (n, port) in servers.iter().enumerate() {
-        config.push_str(&format!("    server bridge-{} 127.0.0.1:{port}\n", n + 1));
-    }
-    config
 }
 
 /// What the senders saw acked.
@@ -390,9 +360,26 @@ async fn pipeline(lane: Lane) {
             .await
             .expect("a bridge is ready");
     }
-    let lb = free_port();
+    let haproxy_ports = Ports {
+        frontend: free_port(),
+        stats: free_port(),
+    };
+    let lb = haproxy_ports.frontend;
     let config = work.path().join("haproxy.cfg");
-    std::fs::write(&config, haproxy_config(lb, &ports, work.path())).unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy/haproxy.cfg"),
+    )
+    .unwrap();
+    let servers: Vec<(String, u16)> = ports
+        .iter()
+        .enumerate()
+        .map(|(n, port)| (format!("bridge-{}", n + 1), *port))
+        .collect();
+    std::fs::write(
+        &config,
+        haproxy::loopback_config(&shipped, haproxy_ports, &servers, work.path()),
+    )
+    .unwrap();
     let _haproxy = Proc::new(move || {
         Command::new("haproxy")
             .args(["-W", "-db", "-f"])

@@ -5,6 +5,7 @@
 
 pub mod amqp;
 pub mod bridge;
+pub mod haproxy;
 pub mod kafka;
 pub mod otlp;
 
