@@ -26,8 +26,8 @@ use tracing::{error, info, warn};
 use crate::broker::{self, SinkStartError};
 use crate::ingress::{server, Handler};
 use crate::settings::{SinkKind, Validated};
+use crate::sink::dead_letter::DeadLetter;
 use crate::sink::{publisher, refusal};
-use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{self, OpenError, SpoolReader, SpoolWriter};
 use crate::stats::Stats;
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::broker::{self, SinkStartError};
 use crate::settings::Validated;
+use crate::sink::dead_letter::DeadLetter;
 use crate::sink::publisher;
-use crate::spool::dead_letter::DeadLetter;
 use crate::spool::{self, OpenError};
 use crate::stats::Stats;
 

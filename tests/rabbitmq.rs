@@ -215,7 +215,7 @@ async fn unroutable_events_and_only_those_are_dead_lettered() {
 
     let dead_letter = bridge
         .spool
-        .join(openim_bridge::spool::dead_letter::FILE_NAME);
+        .join(openim_bridge::sink::dead_letter::FILE_NAME);
     let dead_ids = || -> Vec<String> {
         std::fs::read_to_string(&dead_letter)
             .unwrap_or_default()

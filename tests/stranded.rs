@@ -47,7 +47,7 @@ fn rabbitmq_env(url: &str, exchange: &str) -> Vec<(String, String)> {
 
 /// The JSON lines of every dead-letter file in `dir`.
 fn dead_letters(dir: &Path) -> Vec<Value> {
-    openim_bridge::spool::dead_letter::files(dir)
+    openim_bridge::sink::dead_letter::files(dir)
         .iter()
         .flat_map(|path| {
             std::fs::read_to_string(path)
@@ -301,7 +301,7 @@ fn summary_number(summary: &str, what: &str) -> Option<usize> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_for_a_topic_that_did_not_exist_is_replayed_once_it_does() {
     use openim_bridge::sink::{Destination, RejectClass};
-    use openim_bridge::spool::dead_letter::{Context, DeadLetterFile};
+    use openim_bridge::sink::dead_letter::{Context, DeadLetterFile};
     let brokers = kafka_brokers();
     let topic = unique("openim-replay-missing");
     // A dead-letter file as a bridge writes it, for a topic that was gone.

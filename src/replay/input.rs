@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::normalize::{self, Event};
-use crate::spool::dead_letter::{self, line::Stored};
+use crate::sink::dead_letter::{self, line::Stored};
 
 /// File names of the invalid-callback log and what replay writes of it.
 const INVALID_PREFIX: &str = "invalid-callbacks";

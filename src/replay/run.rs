@@ -19,8 +19,8 @@ use super::{Options, ReplayError, Summary};
 use crate::broker::{self, AnySink};
 use crate::normalize::Event;
 use crate::settings::Validated;
+use crate::sink::dead_letter::{self, line};
 use crate::sink::{Sink, SinkError};
-use crate::spool::dead_letter::{self, line};
 use crate::stats::Stats;
 use crate::traces;
 

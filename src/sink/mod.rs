@@ -10,8 +10,10 @@
 //!   and every one sent after it are sent again, in order (at-least-once;
 //!   consumers deduplicate on the CloudEvents `id`);
 //! * [`SinkError::Rejected`]: the broker refused this event for good; it is
-//!   logged with its id and counted, never silently dropped.
+//!   logged with its id, counted and written to the [`dead_letter`] file,
+//!   never silently dropped.
 
+pub mod dead_letter;
 pub mod kafka;
 pub mod publisher;
 pub mod rabbitmq;

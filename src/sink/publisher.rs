@@ -22,10 +22,10 @@ use tracing::{debug, error, info, warn};
 
 use time::OffsetDateTime;
 
+use super::dead_letter::DeadLetter;
 use super::settings::SinkSettings;
 use super::{refusal, Delivery, Rejection, Sink, SinkError};
-use crate::spool::dead_letter::DeadLetter;
-use crate::spool::{SpoolReader, Spooled, ACK_PERSIST_INTERVAL};
+use crate::spool::{SpoolReader, Spooled, CHECKPOINT_INTERVAL};
 use crate::stats::{EventOutcome, Stats};
 use crate::telemetry::RateLimit;
 use crate::traces;
@@ -59,8 +59,8 @@ pub async fn run<S: Sink>(
     let mut backoff = Backoff::new(&settings);
     let mut queue_done = false;
     let mut last_recover_error: Option<String> = None;
-    let mut persist = tokio::time::interval(ACK_PERSIST_INTERVAL);
-    persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checkpoint = tokio::time::interval(CHECKPOINT_INTERVAL);
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if state.failed.is_some() && state.in_flight.is_empty() {
             tokio::time::sleep(backoff.next_delay()).await;
@@ -122,16 +122,16 @@ pub async fn run<S: Sink>(
                 Some(item) => state.send(&mut sink, item).await,
                 None => queue_done = true,
             },
-            _ = persist.tick() => {
+            _ = checkpoint.tick() => {
                 state.write_dead_letter();
-                queue.persist_if_moved();
+                queue.checkpoint_if_moved();
             }
             // Unreachable by construction (some branch is always enabled);
             // present so an oversight can never panic the publisher.
             else => tokio::task::yield_now().await,
         }
     }
-    queue.persist().await;
+    queue.checkpoint_and_wait().await;
     sink.close().await;
     info!(
         sink = state.sink_name,
@@ -279,7 +279,7 @@ impl State {
 
     /// A dead-letter line was written, or failed. One that failed stays (in
     /// the spool and first in line) and is tried again at the next tick
-    /// (every [`ACK_PERSIST_INTERVAL`]), while other events keep flowing to
+    /// (every [`CHECKPOINT_INTERVAL`]), while other events keep flowing to
     /// the broker: only the acked position waits for it.
     fn dead_letter_written(&mut self, queue: &mut SpoolReader, written: std::io::Result<()>) {
         match written {

@@ -5,9 +5,9 @@
 
 use time::OffsetDateTime;
 
+pub use super::dead_letter::line::{Destination, RejectClass};
+use super::dead_letter::Context;
 use super::Problem;
-pub use crate::spool::dead_letter::line::{Destination, RejectClass};
-use crate::spool::dead_letter::Context;
 
 /// A refusal for good: [`super::SinkError::Rejected`].
 #[derive(Debug, Clone)]

@@ -69,7 +69,7 @@ async fn a_failing_read_is_retried_and_skips_nothing() {
     assert_eq!(snap.spool_read_errors, 7, "each failed read counted");
     assert_eq!(snap.spool_skipped_bytes, 0, "nothing skipped");
     assert_eq!(stats.spool_read_failing.get(), 0, "reads work again");
-    reader.persist().await;
+    reader.checkpoint_and_wait().await;
     drop(reader);
     // Nothing is replayed either: every event was confirmed once.
     let (writer, mut reader) =
@@ -295,7 +295,7 @@ async fn a_segment_that_cannot_be_removed_now_is_removed_later() {
         reader.complete(item.position);
     }
     reader.complete(items[0].position);
-    reader.persisted().await;
+    reader.wait_for_checkpoint().await;
     assert_eq!(disk.failures(), 1, "the injected failure was hit");
     // More traffic: the acked position moves on, and the left-over
     // segment goes with the next deletion.
@@ -306,7 +306,7 @@ async fn a_segment_that_cannot_be_removed_now_is_removed_later() {
         last = item.position.expect("written");
         reader.complete(item.position);
     }
-    reader.persist().await;
+    reader.checkpoint_and_wait().await;
     drop(writer);
     let left = list_segments(dir.path()).unwrap();
     assert!(

@@ -10,7 +10,8 @@
 //! {spool.dir}/00000000000000000007.seg   segments, named by a growing id
 //! {spool.dir}/00000000000000000008.seg   (the writer appends to the newest)
 //! {spool.dir}/acked                      "segment offset": all before it is confirmed
-//! {spool.dir}/dead-letter.jsonl          events the broker refused for good
+//! {spool.dir}/dead-letter.jsonl          events the broker refused for good (written by the
+//!                                        sink's publisher: `sink::dead_letter`)
 //! {spool.dir}/lock                       held (flock) by the one process using the spool, until
 //!                                        both its writer and its reader are gone
 //! ```
@@ -45,8 +46,9 @@
 //!    them. Writing resumes in a new segment.
 //! 4. **The acked position only moves past confirmed frames**: it is the
 //!    position of the oldest frame handed to the publisher and not yet
-//!    confirmed (or dead-lettered); it is persisted (write + rename) at most
-//!    every [`ACK_PERSIST_INTERVAL`] and at close. A lost update only means
+//!    confirmed (or dead-lettered); a *checkpoint* (delete the segments
+//!    before it, then write it: write + rename) runs at most every
+//!    [`CHECKPOINT_INTERVAL`] and at close. A lost update only means
 //!    re-delivery: **at-least-once**, deduplicate on the event id.
 //! 5. **A segment is deleted only when every frame in it is confirmed**:
 //!    i.e. when the acked position is in a later segment. The acked position
@@ -72,11 +74,10 @@
 //! inject EMFILE, EIO, ENOSPC and short writes at any call.
 
 mod append;
-pub mod dead_letter;
 pub mod disk;
 #[cfg(test)]
 mod fault_tests;
-mod job;
+pub(crate) mod job;
 mod lock;
 pub mod reader;
 pub mod record;
@@ -104,8 +105,8 @@ pub use writer::{AppendError, SpoolWriter};
 use crate::stats::Stats;
 pub use settings::{AckMode, SpoolSettings};
 
-/// How often, at most, the acked position is written to disk.
-pub const ACK_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
+/// How often, at most, a checkpoint writes the acked position to disk.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Where a frame starts: (segment id, byte offset). Ordered like the log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

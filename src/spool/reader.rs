@@ -1,6 +1,6 @@
 //! The spool's reader: follows the writer's watermark, hands frames to the
-//! publisher in log order, and advances (and persists) the acked position
-//! as the publisher completes them.
+//! publisher in log order, and advances the acked position as the publisher
+//! completes them, writing it to disk by checkpoints.
 //!
 //! The reader lives on the publisher's task, so its disk work (reading a
 //! segment when it is behind the in-memory [`Tail`], deleting confirmed
@@ -24,9 +24,9 @@ use tracing::{error, info, warn};
 
 use super::disk::SharedDisk;
 use super::job::Job;
-use super::segments::{Chunk, Persisted, Segments};
+use super::segments::{Checkpoint, Chunk, Segments};
 use super::tail::Tail;
-use super::{Position, ACK_PERSIST_INTERVAL};
+use super::{Position, CHECKPOINT_INTERVAL};
 use crate::normalize::Event;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
@@ -86,14 +86,16 @@ pub struct SpoolReader {
     acked: Position,
     /// The oldest segment not yet deleted.
     oldest: u64,
-    /// The acked position last written to disk.
-    persisted: Position,
-    persisted_at: Instant,
+    /// The acked position the last checkpoint wrote to disk.
+    checkpointed: Position,
+    /// When the last checkpoint started.
+    checkpoint_started: Instant,
     files: Segments,
     /// A read from the cursor, on the blocking pool.
     reading: Job<std::io::Result<Chunk>>,
-    /// Deleting confirmed segments and writing the acked position.
-    persisting: Job<Persisted>,
+    /// A checkpoint: deleting confirmed segments and writing the acked
+    /// position, on the blocking pool.
+    checkpointing: Job<Checkpoint>,
     used: Arc<AtomicU64>,
     stats: Arc<Stats>,
     error_log: RateLimit,
@@ -125,15 +127,15 @@ impl SpoolReader {
             tail,
             acked: start,
             oldest: start.segment,
-            persisted: start,
-            persisted_at: Instant::now(),
+            checkpointed: start,
+            checkpoint_started: Instant::now(),
             files: Segments {
                 dir: dir.into(),
                 disk,
                 stats: Arc::clone(&stats),
             },
             reading: Job::default(),
-            persisting: Job::default(),
+            checkpointing: Job::default(),
             used,
             stats,
             error_log: RateLimit::default(),
@@ -246,8 +248,8 @@ impl SpoolReader {
     }
 
     /// Moves the acked position up to the oldest event not yet confirmed
-    /// (or the cursor, when none is outstanding); persists it when it
-    /// reaches a new segment, so that segment's predecessors are deleted.
+    /// (or the cursor, when none is outstanding); starts a checkpoint when
+    /// it reaches a new segment, so that segment's predecessors are deleted.
     fn advance_acked(&mut self) {
         let acked = self
             .outstanding
@@ -258,47 +260,48 @@ impl SpoolReader {
         if acked > self.acked {
             let new_segment = acked.segment > self.acked.segment;
             self.acked = acked;
-            if new_segment || self.persisted_at.elapsed() >= ACK_PERSIST_INTERVAL {
-                self.start_persist();
+            if new_segment || self.checkpoint_started.elapsed() >= CHECKPOINT_INTERVAL {
+                self.start_checkpoint();
             }
         }
     }
 
-    /// Persists the acked position if it moved since the last time (the
-    /// publisher calls this when idle, so a quiet bridge does not keep an
-    /// old position on disk). Does not wait: the work runs on the blocking
-    /// pool, and a persist still running is left to finish.
-    pub fn persist_if_moved(&mut self) {
-        if self.acked != self.persisted {
-            self.start_persist();
+    /// Starts a checkpoint if the acked position moved since the last one
+    /// (the publisher calls this when idle, so a quiet bridge does not keep
+    /// an old position on disk). Does not wait: the work runs on the
+    /// blocking pool, and a checkpoint still running is left to finish.
+    pub fn checkpoint_if_moved(&mut self) {
+        if self.acked != self.checkpointed {
+            self.start_checkpoint();
         }
     }
 
-    /// Persists the acked position and waits until it is on disk (at
+    /// Checkpoints the acked position and waits until it is on disk (at
     /// shutdown, after the last confirmation).
-    pub async fn persist(&mut self) {
-        self.persisted().await;
-        self.start_persist();
-        self.persisted().await;
+    pub async fn checkpoint_and_wait(&mut self) {
+        self.wait_for_checkpoint().await;
+        self.start_checkpoint();
+        self.wait_for_checkpoint().await;
     }
 
-    /// Waits for a persist under way, if any, without starting one.
-    pub(crate) async fn persisted(&mut self) {
-        if self.persisting.is_running() {
-            let done = self.persisting.finish().await;
-            self.persist_done(done);
+    /// Waits for a checkpoint under way, if any, without starting one.
+    pub(crate) async fn wait_for_checkpoint(&mut self) {
+        if self.checkpointing.is_running() {
+            let done = self.checkpointing.finish().await;
+            self.checkpoint_done(done);
         }
     }
 
-    /// Starts deleting fully confirmed segments and writing the acked
-    /// position, unless that is already under way (then the next call, at
-    /// most [`ACK_PERSIST_INTERVAL`] later, takes the newer position).
-    fn start_persist(&mut self) {
-        if let Some(done) = self.persisting.try_finish() {
-            self.persist_done(done);
+    /// Starts a checkpoint (deleting fully confirmed segments, then writing
+    /// the acked position), unless one is already under way (then the next
+    /// call, at most [`CHECKPOINT_INTERVAL`] later, takes the newer
+    /// position).
+    fn start_checkpoint(&mut self) {
+        if let Some(done) = self.checkpointing.try_finish() {
+            self.checkpoint_done(done);
             // That one already wrote this position and deleted every
             // confirmed segment: nothing is left to do.
-            if self.acked == self.persisted && self.oldest >= self.acked.segment {
+            if self.acked == self.checkpointed && self.oldest >= self.acked.segment {
                 return;
             }
         }
@@ -309,19 +312,20 @@ impl SpoolReader {
             self.acked,
         );
         if self
-            .persisting
-            .try_start(move || files.persist(oldest, acked, &used))
+            .checkpointing
+            .try_start(move || files.checkpoint(oldest, acked, &used))
         {
-            self.persisted_at = Instant::now();
+            self.checkpoint_started = Instant::now();
         }
     }
 
-    fn persist_done(&mut self, done: Result<Persisted, tokio::task::JoinError>) {
+    /// Takes what a finished checkpoint did.
+    fn checkpoint_done(&mut self, done: Result<Checkpoint, tokio::task::JoinError>) {
         match done {
-            Ok(persisted) => {
-                self.oldest = self.oldest.max(persisted.oldest);
-                match persisted.written {
-                    Ok(()) => self.persisted = persisted.acked,
+            Ok(checkpoint) => {
+                self.oldest = self.oldest.max(checkpoint.oldest);
+                match checkpoint.written {
+                    Ok(()) => self.checkpointed = checkpoint.acked,
                     Err(err) => {
                         warn!(cause = %err, "cannot persist the spool's acked position; events may be published again after a restart")
                     }

@@ -88,10 +88,10 @@ pub(super) struct Chunk {
     pub events: Vec<Spooled>,
 }
 
-/// What a persist did: segments before `oldest` are deleted, and whether
-/// `acked` was written.
+/// What a checkpoint did: segments before `oldest` are deleted, and
+/// whether `acked` was written.
 #[derive(Debug)]
-pub(super) struct Persisted {
+pub(super) struct Checkpoint {
     pub oldest: u64,
     pub acked: Position,
     pub written: std::io::Result<()>,
@@ -106,13 +106,13 @@ pub(super) struct Segments {
 }
 
 impl Segments {
-    /// Deletes the segments from `oldest` up to `acked`'s, then writes the
-    /// acked position.
+    /// A checkpoint: deletes the segments from `oldest` up to `acked`'s,
+    /// then writes the acked position.
     ///
     /// Deleting first frees space even when the disk is full (when writing
     /// the position could fail); a position left behind on disk only means
     /// re-delivery after a restart, never loss.
-    pub fn persist(&self, mut oldest: u64, acked: Position, used: &AtomicU64) -> Persisted {
+    pub fn checkpoint(&self, mut oldest: u64, acked: Position, used: &AtomicU64) -> Checkpoint {
         // Oldest first, so one that cannot be removed now is found again
         // next time (nothing older than it is left behind).
         while oldest < acked.segment {
@@ -132,7 +132,7 @@ impl Segments {
             release(used, len);
             oldest += 1;
         }
-        Persisted {
+        Checkpoint {
             oldest,
             acked,
             written: write_acked(self.disk.as_ref(), &self.dir, acked),

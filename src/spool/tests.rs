@@ -73,7 +73,7 @@ async fn confirmed_events_are_not_replayed_and_their_segments_are_deleted() {
     let settings = settings(dir.path());
     let mut reader = spool(&settings, 0..300).await;
     read_ids(&mut reader, true).await;
-    reader.persist().await;
+    reader.checkpoint_and_wait().await;
     drop(reader);
     // Only the writer's last (empty or partial) segments remain.
     assert!(list_segments(dir.path()).unwrap().len() <= 2);
@@ -94,7 +94,7 @@ async fn unconfirmed_events_are_replayed_after_a_restart() {
     for item in handed.iter().take(40).rev() {
         reader.complete(item.position);
     }
-    reader.persist().await;
+    reader.checkpoint_and_wait().await;
     drop(reader); // a crash: nothing else is written
     let stats = Arc::new(Stats::default());
     let (writer, mut reader) = open(&settings, Arc::clone(&stats)).unwrap();
@@ -183,7 +183,7 @@ async fn a_full_spool_refuses_then_recovers_when_segments_are_freed() {
         let item = reader.recv().await.unwrap();
         reader.complete(item.position);
     }
-    reader.persist().await;
+    reader.checkpoint_and_wait().await;
     writer.append(event(accepted)).await.unwrap();
 }
 

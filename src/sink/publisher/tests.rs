@@ -1,7 +1,7 @@
 use super::*;
 use crate::normalize::{CallbackKind, Event};
+use crate::sink::dead_letter::DeadLetterFile;
 use crate::spool;
-use crate::spool::dead_letter::DeadLetterFile;
 use crate::spool::SpoolSettings;
 use std::sync::Mutex;
 
@@ -134,7 +134,7 @@ async fn rejected_events_are_dead_lettered_not_retried() {
     assert_eq!(stats.snapshot().events_rejected, 1);
     assert_eq!(stats.snapshot().events_published, 2);
     let dead =
-        std::fs::read_to_string(dir.path().join(crate::spool::dead_letter::FILE_NAME)).unwrap();
+        std::fs::read_to_string(dir.path().join(crate::sink::dead_letter::FILE_NAME)).unwrap();
     let line: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
     assert_eq!(line["event"]["id"], "1");
     assert_eq!(line["reason"], "too large");
@@ -154,7 +154,7 @@ async fn a_failed_dead_letter_write_keeps_the_event_and_is_tried_again() {
     let (stats, dir) = publish_all_on(sink.clone(), events, disk.clone()).await;
     assert_eq!(disk.failures(), 2, "both injected failures were hit");
     let dead =
-        std::fs::read_to_string(dir.path().join(crate::spool::dead_letter::FILE_NAME)).unwrap();
+        std::fs::read_to_string(dir.path().join(crate::sink::dead_letter::FILE_NAME)).unwrap();
     let lines: Vec<serde_json::Value> = dead
         .lines()
         .filter(|line| !line.is_empty())
