@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+mod backoff;
 pub mod broker;
 pub mod config;
 pub mod drain;

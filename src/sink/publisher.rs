@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use super::dead_letter::DeadLetter;
 use super::settings::SinkSettings;
 use super::{refusal, Delivery, Rejection, Sink, SinkError};
+use crate::backoff::Backoff;
 use crate::spool::{SpoolReader, Spooled, CHECKPOINT_INTERVAL};
 use crate::stats::{EventOutcome, Stats};
 use crate::telemetry::RateLimit;
@@ -56,7 +57,7 @@ pub async fn run<S: Sink>(
         dead_letter_due: VecDeque::new(),
         dead_letter_log: RateLimit::default(),
     };
-    let mut backoff = Backoff::new(&settings);
+    let mut backoff = recover_backoff(&settings);
     let mut queue_done = false;
     let mut last_recover_error: Option<String> = None;
     let mut checkpoint = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -326,32 +327,15 @@ async fn confirm(item: Spooled, delivery: Delivery, sent: Instant) -> Settled {
     (item, result, sent)
 }
 
-/// Exponential backoff with full jitter, so replicas do not retry in step.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    current: Duration,
-}
-
-impl Backoff {
-    fn new(settings: &SinkSettings) -> Self {
-        let initial = Duration::from_millis(settings.retry_initial_ms);
-        Self {
-            initial,
-            max: Duration::from_millis(settings.retry_max_ms),
-            current: initial,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.current.mul_f64(0.5 + fastrand::f64() / 2.0);
-        self.current = (self.current * 2).min(self.max);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.current = self.initial;
-    }
+/// Waits between tries to recover the sink: `sink.retry_initial_ms`
+/// doubling to `sink.retry_max_ms`, jittered so replicas that lost the
+/// broker together do not retry in step.
+fn recover_backoff(settings: &SinkSettings) -> Backoff {
+    Backoff::new(
+        Duration::from_millis(settings.retry_initial_ms),
+        Duration::from_millis(settings.retry_max_ms),
+    )
+    .jittered()
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use super::job::Job;
 use super::segments::{Checkpoint, Chunk, Segments};
 use super::tail::Tail;
 use super::{Position, CHECKPOINT_INTERVAL};
+use crate::backoff::Backoff;
 use crate::normalize::Event;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
@@ -102,10 +103,10 @@ pub struct SpoolReader {
     /// The spool's lock (a clone of the writer's): held while this reader
     /// may still delete segments and write the acked position.
     _lock: Option<std::fs::File>,
-    /// Wait before the next try of a failing read, and when that try is
+    /// Waits between tries of a failing read, and when the next try is
     /// due (kept across `recv` calls, which the publisher's `select!`
     /// restarts: a cancelled wait resumes, it does not start over).
-    read_retry: Duration,
+    read_retry: Backoff,
     retry_at: Option<tokio::time::Instant>,
 }
 
@@ -139,7 +140,7 @@ impl SpoolReader {
             used,
             stats,
             error_log: RateLimit::default(),
-            read_retry: READ_RETRY_INITIAL,
+            read_retry: Backoff::new(READ_RETRY_INITIAL, READ_RETRY_MAX),
             retry_at: None,
             _lock: None,
         }
@@ -213,7 +214,7 @@ impl SpoolReader {
                     self.stats.spool_read_failing.set(0);
                     info!(at = ?self.cursor, "spool reads work again");
                 }
-                self.read_retry = READ_RETRY_INITIAL;
+                self.read_retry.reset();
                 self.cursor = chunk.cursor;
                 self.ready.extend(chunk.events);
                 // A segment closed with nothing outstanding (the writer
@@ -225,11 +226,11 @@ impl SpoolReader {
             Err(err) => {
                 Stats::add(&self.stats.spool_read_errors, 1);
                 self.stats.spool_read_failing.set(1);
+                let delay = self.read_retry.next_delay();
                 if let Some(suppressed) = self.error_log.allow() {
-                    error!(at = ?self.cursor, cause = %err, retry_ms = self.read_retry.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
+                    error!(at = ?self.cursor, cause = %err, retry_ms = delay.as_millis() as u64, suppressed, "cannot read the spool; nothing is skipped, retrying (check open-file limits and the disk)");
                 }
-                self.retry_at = Some(tokio::time::Instant::now() + self.read_retry);
-                self.read_retry = (self.read_retry * 2).min(READ_RETRY_MAX);
+                self.retry_at = Some(tokio::time::Instant::now() + delay);
             }
         }
     }

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use self::client::{create_topics, message_max_bytes, producer, topic_message_limit, OffRuntime};
 use self::context::BridgeContext;
 use super::{refusal, Delivery, Destination, Problem, RejectClass, Rejection, Sink, SinkError};
+use crate::backoff::Backoff;
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
@@ -37,6 +38,10 @@ type BridgeProducer = FutureProducer<BridgeContext>;
 
 /// How long startup waits for the broker to describe the topic.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wait between two metadata requests while the broker is not reachable
+/// at startup (each request itself waits up to [`METADATA_TIMEOUT`]).
+const START_RETRY: Duration = Duration::from_secs(1);
 
 /// librdkafka's default `message.max.bytes`, used when the topics' own
 /// limit cannot be read.
@@ -112,6 +117,7 @@ impl KafkaSink {
         // for the broker to answer: the topics are checked, and created,
         // even when Kafka comes up after the bridge.
         let mut warned = false;
+        let mut backoff = Backoff::new(START_RETRY, START_RETRY);
         let metadata = loop {
             let check = (*producer).clone();
             let fetched = tokio::task::spawn_blocking(move || {
@@ -127,7 +133,7 @@ impl KafkaSink {
                 }
                 _ => {}
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(backoff.next_delay()).await;
         };
         let exists = |topic: &str| {
             metadata

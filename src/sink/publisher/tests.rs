@@ -179,7 +179,7 @@ fn backoff_grows_to_the_cap_with_jitter() {
         retry_max_ms: 400,
         ..SinkSettings::default()
     };
-    let mut backoff = Backoff::new(&settings);
+    let mut backoff = recover_backoff(&settings);
     let delays: Vec<_> = (0..5).map(|_| backoff.next_delay().as_millis()).collect();
     assert!((50..=100).contains(&delays[0]), "{delays:?}");
     assert!((200..=400).contains(&delays[4]), "{delays:?}");

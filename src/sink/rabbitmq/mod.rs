@@ -33,11 +33,15 @@ pub use self::connect::redact;
 use self::connect::{Failure, Target};
 use super::refusal;
 use super::{Delivery, Destination, Problem, RejectClass, Rejection, Sink, SinkError};
+use crate::backoff::Backoff;
 use crate::normalize::event::{Event, DATA_CONTENT_TYPE};
 use crate::routing::Routes;
 use crate::stats::Stats;
 use config::RabbitMqSettings;
 
+/// First wait between connection attempts at startup; doubles up to
+/// [`START_RETRY_MAX`].
+const START_RETRY_INITIAL: Duration = Duration::from_millis(250);
 /// Longest wait between connection attempts at startup.
 const START_RETRY_MAX: Duration = Duration::from_secs(10);
 
@@ -98,7 +102,7 @@ impl RabbitMqSink {
             stats,
             link: None,
         };
-        let mut delay = Duration::from_millis(250);
+        let mut backoff = Backoff::new(START_RETRY_INITIAL, START_RETRY_MAX);
         let mut warned = false;
         loop {
             match sink.connect().await {
@@ -115,8 +119,7 @@ impl RabbitMqSink {
                 }
                 Err(_) => {}
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(START_RETRY_MAX);
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 
