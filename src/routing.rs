@@ -18,7 +18,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::ConfigError;
@@ -26,7 +27,7 @@ use crate::normalize::catalog::same_key;
 use crate::normalize::CallbackKind;
 
 /// One `[[routes]]` entry.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouteSettings {
     /// A `callbackCommand`, a CloudEvents type, or a type prefix ending in
@@ -71,7 +72,7 @@ impl RouteSettings {
 }
 
 /// A `contentType` list entry: `101` or `"101-120"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ContentTypes {
     /// One content type.
@@ -102,7 +103,7 @@ impl ContentTypes {
 }
 
 /// `[filter]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FilterSettings {
     /// Publish only these content types (empty: all).

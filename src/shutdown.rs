@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tracing::info;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::Stats;
 
@@ -75,7 +76,7 @@ pub async fn signal() {
 }
 
 /// `[shutdown]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// After SIGTERM: how long the bridge keeps accepting and acking

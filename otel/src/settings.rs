@@ -1,10 +1,11 @@
 //! `[tracing]`: where spans go, and how many. Every key may be left unset;
 //! the standard `OTEL_*` variables then decide (see [`crate::start`]).
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// `[tracing]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TracingSettings {
     /// The collector's OTLP base URL, e.g. `http://otel-collector:4318`
@@ -19,12 +20,14 @@ pub struct TracingSettings {
     /// Share of new traces recorded, 0.0 to 1.0 (a trace an incoming
     /// `traceparent` started follows its sampled flag). Unset:
     /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`, else every trace.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub sampling_ratio: Option<f64>,
     /// `service.name` of the spans. Empty: `OTEL_SERVICE_NAME`, else the
     /// program's name.
     pub service_name: String,
     /// Finished spans waiting for export, at most; more are dropped and
     /// counted (`*_trace_spans_dropped_total`), never waited for.
+    #[schemars(range(min = 64, max = 1048576))]
     pub max_queued_spans: usize,
 }
 

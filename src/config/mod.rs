@@ -37,6 +37,22 @@ macro_rules! words {
                 }
             }
         }
+
+        impl serde::Serialize for $enum {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.word())
+            }
+        }
+
+        // One of the words (docs/configuration-reference.md lists them).
+        impl schemars::JsonSchema for $enum {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($enum).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "enum": [$($word),+]})
+            }
+        }
     };
 }
 pub(crate) use words;
@@ -107,10 +123,16 @@ pub(crate) fn choose<T: Copy>(value: &str, choices: &[(&str, T)]) -> Result<T, S
     })
 }
 
-/// A password or token. `Debug` never shows it.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+/// A password or token. `Debug` and `Serialize` never show it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
 
 impl Secret {
     /// Wraps a secret value.

@@ -3,23 +3,27 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use tracing::warn;
 
 use crate::config::{words, ConfigError};
 
 /// `[http]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get 413.
+    #[schemars(range(min = 1024, max = 33554432))]
     pub max_body_bytes: usize,
     /// A client must send a request's headers within this time, counted
     /// from when the connection is idle; otherwise it is closed. This is
-    /// also the keep-alive idle timeout.
+    /// also the keep-alive idle timeout: keep it above Go's 90 s, so
+    /// OpenIM closes an idle connection first (a close racing its next
+    /// POST would lose that callback).
     pub header_read_timeout_ms: u64,
     /// Once the headers are in, the body must arrive within this time, or
     /// the request is answered 408 (protects against slow-body clients).
@@ -27,11 +31,13 @@ pub struct HttpSettings {
     /// Open connections at most; past it the bridge stops accepting until
     /// one closes (new ones wait in the kernel's backlog), so a flood of
     /// idle connections cannot exhaust file descriptors.
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
     /// Shared secret callbacks must carry (OpenIM signs nothing). Accepted
     /// as a path segment of `webhooks.url` (`http://bridge:8080/<token>`), a
     /// `?token=` query parameter, or the `auth_header` header added by a
     /// reverse proxy. Unset: no check.
+    #[schemars(length(min = 16))]
     pub auth_token: Option<String>,
     /// Header that may carry `auth_token`.
     pub auth_header: String,
@@ -39,6 +45,7 @@ pub struct HttpSettings {
     /// `["10.0.0.0/8", "127.0.0.1"]`, or `"10.0.0.0/8,127.0.0.1"` from the
     /// environment); the TCP peer is checked. Empty: all.
     #[serde(deserialize_with = "list_or_commas")]
+    #[schemars(with = "Vec<String>")]
     pub allow_ips: Vec<String>,
     /// Size cap of `{spool.dir}/invalid-callbacks.jsonl`, where refused
     /// (4xx after reading the body) callbacks are kept with their reason;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
@@ -168,7 +169,7 @@ pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
 }
 
 /// `[event]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventSettings {
     /// CloudEvents `source` of every event: names the OpenIM deployment.

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tokio_rustls::TlsAcceptor;
 
 pub use crate::config::{ConfigError, Secret, ENV_PREFIX};
@@ -42,7 +43,7 @@ use crate::sink::rabbitmq::config::check_routing_key;
 mod tests;
 
 /// The whole configuration. See `deploy/openim-bridge.example.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The HTTP endpoint OpenIM posts callbacks to.
@@ -61,9 +62,12 @@ pub struct Settings {
     pub log: LogSettings,
     /// Graceful shutdown.
     pub shutdown: ShutdownSettings,
-    /// Per-command or per-type routing (`[[routes]]`; see [`crate::routing`]).
+    /// Per-command or per-type topics, exchanges and routing keys, or no
+    /// publishing at all; the first entry that matches wins
+    /// (docs/events.md, "Routing and filters"; [`crate::routing`]).
     pub routes: Vec<RouteSettings>,
-    /// Callbacks not to publish (see [`crate::routing`]).
+    /// Callbacks not to publish, by content type, group or user
+    /// (docs/events.md, "Routing and filters"; [`crate::routing`]).
     pub filter: FilterSettings,
     /// OpenTelemetry traces (off unless an OTLP endpoint is configured).
     pub tracing: TracingSettings,

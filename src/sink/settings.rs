@@ -1,6 +1,7 @@
 //! `[sink]`: which broker receives events, and how the publisher retries.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{words, ConfigError};
 
@@ -20,16 +21,18 @@ pub enum SinkKind {
 words!(SinkKind: "stdout" => Stdout, "kafka" => Kafka, "rabbitmq" => Rabbitmq);
 
 /// `[sink]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkSettings {
     /// `stdout` | `kafka` | `rabbitmq`.
     pub kind: SinkKind,
     /// Events handed to the broker client and not yet confirmed, at most.
+    #[schemars(range(min = 1))]
     pub max_in_flight: usize,
     /// First retry delay after a broker error; doubles up to `retry_max_ms`.
+    #[schemars(range(min = 1))]
     pub retry_initial_ms: u64,
-    /// Longest delay between retries.
+    /// Longest delay between retries (each delay has jitter).
     pub retry_max_ms: u64,
 }
 

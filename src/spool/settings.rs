@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{words, ConfigError};
 
@@ -32,28 +33,34 @@ pub enum AckMode {
 words!(AckMode: "durable" => Durable, "written" => Written, "memory" => Memory);
 
 /// `[spool]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolSettings {
     /// Directory of the spool's files (created if missing). One bridge
-    /// process per directory. Default: `spool/<http.listen port>`.
+    /// process per directory. Default: `spool/<http.listen port>`, so two
+    /// replicas on one host never share one by accident.
     pub dir: PathBuf,
     /// Disk space the spool may use; past it callbacks are answered 503
     /// until the broker has confirmed enough events.
     pub max_bytes: u64,
-    /// `durable` | `written` | `memory`: when a callback is acked (see
-    /// [`AckMode`]).
+    /// `durable` | `written` | `memory`: when a callback is acked, and so
+    /// what an acked event survives (docs/delivery.md; [`AckMode`]).
     pub ack: AckMode,
     /// In `written` and `memory` modes, the longest time between two
     /// syncs of written records (`durable` syncs every batch before it
     /// acks). Bounds what a power loss can take.
+    #[schemars(range(min = 1, max = 60000))]
     pub sync_interval_ms: u64,
     /// Size at which a new segment file is started; confirmed segments are
-    /// deleted whole.
+    /// deleted whole. The next segment is preallocated while the current
+    /// one fills, so the spool's files can exceed `max_bytes` by up to two
+    /// segments.
+    #[schemars(range(min = 1048576))]
     pub segment_bytes: u64,
     /// Size at which `dead-letter.jsonl` is rotated to
     /// `dead-letter.NNNNNN.jsonl` (kept, never deleted by the bridge;
     /// `openim-bridge replay` reads them all).
+    #[schemars(range(min = 65536))]
     pub dead_letter_max_bytes: u64,
 }
 

@@ -3,18 +3,20 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 pub use super::security::{Passthrough, SaslMechanism, SecurityProtocol};
 use crate::config::{readable, resolve, words, ConfigError, Secret};
 
 /// `[kafka]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaSettings {
     /// Bootstrap servers, comma-separated `host:port`.
     pub brokers: String,
-    /// Topic every event is written to.
+    /// Topic every event is written to, unless a `[[routes]]` entry names
+    /// another. It must exist at startup, unless `create_topics` is on.
     pub topic: String,
     /// `none` | `gzip` | `snappy` | `lz4` (librdkafka `compression.type`; zstd is not compiled in).
     pub compression: Compression,
@@ -54,7 +56,9 @@ pub struct KafkaSettings {
     pub ssl_key_password_file: Option<PathBuf>,
     /// Extra librdkafka producer properties, passed through as they are
     /// (e.g. `"ssl.endpoint.identification.algorithm" = "none"`). Values of
-    /// secret properties are hidden in `--check-config`.
+    /// secret properties are hidden in `--check-config`. They cannot
+    /// weaken `enable.idempotence` or `acks`, nor set a property a key
+    /// above sets.
     pub options: Passthrough,
     /// Create every topic the routes use at startup (Kafka admin API) when
     /// it is missing. Off: a missing topic stops the bridge with an error

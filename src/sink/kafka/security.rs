@@ -13,9 +13,22 @@ use crate::config::words;
 /// `kafka.options`: librdkafka properties passed through as they are.
 /// `Debug` hides the values of properties that hold secrets
 /// (`sasl.password`, `ssl.key.password`, ...).
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Passthrough(BTreeMap<String, String>);
+
+impl serde::Serialize for Passthrough {
+    /// Secret properties' values as `***`, as `Debug` shows them.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            let shown = if Self::is_secret(name) { "***" } else { value };
+            map.serialize_entry(name, shown)?;
+        }
+        map.end()
+    }
+}
 
 impl Passthrough {
     /// Whether librdkafka property `name` holds a secret.

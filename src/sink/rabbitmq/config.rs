@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{readable, resolve, words, ConfigError, Secret};
 
 /// `[rabbitmq]`
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RabbitMqSettings {
     /// AMQP URL, `amqp://user:pass@host:port/vhost` (`%2f` is the default
