@@ -3,8 +3,11 @@
 //! and check that nothing acked is lost and nothing wedges.
 //!
 //! [`Os`] is the real file system and the only implementation outside
-//! tests. Startup-only work (`spool::open`: listing, the torn-tail cut) uses
-//! `std::fs` directly: a failure there stops the bridge with an error.
+//! tests. Every operation of the writer thread and the reader goes through
+//! it, housekeeping (the preallocated segments, directory syncs) included,
+//! and so do the dead-letter file's writes and rotation. Startup-only work
+//! (`spool::open`: the lock, listing, the torn-tail cut) uses `std::fs`
+//! directly: a failure there stops the bridge with an error.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -79,6 +82,11 @@ pub trait Disk: Send + Sync + fmt::Debug + 'static {
         file.sync_data()
     }
 
+    /// Makes the directory's entries durable (after creating a file in it).
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
     /// Truncates (or extends) `file` to `len` bytes.
     fn set_len(&self, file: &File, len: u64) -> std::io::Result<()> {
         file.set_len(len)
@@ -140,6 +148,8 @@ pub mod faults {
         Rename,
         /// `sync`.
         Sync,
+        /// `sync_dir`.
+        SyncDir,
         /// `set_len`.
         SetLen,
         /// `len`.
@@ -297,6 +307,10 @@ pub mod faults {
         fn sync(&self, file: &File) -> std::io::Result<()> {
             self.gate(Op::Sync)?;
             Os.sync(file)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            self.gate(Op::SyncDir)?;
+            Os.sync_dir(dir)
         }
         fn set_len(&self, file: &File, len: u64) -> std::io::Result<()> {
             self.gate(Op::SetLen)?;

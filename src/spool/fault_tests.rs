@@ -152,6 +152,29 @@ async fn a_full_disk_with_a_healthy_broker_frees_its_confirmed_segment() {
 }
 
 #[tokio::test]
+async fn a_segment_whose_directory_entry_cannot_be_synced_is_not_written_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path(), AckMode::Durable);
+    let disk = Faulty::new();
+    // At startup: the spool does not open, and says which directory.
+    disk.fail(Op::SyncDir, EIO, 0, 1);
+    let err = open_on(&settings, Arc::default(), disk.clone()).unwrap_err();
+    assert!(err.to_string().contains("spool directory"), "{err}");
+    let cause = std::error::Error::source(&err).and_then(|cause| cause.downcast_ref());
+    assert_eq!(cause.and_then(std::io::Error::raw_os_error), Some(EIO));
+    // At a roll (4 KiB segments): the writer goes on in its current
+    // segment and rolls at the next batch; nothing is refused or lost.
+    let (writer, mut reader) = open_on(&settings, Arc::default(), disk.clone()).unwrap();
+    disk.fail(Op::SyncDir, EIO, 0, 1);
+    for i in 0..100 {
+        writer.append(event(i)).await.unwrap();
+    }
+    assert_eq!(disk.failures(), 2, "both injected faults were hit");
+    drop(writer);
+    assert_eq!(read_all(&mut reader).await, ids(0..100));
+}
+
+#[tokio::test]
 async fn memory_mode_keeps_what_it_acked_when_a_write_fails() {
     let dir = tempfile::tempdir().unwrap();
     let disk = Faulty::new();

@@ -70,8 +70,10 @@
 //!    read and are damaged (checksum, impossible length, leftovers past the
 //!    last frame of a closed segment) are skipped, logged and counted.
 //!
-//! Every file operation after startup goes through [`disk::Disk`], so tests
-//! inject EMFILE, EIO, ENOSPC and short writes at any call.
+//! Every file operation after startup (the writer thread's and the
+//! reader's, directory syncs and preallocated segments included, and the
+//! dead-letter file's writes and rotation) goes through [`disk::Disk`], so
+//! tests inject EMFILE, EIO, ENOSPC and short writes at any call.
 
 mod append;
 pub mod disk;
@@ -342,9 +344,4 @@ fn release(used: &AtomicU64, bytes: u64) {
     let _ = used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
         Some(used.saturating_sub(bytes))
     });
-}
-
-/// Makes a new directory entry durable (after creating a segment).
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }

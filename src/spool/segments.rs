@@ -15,7 +15,7 @@ use tracing::{error, warn};
 
 use super::disk::SharedDisk;
 use super::record::{self, Frame};
-use super::{release, segment_path, sync_dir, write_acked, Position, Spooled};
+use super::{release, segment_path, write_acked, Position, Spooled};
 use crate::stats::Stats;
 
 /// Bytes read from a segment at a time.
@@ -30,16 +30,17 @@ pub(super) fn open_segment(
 ) -> std::io::Result<File> {
     let path = segment_path(dir, id);
     let prepared = prep_path(dir, id);
-    // Housekeeping of the preallocated file uses std::fs directly: only
-    // the operations records depend on go through `disk`.
-    if prepared.exists() {
-        if let Err(err) = disk.rename(&prepared, &path) {
+    match disk.rename(&prepared, &path) {
+        Ok(()) => {}
+        // None was prepared.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => {
             warn!(cause = %err, "cannot use the preallocated spool segment; creating one");
-            let _ = std::fs::remove_file(&prepared);
+            let _ = disk.remove(&prepared);
         }
     }
     let file = disk.open_write(&path)?;
-    sync_dir(dir)?;
+    disk.sync_dir(dir)?;
     Ok(file)
 }
 
@@ -61,7 +62,7 @@ pub(super) fn prepare(
         .spawn(move || {
             disk.preallocate(&path, len).inspect_err(|_| {
                 // At once: a half-made file would hold space records need.
-                let _ = std::fs::remove_file(&path);
+                let _ = disk.remove(&path);
             })
         })
         .ok()

@@ -200,7 +200,7 @@ impl WriterThread {
         if let Some(next) = self.next.take() {
             let _ = next.join();
         }
-        let _ = std::fs::remove_file(prep_path(&self.dir, self.at.segment + 1));
+        let _ = self.disk.remove(&prep_path(&self.dir, self.at.segment + 1));
         self.lock = None;
         self.watermark = None;
     }

@@ -296,7 +296,7 @@ impl DeadLetterFile {
             + 1;
         let rotated = dir.join(format!("{FILE_PREFIX}{next:06}.jsonl"));
         self.file = None;
-        match std::fs::rename(&self.path, &rotated) {
+        match self.disk.rename(&self.path, &rotated) {
             Ok(()) => info!(rotated = %rotated.display(), "dead-letter file rotated"),
             Err(err) => warn!(cause = %err, "cannot rotate the dead-letter file; it grows on"),
         }
