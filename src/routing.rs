@@ -46,7 +46,7 @@ pub struct RouteSettings {
 
 impl RouteSettings {
     /// Whether this entry's `match` selects events of `kind`.
-    pub fn matches(&self, kind: CallbackKind) -> bool {
+    pub(crate) fn matches(&self, kind: CallbackKind) -> bool {
         let pattern = self.pattern.trim();
         match pattern.strip_suffix('*') {
             Some(prefix) => kind.event_type().starts_with(prefix),

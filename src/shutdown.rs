@@ -50,7 +50,7 @@ pub fn install_handlers() {
 }
 
 /// Resolves on SIGTERM (Docker, Kubernetes) or SIGINT (Ctrl-C).
-pub async fn signal() {
+async fn signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -62,7 +62,7 @@ where
 /// Lets one log line through per second and counts the rest, so a flood of
 /// bad requests cannot flood the disk with logs.
 #[derive(Debug, Default)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     /// The second (since the epoch) of the last line let through.
     last_second: AtomicU64,
     suppressed: AtomicU64,
@@ -70,7 +70,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// A limiter that lets the next line through (usable in a `static`).
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             last_second: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
@@ -79,7 +79,7 @@ impl RateLimit {
 
     /// `Some(n)` if a line may be logged now, `n` being how many were
     /// suppressed since the last one; `None` if this one is suppressed.
-    pub fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());

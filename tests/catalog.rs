@@ -167,7 +167,6 @@ fn key_description(spec: &Spec) -> String {
 
 fn readme_table() -> String {
     let settings = Settings::default().validate().unwrap();
-    let routes = settings.routes();
     let mut table = String::from(
         "| callbackCommand | CloudEvents type | key | id | Kafka topic | RabbitMQ routing key |\n|---|---|---|---|---|---|\n",
     );
@@ -183,7 +182,7 @@ fn readme_table() -> String {
         } else {
             format!("`{}`", spec.command)
         };
-        let route = routes.route(CallbackKind::from_code(spec.code).unwrap());
+        let route = settings.route(CallbackKind::from_code(spec.code).unwrap());
         let (topic, routing_key) = if route.enabled {
             (
                 format!("`{}`", route.kafka_topic),

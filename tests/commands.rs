@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::kafka::{create_topic, read, Record};
 use common::rabbitmq::{header, Binding};
 use common::*;
-use openim_bridge::routing::RouteSettings;
+use openim_bridge::settings::RouteSettings;
 use openim_bridge::settings::SinkKind;
 use openim_bridge::Settings;
 use serde_json::Value;
@@ -324,7 +324,7 @@ async fn filters_drop_content_types_groups_and_users() {
     assert_eq!(ids, ["text", "custom"]);
 }
 
-fn toml_filter(text: &str) -> openim_bridge::routing::FilterSettings {
+fn toml_filter(text: &str) -> openim_bridge::settings::FilterSettings {
     ::config::Config::builder()
         .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
         .build()

@@ -296,7 +296,7 @@ async fn a_bridge_whose_rabbitmq_never_answers_still_acks() {
     );
     settings.shutdown.drain_timeout_ms = 500;
     let (bridge, _ids) = start_and_ack_without_broker(settings, 20).await;
-    let spooled = bridge.stats.spool_records.get();
+    let spooled = bridge.stats.snapshot().spool_records;
     assert_eq!(spooled, 20, "the acked callbacks wait in the spool");
     bridge.stop().await;
 }

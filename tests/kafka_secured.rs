@@ -13,7 +13,7 @@ use common::kafka::read_with;
 use common::kafka_front::{FrontOptions, FrontTls, KafkaFront, Sasl};
 use common::*;
 use openim_bridge::settings::{SaslMechanism, Secret, SecurityProtocol, SinkKind};
-use openim_bridge::sink::refusal::{self, Refusal};
+use openim_bridge::stats::Refusal;
 use openim_bridge::Settings;
 
 const USER: &str = "openim-bridge";
@@ -224,34 +224,6 @@ async fn a_wrong_scram_password_is_an_authentication_refusal() {
     let settings = with_password(settings, SaslMechanism::ScramSha256, "not-the-password");
     refused_for(settings, Refusal::Authentication).await;
     assert!(front.authentications().1 >= 1, "the double refused a login");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_refusal_after_acceptance_keeps_the_replica_ready() {
-    let front = KafkaFront::start(front_options(Some(FrontTls::Server), None)).await;
-    let settings = kafka_settings(&front, &unique("rotated"), SecurityProtocol::Ssl);
-    let bridge = publishes(&front, settings).await;
-    // As when a rotated secret starts failing: the replica keeps acking
-    // into its spool and stays ready, and says why.
-    refusal::report(
-        &bridge.stats,
-        "kafka",
-        Refusal::Authentication,
-        "test",
-        "test",
-    );
-    let ready = readyz(bridge.addr).await;
-    assert_eq!(ready.status, 200);
-    assert_eq!(ready.json()["broker"], "refused: authentication");
-    // The next confirmed delivery clears it.
-    let body = group_message(&unique("after"), "g-secured");
-    assert_ack(&post(bridge.addr, "/callbackAfterSendGroupMsgCommand", &body).await);
-    assert!(
-        eventually(Duration::from_secs(20), || bridge.stats.refusal().is_none()).await,
-        "a delivery clears the refusal"
-    );
-    assert_eq!(readyz(bridge.addr).await.json()["broker"], "up");
-    bridge.stop().await;
 }
 
 /// The real binary with a wrong password in a file: one log line names the

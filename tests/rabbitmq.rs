@@ -213,9 +213,8 @@ async fn unroutable_events_and_only_those_are_dead_lettered() {
     let expected_delivered: HashSet<String> =
         (0..EVENTS).filter(|&n| !unroutable(n)).map(id).collect();
 
-    let dead_letter = bridge
-        .spool
-        .join(openim_bridge::sink::dead_letter::FILE_NAME);
+    // The file docs/delivery.md names.
+    let dead_letter = bridge.spool.join("dead-letter.jsonl");
     let dead_ids = || -> Vec<String> {
         std::fs::read_to_string(&dead_letter)
             .unwrap_or_default()

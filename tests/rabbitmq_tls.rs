@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::rabbitmq::{header, Amqps, Binding};
 use common::*;
 use openim_bridge::settings::{Secret, SinkKind};
-use openim_bridge::sink::refusal::Refusal;
+use openim_bridge::stats::Refusal;
 use openim_bridge::Settings;
 
 fn amqps_settings(tls: &Amqps, exchange: &str) -> Settings {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openim_bridge::spool::record::{decode, encode, frame, Frame};
+use openim_bridge::spool_record::{decode, encode, frame, Frame};
 
 fuzz_target!(|bytes: &[u8]| {
     let mut rest = bytes;

@@ -83,7 +83,7 @@ pub enum ConfigError {
 impl ConfigError {
     /// `key` has a value that cannot work, for the reason `problem` (which
     /// says what to change).
-    pub fn invalid(key: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: &'static str, problem: impl Into<String>) -> Self {
         Self::Invalid {
             key,
             problem: problem.into(),
@@ -93,7 +93,7 @@ impl ConfigError {
 
     /// As [`ConfigError::invalid`], and `cause` is the error behind it
     /// (kept as the `source()`; `problem` should still say it in words).
-    pub fn invalid_because(
+    pub(crate) fn invalid_because(
         key: &'static str,
         problem: impl Into<String>,
         cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -153,7 +153,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Reads a secret file: the whole file, less one trailing newline.
-pub fn read_secret_file(path: &Path) -> std::io::Result<Secret> {
+pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<Secret> {
     let mut text = std::fs::read_to_string(path)?;
     if text.ends_with('\n') {
         text.pop();

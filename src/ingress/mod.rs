@@ -17,4 +17,4 @@ pub mod settings;
 pub mod tls;
 pub mod url;
 
-pub use handler::{CallbackError, Handler};
+pub use handler::Handler;

@@ -78,3 +78,83 @@ pub fn answer<B>(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::normalize::{CallbackKind, Event};
+    use crate::sink::refusal::{self, Refusal};
+    use crate::spool::{self, SpoolSettings};
+
+    /// `GET /readyz`: its status and its JSON body.
+    async fn readyz(spool: &SpoolWriter, stats: &Stats) -> (StatusCode, serde_json::Value) {
+        let request = Request::get("/readyz").body(()).unwrap();
+        let reply = answer(&request, spool, stats, 1024).expect("a probe");
+        let status = reply.status();
+        let body = reply.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// A spool in `dir` of at most `max_bytes`, and its stats.
+    fn spool_of(dir: &tempfile::TempDir, max_bytes: u64) -> (SpoolWriter, Arc<Stats>) {
+        let settings = SpoolSettings {
+            dir: dir.path().to_owned(),
+            max_bytes,
+            ..SpoolSettings::default()
+        };
+        let stats = Arc::new(Stats::default());
+        let (spool, _reader) = spool::open(&settings, Arc::clone(&stats)).unwrap();
+        (spool, stats)
+    }
+
+    #[tokio::test]
+    async fn an_accepted_replica_is_ready_while_its_spool_has_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, stats) = spool_of(&dir, 16 * 1024);
+        refusal::accepted(&stats, "kafka");
+        assert_eq!(readyz(&spool, &stats).await.0, StatusCode::OK);
+        let event = Event {
+            id: "m1".to_owned(),
+            kind: CallbackKind::GROUP_MESSAGE_SENT,
+            source: Arc::from("openim"),
+            time: "2024-07-01T02:13:20.123Z".to_owned(),
+            key: "g1".to_owned(),
+            data: vec![b'1'; 1000].into(),
+            traceparent: String::new(),
+            tracestate: String::new(),
+        };
+        // Less room than one more callback of 1 KiB (`readyz`'s limit).
+        while spool.append(event.clone()).await.is_ok() {}
+        let (status, body) = readyz(&spool, &stats).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "spool full");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_out_a_replica_never_accepted_but_not_one_that_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, stats) = spool_of(&dir, 1 << 30);
+        let refused = || refusal::report(&stats, "kafka", Refusal::Authentication, "t", "t");
+        // A bad secret in a new deploy: not ready, and it says why.
+        refused();
+        let (status, body) = readyz(&spool, &stats).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "waiting for the broker");
+        assert_eq!(body["broker"], "refused: authentication");
+        // Accepted once, then a rotated secret fails: still ready (acked
+        // callbacks wait in the spool), and it says why.
+        refusal::accepted(&stats, "kafka");
+        refused();
+        let (status, body) = readyz(&spool, &stats).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["broker"], "refused: authentication");
+        // Accepted again (a confirmed delivery does this: the publisher's
+        // tests): the refusal is gone.
+        refusal::accepted(&stats, "kafka");
+        assert_eq!(readyz(&spool, &stats).await.1["broker"], "up");
+    }
+}

@@ -135,7 +135,7 @@ impl Spec {
 }
 
 /// Code of [`UNKNOWN`] in spool records.
-pub const UNKNOWN_CODE: u8 = 255;
+pub(crate) const UNKNOWN_CODE: u8 = 255;
 
 /// A command this table does not know (a newer OpenIM): published raw.
 pub const UNKNOWN: Spec = Spec {
@@ -807,7 +807,7 @@ static BY_CODE: LazyLock<[Option<&'static Spec>; 256]> = LazyLock::new(|| {
 
 /// The spec of `command`, if known (any other `callbackBefore...Command`
 /// is [`OTHER_BEFORE`]).
-pub fn find(command: &str) -> Option<&'static Spec> {
+pub(crate) fn find(command: &str) -> Option<&'static Spec> {
     BY_COMMAND.get(command).copied().or_else(|| {
         command
             .starts_with("callbackBefore")
@@ -816,21 +816,17 @@ pub fn find(command: &str) -> Option<&'static Spec> {
 }
 
 /// The spec with spool code `code`.
-pub fn by_code(code: u8) -> Option<&'static Spec> {
+pub(crate) fn by_code(code: u8) -> Option<&'static Spec> {
     BY_CODE[usize::from(code)]
 }
 
-/// A wire key as Go's decoder compares it, and then without `_`.
-pub fn canonical(key: &str) -> String {
-    folded(key).collect()
-}
-
-/// Whether two wire keys are the same key (see [`canonical`]), without
-/// allocating.
-pub fn same_key(a: &str, b: &str) -> bool {
+/// Whether two wire keys are the same key, without allocating: compared
+/// as Go's decoder does (case-insensitively), and then without `_`.
+pub(crate) fn same_key(a: &str, b: &str) -> bool {
     folded(a).eq(folded(b))
 }
 
+/// A wire key as [`same_key`] compares it.
 fn folded(key: &str) -> impl Iterator<Item = char> + '_ {
     key.chars()
         .filter(|c| *c != '_')
@@ -879,7 +875,7 @@ mod tests {
             let mut names = HashSet::new();
             for field in spec.fields {
                 assert!(
-                    wire.insert(canonical(field.wire)),
+                    wire.insert(folded(field.wire).collect::<String>()),
                     "{} {}",
                     spec.command,
                     field.wire
@@ -891,9 +887,9 @@ mod tests {
 
     #[test]
     fn spelling_drift_is_one_key() {
-        assert_eq!(canonical("ownerUserId"), canonical("owner_user_id"));
-        assert_eq!(canonical("ownerUserID"), canonical("owner_user_id"));
-        assert_eq!(canonical("Seqs"), canonical("seqs"));
+        assert!(same_key("ownerUserId", "owner_user_id"));
+        assert!(same_key("ownerUserID", "owner_user_id"));
+        assert!(same_key("Seqs", "seqs"));
         assert!(same_key("groupId", "group_id") && !same_key("groupID", "groupIDs"));
     }
 }

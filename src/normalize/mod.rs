@@ -2,14 +2,14 @@
 //!
 //! One call: [`callback`] reads the body's `callbackCommand` (authoritative
 //! over the URL, which must agree when it names one), classifies it by the
-//! [`catalog`], and parses the typed body ([`wire`]) into the published
-//! shape ([`event`]): a classified [`Event`], or a [`Refused`] saying why
+//! [`catalog`], and parses the typed body (`wire`) into the published
+//! shape (`event`): a classified [`Event`], or a [`Refused`] saying why
 //! not (with the kind, when the body named one).
 
 pub mod catalog;
-pub mod event;
+pub(crate) mod event;
 mod fields;
-pub mod wire;
+mod wire;
 
 use std::sync::Arc;
 
@@ -311,7 +311,7 @@ const NOTIFICATION_SESSION: i32 = 4;
 
 /// OpenIM's own conversation ID for a 1:1 chat: `si_` + both user IDs, sorted,
 /// joined by `_`. The same for both directions, so one chat stays in order.
-pub fn single_conversation_id(a: &str, b: &str) -> String {
+pub(crate) fn single_conversation_id(a: &str, b: &str) -> String {
     pair_conversation_id("si_", a, b)
 }
 
@@ -326,7 +326,7 @@ fn pair_conversation_id(prefix: &str, a: &str, b: &str) -> String {
 /// conversation ID: the group ID for group conversations (`sg_<group>`,
 /// `g_<group>`), so they share the key of the group's messages; the ID
 /// itself otherwise (`si_...`, `sn_...`), as the messages' key.
-pub fn conversation_key(conversation_id: &str) -> &str {
+pub(crate) fn conversation_key(conversation_id: &str) -> &str {
     conversation_id
         .strip_prefix("sg_")
         .or_else(|| conversation_id.strip_prefix("g_"))

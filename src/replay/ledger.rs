@@ -128,11 +128,6 @@ impl Ledger {
         self.torn = false;
         Ok(())
     }
-
-    /// Where it is kept.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 #[cfg(test)]
@@ -151,7 +146,7 @@ mod tests {
         // Interrupted here; a torn line follows.
         std::fs::OpenOptions::new()
             .append(true)
-            .open(ledger.path())
+            .open(&ledger.path)
             .unwrap()
             .write_all(b"C 12")
             .unwrap();

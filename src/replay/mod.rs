@@ -11,13 +11,13 @@
 //! Lines are sent in batches; a batch is done once the broker confirmed
 //! every event in it, or the ones it refused again were written to a new
 //! dead-letter file beside the input (lines that still do not parse go to a
-//! new invalid-callback file). The [`ledger`] records each batch, so a
+//! new invalid-callback file). The ledger (`ledger`) records each batch, so a
 //! second run publishes nothing (unless `--force`) and an interrupted one
 //! resumes: only the batch in flight can be published twice. It reads the
 //! files only: it runs beside a live bridge, without the spool's lock.
 
-pub mod input;
-pub mod ledger;
+mod input;
+mod ledger;
 mod outputs;
 mod pacer;
 mod run;
@@ -136,6 +136,7 @@ pub enum ReplayError {
         /// The file.
         path: PathBuf,
         /// What failed.
+        #[source]
         cause: std::io::Error,
     },
     /// The sink could not start.

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 pub use crate::config::{ConfigError, Secret, ENV_PREFIX};
 pub use crate::ingress::settings::{HttpSettings, UnknownCommands};
 pub use crate::normalize::event::EventSettings;
-pub use crate::routing::{FilterSettings, RouteSettings};
+pub use crate::routing::{ContentTypes, FilterSettings, Route, RouteSettings};
 pub use crate::shutdown::ShutdownSettings;
 pub use crate::sink::kafka::config::{
     Compression, KafkaSettings, Passthrough, SaslMechanism, SecurityProtocol,
@@ -35,7 +35,8 @@ pub use crate::telemetry::{LogFormat, LogSettings};
 pub use openim_otel::TracingSettings;
 
 use crate::ingress::tls;
-use crate::routing::{Filter, Route, Routes};
+use crate::normalize::CallbackKind;
+use crate::routing::{Filter, Routes};
 use crate::sink::kafka::config::validate_topic_name;
 use crate::sink::rabbitmq::config::check_routing_key;
 
@@ -64,10 +65,10 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     /// Per-command or per-type topics, exchanges and routing keys, or no
     /// publishing at all; the first entry that matches wins
-    /// (docs/events.md, "Routing and filters"; [`crate::routing`]).
+    /// (docs/events.md, "Routing and filters").
     pub routes: Vec<RouteSettings>,
     /// Callbacks not to publish, by content type, group or user
-    /// (docs/events.md, "Routing and filters"; [`crate::routing`]).
+    /// (docs/events.md, "Routing and filters").
     pub filter: FilterSettings,
     /// OpenTelemetry traces (off unless an OTLP endpoint is configured).
     pub tracing: TracingSettings,
@@ -87,23 +88,29 @@ pub struct Validated {
 
 impl Validated {
     /// `http.allow_ips`, parsed (empty: every address).
-    pub fn allow_ips(&self) -> &[ipnet::IpNet] {
+    pub(crate) fn allow_ips(&self) -> &[ipnet::IpNet] {
         &self.allow_ips
     }
 
     /// `[filter]`, compiled.
-    pub fn filter(&self) -> &Filter {
+    pub(crate) fn filter(&self) -> &Filter {
         &self.filter
     }
 
     /// `[[routes]]` resolved for every callback kind (shared by ingress
     /// and the sink).
-    pub fn routes(&self) -> &Arc<Routes> {
+    pub(crate) fn routes(&self) -> &Arc<Routes> {
         &self.routes
     }
 
+    /// Whether events of `kind` are published, and where: `[[routes]]`
+    /// resolved, over the sinks' own topic, exchange and routing key.
+    pub fn route(&self, kind: CallbackKind) -> &Route {
+        self.routes.route(kind)
+    }
+
     /// The listener's TLS acceptor, when `http.tls_cert_file` is set.
-    pub fn tls(&self) -> Option<&TlsAcceptor> {
+    pub(crate) fn tls(&self) -> Option<&TlsAcceptor> {
         self.tls.as_ref()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::disk::faults::{Faulty, Op, EIO, EMFILE, ENOSPC};
 use super::tests::event;
 use super::*;
-use crate::spool::AckMode;
+use crate::spool::settings::AckMode;
 
 fn settings(dir: &Path, ack: AckMode) -> SpoolSettings {
     SpoolSettings {

@@ -105,7 +105,7 @@ pub use reader::{SpoolReader, Spooled};
 pub use writer::{AppendError, SpoolWriter};
 
 use crate::stats::Stats;
-pub use settings::{AckMode, SpoolSettings};
+pub use settings::SpoolSettings;
 
 /// How often, at most, a checkpoint writes the acked position to disk.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);

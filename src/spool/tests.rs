@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::normalize::{CallbackKind, Event};
-use crate::spool::AckMode;
+use crate::spool::settings::AckMode;
 
 /// Durable acks, 4 KiB segments, no size limit to speak of.
 pub(super) fn settings(dir: &Path) -> SpoolSettings {

@@ -1,5 +1,6 @@
-//! What the bridge did, as Prometheus metrics (served at `GET /metrics`)
-//! and as plain numbers for tests ([`Stats::snapshot`]).
+//! What the bridge did, as Prometheus metrics (served at `GET /metrics`,
+//! or [`Stats::render`]) and as plain numbers ([`Stats::snapshot`]), and
+//! whether the broker accepts this replica ([`Stats::refusal`]).
 //!
 //! Names follow Prometheus conventions: `openim_bridge_` prefix, `_total`
 //! counters, `_seconds` and `_bytes` base units. Label values are bounded
@@ -16,20 +17,23 @@ use prometheus_client::registry::Registry;
 use crate::normalize::CallbackKind;
 
 mod labels;
+mod snapshot;
 
+pub use labels::Refusal;
 use labels::{CallbackLabels, RefusalLabel, SinkLabel};
-pub use labels::{CallbackOutcome, EventOutcome, Refusal};
+pub(crate) use labels::{CallbackOutcome, EventOutcome};
+pub use snapshot::Snapshot;
 
 /// Label value for callbacks whose command is not one this bridge handles
 /// (or could not be read).
-pub const UNKNOWN_COMMAND: &str = "unknown";
+pub(crate) const UNKNOWN_COMMAND: &str = "unknown";
 
 /// Running totals since start, and latency histograms.
 #[derive(Debug)]
 pub struct Stats {
     callbacks: Family<CallbackLabels, Counter>,
     /// Seconds from a request's arrival to its reply.
-    pub ack_seconds: Histogram,
+    pub(crate) ack_seconds: Histogram,
     /// The sink events were counted for (one per process).
     sink: std::sync::OnceLock<&'static str>,
     published: Family<SinkLabel, Counter>,
@@ -37,10 +41,10 @@ pub struct Stats {
     failed: Family<SinkLabel, Counter>,
     dead_lettered: Family<SinkLabel, Counter>,
     /// Seconds from handing an event to the broker client to its confirmation.
-    pub publish_seconds: Histogram,
+    pub(crate) publish_seconds: Histogram,
     /// 1 while the broker confirms deliveries, 0 after a retryable error
     /// until the sink has recovered.
-    pub broker_up: Gauge,
+    pub(crate) broker_up: Gauge,
     /// 1 once the broker accepted this replica (connected, authenticated,
     /// topics or exchanges checked); exported only: readiness reads
     /// [`Stats::accepted`].
@@ -53,33 +57,33 @@ pub struct Stats {
     /// The current refusal: 0 none, else 1 + its index in [`Refusal::ALL`].
     refusal: AtomicU8,
     /// `fdatasync` calls of the spool writer (one per group commit).
-    pub spool_syncs: Counter,
+    pub(crate) spool_syncs: Counter,
     /// Bytes of torn or corrupt records cut from the spool at startup.
-    pub spool_torn_bytes: Counter,
+    pub(crate) spool_torn_bytes: Counter,
     /// Bytes of damaged records (checksum mismatch, impossible length)
     /// skipped by the spool's reader while running.
-    pub spool_skipped_bytes: Counter,
+    pub(crate) spool_skipped_bytes: Counter,
     /// Reads of the spool that failed with an I/O error (retried).
-    pub spool_read_errors: Counter,
+    pub(crate) spool_read_errors: Counter,
     /// 1 while reading the spool fails (the publisher is stalled and
     /// retries), else 0.
-    pub spool_read_failing: Gauge,
+    pub(crate) spool_read_failing: Gauge,
     /// Events acked in `memory` mode that the disk refused and the broker
     /// had not confirmed when the bridge stopped.
-    pub spool_lost_records: Counter,
+    pub(crate) spool_lost_records: Counter,
     /// Lines in the spool directory's dead-letter files (rotated ones
     /// included): events a broker refused for good, to be replayed.
-    pub dead_letter_events: Gauge,
+    pub(crate) dead_letter_events: Gauge,
     /// Bytes the spool's files hold.
-    pub spool_bytes: Gauge<u64, AtomicU64>,
+    pub(crate) spool_bytes: Gauge<u64, AtomicU64>,
     /// Events in the spool not yet confirmed by the broker (or dead-lettered).
-    pub spool_records: Gauge,
+    pub(crate) spool_records: Gauge,
     /// Connections closed because request headers did not arrive in time
     /// (slow or stalled clients).
-    pub header_timeouts: Counter,
+    pub(crate) header_timeouts: Counter,
     /// 1 from the first SIGTERM on: `/readyz` answers 503 while the bridge
     /// still serves (`shutdown.ready_delay_ms`), then it stops.
-    pub shutting_down: Gauge,
+    pub(crate) shutting_down: Gauge,
     registry: Registry,
 }
 
@@ -234,7 +238,7 @@ impl Stats {
 
     /// Records that the broker accepted this replica (the state
     /// `/readyz` and shutdown read, and its gauge).
-    pub fn set_accepted(&self) {
+    pub(crate) fn set_accepted(&self) {
         self.accepted.store(true, Ordering::Release);
         self.broker_accepted.set(1);
     }
@@ -246,7 +250,7 @@ impl Stats {
 
     /// Records the reason the broker refuses this replica (`None`: it
     /// does not). Returns whether that changed.
-    pub fn set_refusal(&self, refusal: Option<Refusal>) -> bool {
+    pub(crate) fn set_refusal(&self, refusal: Option<Refusal>) -> bool {
         let code = refusal.map_or(0, |refusal| {
             1 + Refusal::ALL.iter().position(|r| *r == refusal).unwrap_or(0) as u8
         });
@@ -267,12 +271,13 @@ impl Stats {
     }
 
     /// Adds `n` to `counter`.
-    pub fn add(counter: &Counter, n: u64) {
+    pub(crate) fn add(counter: &Counter, n: u64) {
         counter.inc_by(n);
     }
 
     /// Creates every series the bridge can report for `sink`, at zero, so a
-    /// scrape shows them (and rates start at 0) before the first callback.
+    /// scrape shows them (and rates start at 0) before the first callback
+    /// ([`crate::App::start`] does this for the configured sink).
     pub fn init_series(&self, sink: &'static str) {
         let outcomes = [
             CallbackOutcome::Acked,
@@ -302,14 +307,14 @@ impl Stats {
 
     /// Counts one callback answered. `command` must be a handled command's
     /// name (a `'static` one from the catalog) or [`UNKNOWN_COMMAND`].
-    pub fn callback(&self, command: &'static str, outcome: CallbackOutcome) {
+    pub(crate) fn callback(&self, command: &'static str, outcome: CallbackOutcome) {
         self.callbacks
             .get_or_create(&CallbackLabels { command, outcome })
             .inc();
     }
 
     /// Counts `n` events of `sink` with this delivery outcome.
-    pub fn events(&self, sink: &'static str, outcome: EventOutcome, n: u64) {
+    pub(crate) fn events(&self, sink: &'static str, outcome: EventOutcome, n: u64) {
         let family = match outcome {
             EventOutcome::Published => &self.published,
             EventOutcome::Retried => &self.retried,
@@ -320,23 +325,6 @@ impl Stats {
         family.get_or_create(&SinkLabel { sink }).inc_by(n);
     }
 
-    fn callbacks_with(&self, outcome: CallbackOutcome) -> u64 {
-        CallbackKind::all()
-            .map(CallbackKind::command)
-            .map(|command| {
-                self.callbacks
-                    .get_or_create(&CallbackLabels { command, outcome })
-                    .get()
-            })
-            .sum()
-    }
-
-    fn events_with(&self, family: &Family<SinkLabel, Counter>) -> u64 {
-        self.sink
-            .get()
-            .map_or(0, |sink| family.get_or_create(&SinkLabel { sink }).get())
-    }
-
     /// The metrics in the Prometheus / OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -344,50 +332,6 @@ impl Stats {
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
-
-    /// Current values of the counters.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            callbacks_acked: self.callbacks_with(CallbackOutcome::Acked),
-            callbacks_invalid: self.callbacks_with(CallbackOutcome::Invalid),
-            callbacks_unavailable: self.callbacks_with(CallbackOutcome::Unavailable),
-            events_published: self.events_with(&self.published),
-            events_retried: self.events_with(&self.retried),
-            events_rejected: self.events_with(&self.dead_lettered),
-            spool_syncs: self.spool_syncs.get(),
-            spool_torn_bytes: self.spool_torn_bytes.get(),
-            spool_skipped_bytes: self.spool_skipped_bytes.get(),
-            spool_read_errors: self.spool_read_errors.get(),
-            spool_lost_records: self.spool_lost_records.get(),
-        }
-    }
-}
-
-/// The counters of [`Stats`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Callbacks acked.
-    pub callbacks_acked: u64,
-    /// Callbacks refused as invalid (4xx).
-    pub callbacks_invalid: u64,
-    /// Callbacks refused with 503.
-    pub callbacks_unavailable: u64,
-    /// Events the broker confirmed.
-    pub events_published: u64,
-    /// Events sent again after a broker error.
-    pub events_retried: u64,
-    /// Events dead-lettered.
-    pub events_rejected: u64,
-    /// See [`Stats::spool_syncs`].
-    pub spool_syncs: u64,
-    /// See [`Stats::spool_torn_bytes`].
-    pub spool_torn_bytes: u64,
-    /// See [`Stats::spool_skipped_bytes`].
-    pub spool_skipped_bytes: u64,
-    /// See [`Stats::spool_read_errors`].
-    pub spool_read_errors: u64,
-    /// See [`Stats::spool_lost_records`].
-    pub spool_lost_records: u64,
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ pub struct TestBridge {
     /// Its spool directory.
     pub spool: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), openim_bridge::app::StartError>>,
+    task: tokio::task::JoinHandle<Result<(), openim_bridge::StartError>>,
 }
 
 impl TestBridge {
@@ -412,7 +412,7 @@ pub async fn readyz(addr: SocketAddr) -> Reply {
 
 /// A bridge with `settings` is not ready while the broker refuses it, acks callbacks into
 /// the spool anyway, and names the reason in `/readyz` and the metrics.
-pub async fn refused_for(settings: Settings, reason: openim_bridge::sink::refusal::Refusal) {
+pub async fn refused_for(settings: Settings, reason: openim_bridge::stats::Refusal) {
     let bridge = TestBridge::start(settings).await;
     assert!(
         eventually(Duration::from_secs(30), || bridge.stats.refusal()

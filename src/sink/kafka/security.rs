@@ -112,7 +112,7 @@ words!(SaslMechanism: "plain" => Plain, "scram-sha-256" => ScramSha256, "scram-s
 
 impl SaslMechanism {
     /// The librdkafka value of `sasl.mechanism`.
-    pub fn librdkafka(self) -> &'static str {
+    pub(crate) fn librdkafka(self) -> &'static str {
         match self {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",

@@ -65,17 +65,18 @@ fn event(key: &str, id: usize) -> Event {
 
 /// Spools `events`, then publishes until the spool is drained.
 async fn publish_all(sink: Flaky, events: Vec<Event>) -> (Arc<Stats>, tempfile::TempDir) {
-    publish_all_on(sink, events, crate::spool::disk::os()).await
+    let stats = Arc::new(Stats::default());
+    publish_all_on(sink, events, crate::spool::disk::os(), stats).await
 }
 
-/// [`publish_all`] with the dead-letter file on `disk`.
+/// [`publish_all`] with the dead-letter file on `disk`, counting in `stats`.
 async fn publish_all_on(
     sink: Flaky,
     events: Vec<Event>,
     disk: crate::spool::disk::SharedDisk,
+    stats: Arc<Stats>,
 ) -> (Arc<Stats>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let stats = Arc::new(Stats::default());
     let spool_settings = SpoolSettings {
         dir: dir.path().to_owned(),
         ..SpoolSettings::default()
@@ -151,7 +152,8 @@ async fn a_failed_dead_letter_write_keeps_the_event_and_is_tried_again() {
     let disk = Faulty::new();
     disk.fail(Op::Write, ENOSPC, 0, 2);
     let events = (0..3).map(|i| event("a", i)).collect();
-    let (stats, dir) = publish_all_on(sink.clone(), events, disk.clone()).await;
+    let stats = Arc::new(Stats::default());
+    let (stats, dir) = publish_all_on(sink.clone(), events, disk.clone(), stats).await;
     assert_eq!(disk.failures(), 2, "both injected failures were hit");
     let dead =
         std::fs::read_to_string(dir.path().join(crate::sink::dead_letter::FILE_NAME)).unwrap();
@@ -185,4 +187,24 @@ fn backoff_grows_to_the_cap_with_jitter() {
     assert!((200..=400).contains(&delays[4]), "{delays:?}");
     backoff.reset();
     assert!(backoff.next_delay() <= Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_delivery_clears_a_refusal() {
+    // As when a rotated secret failed for a while after the broker had
+    // accepted this replica, and works again.
+    let stats = Arc::new(Stats::default());
+    refusal::accepted(&stats, "flaky");
+    refusal::report(
+        &stats,
+        "flaky",
+        refusal::Refusal::Authentication,
+        "test",
+        "test",
+    );
+    let events = vec![event("a", 0)];
+    let (stats, _dir) =
+        publish_all_on(Flaky::default(), events, crate::spool::disk::os(), stats).await;
+    assert_eq!(stats.refusal(), None);
+    assert_eq!(stats.broker_up.get(), 1);
 }
