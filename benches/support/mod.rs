@@ -34,9 +34,24 @@ pub fn kafka_read_back(
     wanted: &std::collections::HashSet<String>,
     within: std::time::Duration,
 ) -> std::collections::HashSet<String> {
+    kafka_read_back_counted(brokers, topic, partitions, wanted, within)
+        .into_keys()
+        .collect()
+}
+
+/// [`kafka_read_back`], with how many times each id was read (more than
+/// once: published twice).
+#[allow(dead_code)]
+pub fn kafka_read_back_counted(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    wanted: &std::collections::HashSet<String>,
+    within: std::time::Duration,
+) -> std::collections::HashMap<String, usize> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     let created: Result<BaseConsumer, _> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("read-back-{}", std::process::id()))
@@ -54,13 +69,28 @@ pub fn kafka_read_back(
         return seen;
     }
     let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline && !wanted.is_subset(&seen) {
-        if let Some(Ok(message)) = consumer.poll(std::time::Duration::from_millis(200)) {
-            let data: serde_json::Value =
-                serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or_default();
-            if let Some(id) = data["event_id"].as_str() {
-                seen.insert(id.to_owned());
+    let mut idle_polls = 0;
+    while std::time::Instant::now() < deadline {
+        let all_seen = wanted.iter().all(|id| seen.contains_key(id));
+        match consumer.poll(std::time::Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                idle_polls = 0;
+                let data: serde_json::Value =
+                    serde_json::from_slice(message.payload().unwrap_or_default())
+                        .unwrap_or_default();
+                if let Some(id) = data["event_id"].as_str() {
+                    *seen.entry(id.to_owned()).or_default() += 1;
+                }
             }
+            // Once every wanted id is in, read on until the topic is
+            // quiet (a second without a message), to count duplicates.
+            _ if all_seen => {
+                idle_polls += 1;
+                if idle_polls >= 5 {
+                    break;
+                }
+            }
+            _ => {}
         }
     }
     seen
