@@ -49,7 +49,7 @@ impl Backoff {
         } else {
             self.step
         };
-        self.step = (self.step * 2).min(self.max);
+        self.step = self.step.saturating_mul(2).min(self.max);
         delay
     }
 
@@ -74,6 +74,16 @@ mod tests {
         assert_eq!(backoff.next_delay(), 10 * MS);
         let mut constant = Backoff::new(1000 * MS, 1000 * MS);
         assert_eq!(constant.next_delay(), constant.next_delay());
+    }
+
+    #[test]
+    fn the_largest_settings_do_not_overflow() {
+        // sink.retry_max_ms = u64::MAX is accepted by the settings.
+        let max = Duration::from_millis(u64::MAX);
+        let mut backoff = Backoff::new(max / 2 + MS, max).jittered();
+        for _ in 0..3 {
+            assert!(backoff.next_delay() <= max);
+        }
     }
 
     #[test]
