@@ -79,7 +79,7 @@ ensure_postgres() {
 # HAProxy for the pipeline test (the shipped config in front of bridges).
 ensure_haproxy() {
   if ! command -v haproxy >/dev/null; then
-    log "installing haproxy (Debian package) for the pipeline test"
+    log "installing haproxy (Debian package) for the deploy and pipeline tests"
     apt-get install -y -qq haproxy >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
   fi
 }
