@@ -199,9 +199,15 @@ fn the_configuration_reference_is_generated_from_the_settings_types() {
         return;
     }
     let actual = std::fs::read_to_string(&path).unwrap_or_default();
+    let first_difference = actual
+        .lines()
+        .zip(expected.lines())
+        .find(|(on_page, generated)| on_page != generated)
+        .map(|(on_page, generated)| format!("\n  page:      {on_page}\n  generated: {generated}"))
+        .unwrap_or_default();
     assert!(
         actual == expected,
-        "{PAGE} is out of date with the settings types: run `OPENIM_BRIDGE_BLESS=1 cargo test --test configuration` and commit the result"
+        "{PAGE} is out of date with the settings types: run `OPENIM_BRIDGE_BLESS=1 cargo test --test configuration` and commit the result{first_difference}"
     );
     // Every section of the settings has its heading, every key its row.
     let root = schema();
