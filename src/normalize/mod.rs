@@ -144,6 +144,15 @@ static UNKNOWN_LOG: RateLimit = RateLimit::new();
 
 /// Stage 2 in one call: the callback `body` as a classified event.
 pub fn callback(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
+    match message_named_by_url(body, context) {
+        Some(parsed) => parsed,
+        None => callback_named_by_body(body, context),
+    }
+}
+
+/// [`callback`] the long way: the body's command first (checked against
+/// the URL's), then the parse its kind takes.
+fn callback_named_by_body(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
     let refused = |kind, error| Refused { kind, error };
     let peek: CommandPeek =
         serde_json::from_slice(body).map_err(|err| refused(None, NormalizeError::NotJson(err)))?;
@@ -170,6 +179,28 @@ pub fn callback(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
     };
     normalize(kind, body, context.received_at, context.source)
         .map_err(|err| refused(Some(kind), err))
+}
+
+/// The common case in one parse: the URL names a chat-message command
+/// (OpenIM 3.5 and later post to `{url}/{callbackCommand}`) and the body is
+/// that command's. `None` for anything else, which takes the long way
+/// ([`callback_named_by_body`]), so a refusal names the problem as it
+/// always did.
+fn message_named_by_url(body: &[u8], context: &Context<'_>) -> Option<Result<Event, Refused>> {
+    let kind = CallbackKind::from_command(context.url_command?)?;
+    if kind.spec().layout != Layout::Message {
+        return None;
+    }
+    let msg: MsgCallback = serde_json::from_slice(body).ok()?;
+    if msg.callback_command != kind.command() {
+        return None;
+    }
+    tracing::Span::current().record("command", kind.command());
+    let event = message_event(kind, msg, context.received_at, context.source);
+    Some(event.map_err(|error| Refused {
+        kind: Some(kind),
+        error,
+    }))
 }
 
 /// Parses a callback body of the given kind into an event ([`callback`]'s
@@ -215,6 +246,20 @@ fn normalize_message(
             Ok(_) => invalid(plain.to_string()),
         }
     })?;
+    message_event(kind, msg, received_at, source)
+}
+
+/// The event of a parsed chat message callback.
+fn message_event(
+    kind: CallbackKind,
+    msg: MsgCallback,
+    received_at: OffsetDateTime,
+    source: &Arc<str>,
+) -> Result<Event, NormalizeError> {
+    let invalid = |detail: String| NormalizeError::Invalid {
+        command: kind.command(),
+        detail,
+    };
 
     let required = |key: &str, value: Option<&str>| match value {
         Some(v) if !v.is_empty() => Ok(v.to_owned()),

@@ -226,3 +226,76 @@ proptest::proptest! {
         let _ = normalize(CallbackKind::GROUP_MESSAGE_SENT, &body, OffsetDateTime::UNIX_EPOCH, &source());
     }
 }
+
+/// What [`callback`] returns, as text: the event's every part, or the
+/// refusal's kind and message.
+fn outcome(result: Result<Event, Refused>) -> String {
+    match result {
+        Ok(event) => format!(
+            "{} {:?} {} {} {}",
+            event.id,
+            event.kind,
+            event.time,
+            event.key,
+            String::from_utf8_lossy(&event.data)
+        ),
+        Err(refused) => format!("refused {:?}: {}", refused.kind, refused.error),
+    }
+}
+
+/// The one-parse path (the URL names a chat-message command) gives what
+/// the long path (the command read from the body first) gives, for valid
+/// bodies and for every way a body can be wrong.
+#[test]
+fn a_message_named_by_the_url_is_parsed_once_with_the_same_outcome() {
+    let single = include_str!("../../tests/fixtures/after_send_single_msg_01_text.json");
+    let bodies = [
+        GROUP.to_owned(),
+        single.to_owned(),
+        GROUP.replace("\"sendTime\":1719800000123,", ""),
+        GROUP.replace(
+            "\"serverMsgID\":\"9f2c4e1ab0d34c6f8e7a5b3c2d1e0f91\"",
+            "\"serverMsgID\":\"\"",
+        ),
+        GROUP.replace("\"groupID\":\"g_3001\"", "\"groupID\":\"\""),
+        GROUP.replace("\"contentType\":101", "\"contentType\":\"101\""),
+        GROUP.replace(
+            "callbackAfterSendGroupMsgCommand",
+            "callbackAfterSendSingleMsgCommand",
+        ),
+        GROUP.replace(
+            "\"callbackCommand\":\"callbackAfterSendGroupMsgCommand\",",
+            "",
+        ),
+        format!("{GROUP} trailing"),
+        "{}".to_owned(),
+        "[1]".to_owned(),
+    ];
+    for changed in &bodies[2..8] {
+        assert_ne!(changed, GROUP, "a variant that changes nothing");
+    }
+    // The valid body its URL names takes the one parse; a body naming
+    // another command does not.
+    let source = source();
+    let named = |url| Context {
+        source: &source,
+        received_at: OffsetDateTime::UNIX_EPOCH,
+        url_command: Some(url),
+        publish_unknown: true,
+    };
+    let group_url = named("callbackAfterSendGroupMsgCommand");
+    assert!(message_named_by_url(GROUP.as_bytes(), &group_url).is_some());
+    let single_url = named("callbackAfterSendSingleMsgCommand");
+    assert!(message_named_by_url(GROUP.as_bytes(), &single_url).is_none());
+    for body in &bodies {
+        for url in [
+            "callbackAfterSendGroupMsgCommand",
+            "callbackAfterSendSingleMsgCommand",
+        ] {
+            let context = named(url);
+            let once = outcome(callback(body.as_bytes(), &context));
+            let long = outcome(callback_named_by_body(body.as_bytes(), &context));
+            assert_eq!(once, long, "{url}: {body}");
+        }
+    }
+}
