@@ -224,10 +224,7 @@ fn normalize_message(
     received_at: OffsetDateTime,
     source: &Arc<str>,
 ) -> Result<Event, NormalizeError> {
-    let invalid = |detail: String| NormalizeError::Invalid {
-        command: kind.command(),
-        detail,
-    };
+    let invalid = |detail| invalid_message(kind, detail);
     // Parsed without tracking where it is (the common, valid case costs
     // less); a body that fails is parsed again to name the key at fault.
     let msg: MsgCallback = serde_json::from_slice(body).map_err(|plain| {
@@ -249,6 +246,14 @@ fn normalize_message(
     message_event(kind, msg, received_at, source)
 }
 
+/// A chat message body of `kind` that cannot become an event, and why.
+fn invalid_message(kind: CallbackKind, detail: String) -> NormalizeError {
+    NormalizeError::Invalid {
+        command: kind.command(),
+        detail,
+    }
+}
+
 /// The event of a parsed chat message callback.
 fn message_event(
     kind: CallbackKind,
@@ -256,11 +261,7 @@ fn message_event(
     received_at: OffsetDateTime,
     source: &Arc<str>,
 ) -> Result<Event, NormalizeError> {
-    let invalid = |detail: String| NormalizeError::Invalid {
-        command: kind.command(),
-        detail,
-    };
-
+    let invalid = |detail| invalid_message(kind, detail);
     let required = |key: &str, value: Option<&str>| match value {
         Some(v) if !v.is_empty() => Ok(v.to_owned()),
         _ => Err(invalid(format!("`{key}` is missing or empty"))),
