@@ -222,3 +222,53 @@ async fn a_second_sigterm_skips_the_ready_delay() {
         second.elapsed()
     );
 }
+
+/// A refused callback's log line carries the request's span, which names
+/// the command the body gave: when it disagrees with the URL (the body is
+/// read for its command first), and when a chat message the URL names is
+/// unusable (parsed once, straight into its typed form).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_callback_is_logged_with_the_body_s_command() {
+    let Running {
+        child,
+        addr,
+        stderr,
+        ..
+    } = spawn(&[]);
+    let group = fixture("after_send_group_msg_01_text_ios.json");
+    let unusable = group.replace("\"sendID\":\"u_1001\"", "\"sendID\":\"\"");
+    assert_ne!(unusable, group);
+    let cases = [
+        ("/openim/callbackAfterSendSingleMsgCommand", &group),
+        ("/openim/callbackAfterSendGroupMsgCommand", &unusable),
+    ];
+    for (number, (path, body)) in cases.into_iter().enumerate() {
+        let reply = post(addr, path, body).await;
+        assert_eq!(reply.status, 400, "{path}");
+        // One refusal line per second is logged.
+        let refusal = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let refusals: Vec<String> = stderr
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|line| line.contains("callback refused"))
+                    .cloned()
+                    .collect();
+                if let Some(line) = refusals.get(number) {
+                    return line.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no refusal line for {path}"));
+        // The span, as text logs print it: callback{... openim.command="..."}.
+        assert!(
+            refusal.contains("openim.command=\"callbackAfterSendGroupMsgCommand\""),
+            "{refusal}"
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert!(terminate(child).success());
+}

@@ -159,7 +159,9 @@ fn callback_named_by_body(body: &[u8], context: &Context<'_>) -> Result<Event, R
     let named = peek
         .callback_command
         .ok_or_else(|| refused(None, NormalizeError::NoCommand))?;
-    tracing::Span::current().record("command", named.as_str());
+    // On the request's `callback` span (`traces::callback_span`), so a
+    // refusal's log line names the command the body gave.
+    tracing::Span::current().record("openim.command", named.as_str());
     if let Some(url) = context.url_command.filter(|url| *url != named) {
         let mismatch = NormalizeError::CommandMismatch {
             url: url.to_owned(),
@@ -195,11 +197,15 @@ fn message_named_by_url(body: &[u8], context: &Context<'_>) -> Option<Result<Eve
     if msg.callback_command != kind.command() {
         return None;
     }
-    tracing::Span::current().record("command", kind.command());
     let event = message_event(kind, msg, context.received_at, context.source);
-    Some(event.map_err(|error| Refused {
-        kind: Some(kind),
-        error,
+    // An event gets its command recorded by the handler, with the rest of
+    // it (`traces::stamp`); a refusal here, as on the long way.
+    Some(event.map_err(|error| {
+        tracing::Span::current().record("openim.command", kind.command());
+        Refused {
+            kind: Some(kind),
+            error,
+        }
     }))
 }
 
