@@ -256,6 +256,20 @@ fn every_overlay_s_settings_load_and_drain_within_the_grace_period() {
     }
 }
 
+/// The Secret `openim-bridge-kafka`'s volume in `pod`, and where its first
+/// container mounts it.
+fn kafka_secret(pod: &Value) -> Option<(&Value, &str)> {
+    let volume = pod["volumes"]
+        .as_array()?
+        .iter()
+        .find(|volume| volume["secret"]["secretName"] == "openim-bridge-kafka")?;
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()?
+        .iter()
+        .find(|mount| mount["name"] == volume["name"])?;
+    Some((volume, mount["mountPath"].as_str()?))
+}
+
 #[test]
 fn the_secured_overlay_mounts_its_secret_where_its_settings_look() {
     let rendered = objects(&kustomize("overlays/kafka-secured"));
@@ -264,23 +278,11 @@ fn the_secured_overlay_mounts_its_secret_where_its_settings_look() {
         .unwrap()
         .to_owned();
     let pod = &find(&rendered, "StatefulSet")["spec"]["template"]["spec"];
-    let volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|volume| volume["secret"]["secretName"] == "openim-bridge-kafka")
-        .expect("the Secret openim-bridge-kafka is a volume");
+    let (volume, path) = kafka_secret(pod).expect("the Secret openim-bridge-kafka is mounted");
     assert_ne!(
         volume["secret"]["optional"], true,
         "without the Secret the pod must wait, not start without a password"
     );
-    let mount = pod["containers"][0]["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|mount| mount["name"] == volume["name"])
-        .expect("the Secret is mounted");
-    let path = mount["mountPath"].as_str().unwrap();
     for key in ["sasl_password_file", "ssl_ca_file"] {
         assert!(
             toml.contains(&format!("{key} = \"{path}/")),
@@ -290,19 +292,10 @@ fn the_secured_overlay_mounts_its_secret_where_its_settings_look() {
     // The drain Job reads a secured overlay's Secret at the same place, and
     // still runs for the other overlays (optional).
     let job = manifest("jobs/drain.yaml");
-    let job_pod = &job["spec"]["template"]["spec"];
-    let job_volume = job_pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|volume| volume["secret"]["secretName"] == "openim-bridge-kafka")
-        .expect("the drain Job mounts the Secret");
+    let (job_volume, job_path) =
+        kafka_secret(&job["spec"]["template"]["spec"]).expect("the drain Job mounts the Secret");
     assert_eq!(job_volume["secret"]["optional"], true);
-    assert!(job_pod["containers"][0]["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|mount| mount["name"] == job_volume["name"] && mount["mountPath"] == path));
+    assert_eq!(job_path, path);
 }
 
 #[test]
