@@ -8,7 +8,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -76,8 +75,17 @@ impl Event {
 
     /// Appends this event as one structured-mode CloudEvents JSON object
     /// (the stdout sink's lines, the dead-letter file's `event`); fails
-    /// only if `data` is not JSON.
+    /// only if `data` is not a JSON object.
+    ///
+    /// `data` is copied as it is, not parsed again: it is JSON by
+    /// construction (written by `normalize`, or read from a checksummed
+    /// spool record or a parsed dead-letter line). Only its ends are
+    /// checked, so a damaged event can never break the line's framing.
     pub fn write_structured_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let data = self.data.as_ref();
+        if !(data.first() == Some(&b'{') && data.last() == Some(&b'}')) {
+            return Err(serde::de::Error::custom("event data is not a JSON object"));
+        }
         let doc = Structured {
             specversion: SPEC_VERSION,
             id: &self.id,
@@ -88,13 +96,19 @@ impl Event {
             traceparent: &self.traceparent,
             tracestate: &self.tracestate,
             datacontenttype: DATA_CONTENT_TYPE,
-            data: serde_json::from_slice(&self.data)?,
         };
-        serde_json::to_writer(out, &doc)
+        serde_json::to_writer(&mut *out, &doc)?;
+        // The attributes' closing brace gives way to `data`, last.
+        out.pop();
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(data);
+        out.push(b'}');
+        Ok(())
     }
 }
 
-/// CloudEvents JSON format (structured mode).
+/// CloudEvents JSON format (structured mode), but for `data`, which
+/// [`Event::write_structured_json`] appends as it is.
 #[derive(Serialize)]
 struct Structured<'a> {
     specversion: &'a str,
@@ -109,7 +123,6 @@ struct Structured<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     tracestate: &'a str,
     datacontenttype: &'a str,
-    data: &'a RawValue,
 }
 
 /// The `data` body of a message event, in clear snake_case names.

@@ -194,7 +194,7 @@ fn message_named_by_url(body: &[u8], context: &Context<'_>) -> Option<Result<Eve
         return None;
     }
     let msg: MsgCallback = serde_json::from_slice(body).ok()?;
-    if msg.callback_command != kind.command() {
+    if &*msg.callback_command != kind.command() {
         return None;
     }
     let event = message_event(kind, msg, context.received_at, context.source);
@@ -263,7 +263,7 @@ fn invalid_message(kind: CallbackKind, detail: String) -> NormalizeError {
 /// The event of a parsed chat message callback.
 fn message_event(
     kind: CallbackKind,
-    msg: MsgCallback,
+    msg: MsgCallback<'_>,
     received_at: OffsetDateTime,
     source: &Arc<str>,
 ) -> Result<Event, NormalizeError> {
@@ -277,7 +277,7 @@ fn message_event(
             "`serverMsgID` is empty: it is the event id".to_owned(),
         ));
     }
-    let sender = required("sendID", Some(&msg.send_id))?;
+    let sender = required("sendID", Some(&*msg.send_id))?;
     // Group messages carry `groupID`, 1:1 messages `recvID`; the saved
     // callback carries both, and a non-empty `groupID` means a group.
     let in_group = match kind {
@@ -307,7 +307,7 @@ fn message_event(
         };
         (id.clone(), id)
     };
-    let event_id = format!("{}{}", msg.server_msg_id, kind.spec().id_suffix);
+    let event_id = format!("{}{}", &*msg.server_msg_id, kind.spec().id_suffix);
 
     let received = rfc3339(received_at);
     let sent_at = msg.send_time.or(msg.create_time).and_then(from_unix_ms);

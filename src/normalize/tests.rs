@@ -51,6 +51,35 @@ fn unknown_keys_are_kept() {
     );
 }
 
+/// Keys and strings written with escapes (which are read into owned
+/// strings, not borrowed from the body) mean what they mean unescaped.
+#[test]
+fn escaped_keys_and_strings_read_as_their_plain_form() {
+    let plain = parse(CallbackKind::GROUP_MESSAGE_SENT, GROUP).unwrap();
+    let escaped = GROUP
+        .replace("\"sendID\"", "\"send\\u0049D\"")
+        .replace("\"u_1001\"", "\"u\\u005f1001\"")
+        .replace("\"g_3001\"", "\"\\u0067_3001\"");
+    assert_ne!(escaped, GROUP);
+    let event = parse(CallbackKind::GROUP_MESSAGE_SENT, &escaped).unwrap();
+    assert_eq!((&event.id, &event.key), (&plain.id, &plain.key));
+    assert_eq!(data(&event), data(&plain));
+    let missing = GROUP.replace("\"serverMsgID\"", "\"serverMsgId\"");
+    let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &missing).unwrap_err();
+    assert!(
+        err.to_string().contains("missing field `serverMsgID`"),
+        "{err}"
+    );
+    let null = GROUP.replace("\"sendID\":\"u_1001\"", "\"sendID\":null");
+    let err = parse(CallbackKind::GROUP_MESSAGE_SENT, &null).unwrap_err();
+    assert!(
+        err.to_string().contains("`sendID`: invalid type: null"),
+        "{err}"
+    );
+    let array = parse(CallbackKind::GROUP_MESSAGE_SENT, "[]").unwrap_err();
+    assert!(array.to_string().contains("a JSON object"), "{array}");
+}
+
 #[test]
 fn missing_send_time_falls_back_to_create_time() {
     let body = GROUP.replace("\"sendTime\":1719800000123,", "");

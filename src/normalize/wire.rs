@@ -6,8 +6,25 @@
 //! Any key this struct does not name lands in `extra`, so nothing the sender
 //! sent is lost when OpenIM adds fields.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+/// A string as the body has it: borrowed from the body when it holds no
+/// escapes (most do), owned otherwise.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The body of `callbackAfterSendGroupMsgCommand` and
 /// `callbackAfterSendSingleMsgCommand` (which carries `recvID` instead of
@@ -16,71 +33,177 @@ use serde_json::{Map, Value};
 /// The identity fields are required; every other field is optional so that a
 /// version of OpenIM that drops one still gets its message through (the event
 /// then carries `null` for it rather than a made-up value).
-#[derive(Debug, Deserialize)]
-pub struct MsgCallback {
+#[derive(Debug, Default)]
+pub struct MsgCallback<'a> {
     /// `callbackCommand`.
-    #[serde(rename = "callbackCommand")]
-    pub callback_command: String,
+    pub callback_command: Text<'a>,
     /// `serverMsgID`: unique per message, the event id.
-    #[serde(rename = "serverMsgID")]
-    pub server_msg_id: String,
+    pub server_msg_id: Text<'a>,
     /// `sendID`: the sender's user ID.
-    #[serde(rename = "sendID")]
-    pub send_id: String,
+    pub send_id: Text<'a>,
     /// `groupID` (group messages).
-    #[serde(rename = "groupID", default)]
-    pub group_id: Option<String>,
+    pub group_id: Option<Text<'a>>,
     /// `recvID` (single-chat messages).
-    #[serde(rename = "recvID", default)]
-    pub recv_id: Option<String>,
+    pub recv_id: Option<Text<'a>>,
     /// `clientMsgID`.
-    #[serde(rename = "clientMsgID", default)]
-    pub client_msg_id: Option<String>,
+    pub client_msg_id: Option<Text<'a>>,
     /// `operationID`: OpenIM's trace ID.
-    #[serde(rename = "operationID", default)]
-    pub operation_id: Option<String>,
+    pub operation_id: Option<Text<'a>>,
     /// `senderPlatformID` (int32): 1 iOS, 2 Android, 5 Web, ...
-    #[serde(rename = "senderPlatformID", default)]
     pub sender_platform_id: Option<i32>,
     /// `senderNickname`.
-    #[serde(rename = "senderNickname", default)]
-    pub sender_nickname: Option<String>,
+    pub sender_nickname: Option<Text<'a>>,
     /// `faceURL`: the sender's avatar.
-    #[serde(rename = "faceURL", default)]
-    pub face_url: Option<String>,
+    pub face_url: Option<Text<'a>>,
     /// `sessionType` (int32): 1 single, 3 group, 4 notification.
-    #[serde(rename = "sessionType", default)]
     pub session_type: Option<i32>,
     /// `msgFrom` (int32): 100 user, 200 system.
-    #[serde(rename = "msgFrom", default)]
     pub msg_from: Option<i32>,
     /// `contentType` (int32): 101 text, 102 picture, ...
-    #[serde(rename = "contentType", default)]
     pub content_type: Option<i32>,
     /// `status` (int32).
-    #[serde(default)]
     pub status: Option<i32>,
     /// `sendTime` (int64, ms since epoch); absent before OpenIM 3.8.1.
-    #[serde(rename = "sendTime", default)]
     pub send_time: Option<i64>,
     /// `createTime` (int64, ms since epoch).
-    #[serde(rename = "createTime", default)]
     pub create_time: Option<i64>,
     /// `content`: the message content, JSON text inside a string.
-    #[serde(default)]
-    pub content: Option<String>,
+    pub content: Option<Text<'a>>,
     /// `seq` (uint32): 0 in after-send callbacks.
-    #[serde(default)]
     pub seq: Option<u32>,
     /// `atUserList`: `null` when nobody is mentioned.
-    #[serde(rename = "atUserList", default)]
     pub at_user_list: Option<Vec<String>>,
     /// `ex`: free-form extension string.
-    #[serde(default)]
-    pub ex: Option<String>,
+    pub ex: Option<Text<'a>>,
     /// Every key not named above, verbatim.
-    #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// Each named key of [`MsgCallback`] on the wire, at most once; any other
+/// key goes to `extra` as it is. Written out rather than derived: serde's
+/// `flatten` would buffer every value of the body before reading it a
+/// second time (half the parse's cost), and it could not borrow strings.
+impl<'de> Deserialize<'de> for MsgCallback<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MsgCallbackVisitor)
+    }
+}
+
+struct MsgCallbackVisitor;
+
+impl<'de> Visitor<'de> for MsgCallbackVisitor {
+    type Value = MsgCallback<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a callback body (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut msg = MsgCallback::default();
+        let mut seen = SeenKeys::default();
+        let map = &mut map;
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match &*key {
+                "callbackCommand" => {
+                    msg.callback_command = once(map, &mut seen, "callbackCommand")?
+                }
+                "serverMsgID" => msg.server_msg_id = once(map, &mut seen, "serverMsgID")?,
+                "sendID" => msg.send_id = once(map, &mut seen, "sendID")?,
+                "groupID" => msg.group_id = once(map, &mut seen, "groupID")?,
+                "recvID" => msg.recv_id = once(map, &mut seen, "recvID")?,
+                "clientMsgID" => msg.client_msg_id = once(map, &mut seen, "clientMsgID")?,
+                "operationID" => msg.operation_id = once(map, &mut seen, "operationID")?,
+                "senderPlatformID" => {
+                    msg.sender_platform_id = once(map, &mut seen, "senderPlatformID")?;
+                }
+                "senderNickname" => msg.sender_nickname = once(map, &mut seen, "senderNickname")?,
+                "faceURL" => msg.face_url = once(map, &mut seen, "faceURL")?,
+                "sessionType" => msg.session_type = once(map, &mut seen, "sessionType")?,
+                "msgFrom" => msg.msg_from = once(map, &mut seen, "msgFrom")?,
+                "contentType" => msg.content_type = once(map, &mut seen, "contentType")?,
+                "status" => msg.status = once(map, &mut seen, "status")?,
+                "sendTime" => msg.send_time = once(map, &mut seen, "sendTime")?,
+                "createTime" => msg.create_time = once(map, &mut seen, "createTime")?,
+                "content" => msg.content = once(map, &mut seen, "content")?,
+                "seq" => msg.seq = once(map, &mut seen, "seq")?,
+                "atUserList" => msg.at_user_list = once(map, &mut seen, "atUserList")?,
+                "ex" => msg.ex = once(map, &mut seen, "ex")?,
+                _ => {
+                    let value = map.next_value()?;
+                    msg.extra.insert(key.0.into_owned(), value);
+                }
+            }
+        }
+        for required in ["callbackCommand", "serverMsgID", "sendID"] {
+            if !seen.contains(required) {
+                return Err(de::Error::missing_field(required));
+            }
+        }
+        Ok(msg)
+    }
+}
+
+/// The value of `key`, which must not have come before.
+fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut SeenKeys,
+    key: &'static str,
+) -> Result<T, A::Error> {
+    if !seen.insert(key) {
+        return Err(de::Error::duplicate_field(key));
+    }
+    map.next_value()
+}
+
+/// The named keys read so far (at most the 20 of [`MsgCallback`]).
+#[derive(Default)]
+struct SeenKeys {
+    keys: [&'static str; 20],
+    len: usize,
+}
+
+impl SeenKeys {
+    fn contains(&self, key: &str) -> bool {
+        self.keys[..self.len].contains(&key)
+    }
+
+    /// Adds `key`; `false` if it was there.
+    fn insert(&mut self, key: &'static str) -> bool {
+        if self.contains(key) || self.len == self.keys.len() {
+            return false;
+        }
+        self.keys[self.len] = key;
+        self.len += 1;
+        true
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(text)))
+    }
 }
 
 /// Reads only `callbackCommand`, to route a body before parsing it fully.

@@ -208,4 +208,40 @@ mod tests {
         assert_eq!(doc["subject"], "g1");
         assert_eq!(doc["data"]["a"], 1);
     }
+
+    #[tokio::test]
+    async fn data_that_is_not_an_object_is_refused_and_the_stream_stays_whole() {
+        let good = Event {
+            id: "m1".into(),
+            kind: CallbackKind::GROUP_MESSAGE_SENT,
+            source: Arc::from("openim"),
+            time: "2024-07-01T02:13:20.123Z".into(),
+            key: "g\"1".into(),
+            data: br#"{"a":"\u00e9"}"#.to_vec().into(),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            tracestate: String::new(),
+        };
+        let out = SharedBuffer::default();
+        let mut sink = StdoutSink::with_writer(out.clone());
+        for data in [&b""[..], b"[1]", b"{\"a\":1"] {
+            let bad = Event {
+                data: data.to_vec().into(),
+                ..good.clone()
+            };
+            let refused = sink.send(&bad).await.unwrap().await.unwrap_err();
+            assert!(refused.to_string().contains("not JSON"), "{refused}");
+        }
+        let delivered = sink.send(&good).await.unwrap();
+        sink.close().await;
+        delivered.await.unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(doc["subject"], "g\"1");
+        assert_eq!(doc["traceparent"], good.traceparent.as_str());
+        assert_eq!(doc["data"]["a"], "\u{e9}");
+        // `data` as it was, last.
+        assert!(lines[0].ends_with(r#","data":{"a":"\u00e9"}}"#), "{text}");
+    }
 }
