@@ -39,11 +39,10 @@ pub fn answer(waiting: Vec<Done>, result: &Result<(), AppendError>) {
     }
 }
 
-/// An event, its encoded frame, and who waits for its write or sync.
+/// An event and who waits for its write or sync. The writer thread encodes
+/// its frame straight into the batch it writes.
 pub struct Append {
-    /// The event's frame, as it goes into the segment.
-    pub frame: Vec<u8>,
-    /// The event, handed to the reader once written.
+    /// The event, encoded into the segment, then handed to the reader.
     pub event: Event,
     /// Who waits for this append (none: acked already, `memory` mode).
     pub done: Option<Done>,

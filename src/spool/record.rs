@@ -47,13 +47,9 @@ pub enum Frame<'a> {
     End,
 }
 
-/// Appends the framed encoding of `event` to `out`; returns its length.
-pub fn encode(event: &Event, out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    out.extend_from_slice(&[0; HEADER_LEN]);
-    out.push(VERSION);
-    out.push(kind_code(event.kind));
-    for field in [
+/// The payload's fields, in order.
+fn fields(event: &Event) -> [&[u8]; 7] {
+    [
         event.id.as_bytes(),
         event.source.as_bytes(),
         event.time.as_bytes(),
@@ -61,7 +57,22 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) -> usize {
         &event.data,
         event.traceparent.as_bytes(),
         event.tracestate.as_bytes(),
-    ] {
+    ]
+}
+
+/// The length of `event`'s frame ([`encode`]'s result), without encoding it.
+pub fn encoded_len(event: &Event) -> usize {
+    let fields = fields(event);
+    HEADER_LEN + 2 + fields.iter().map(|field| 4 + field.len()).sum::<usize>()
+}
+
+/// Appends the framed encoding of `event` to `out`; returns its length.
+pub fn encode(event: &Event, out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    out.push(VERSION);
+    out.push(kind_code(event.kind));
+    for field in fields(event) {
         put_field(out, field);
     }
     let payload_len = out.len() - start - HEADER_LEN;
@@ -176,6 +187,11 @@ mod tests {
         let mut buf = Vec::new();
         let len = encode(&event("m1"), &mut buf);
         assert_eq!(len, buf.len());
+        assert_eq!(encoded_len(&event("m1")), len);
+        // Appended after other bytes, as the writer batches frames.
+        let mut batch = vec![7; 5];
+        assert_eq!(encode(&event("m1"), &mut batch), len);
+        assert_eq!(&batch[5..], &buf[..]);
         let Frame::Record(payload, used) = frame(&buf) else {
             panic!("{:?}", frame(&buf))
         };

@@ -70,8 +70,7 @@ impl SpoolWriter {
     /// Spools `event`; resolves when `spool.ack` says it may be acked (in
     /// `memory` mode, while disk writes fail, once it is written).
     pub async fn append(&self, event: Event) -> Result<(), AppendError> {
-        let mut frame = Vec::with_capacity(event.data.len() + 256);
-        let size = record::encode(&event, &mut frame) as u64;
+        let size = record::encoded_len(&event) as u64;
         // Reserve the bytes first, so concurrent appends cannot overshoot.
         let used = self.used.fetch_add(size, Ordering::AcqRel);
         if used + size > self.max_bytes {
@@ -91,7 +90,7 @@ impl SpoolWriter {
         } else {
             (None, None)
         };
-        let append = Append { frame, event, done };
+        let append = Append { event, done };
         if let Err(err) = self.appends.try_send(append) {
             self.used.fetch_sub(size, Ordering::AcqRel);
             return Err(match err {

@@ -38,7 +38,7 @@ use super::settings::{AckMode, SpoolSettings};
 use super::syncer::Syncer;
 use super::tail::Tail;
 use super::writer::{SpoolWriter, MAX_WAITING};
-use super::{release, segment_path, Position};
+use super::{record, release, segment_path, Position};
 use crate::normalize::Event;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
@@ -166,7 +166,7 @@ impl WriterThread {
             while let Some(append) = next.take() {
                 batch.records += 1;
                 let start = batch.buf.len();
-                batch.buf.extend_from_slice(&append.frame);
+                record::encode(&append.event, &mut batch.buf);
                 let range = start..batch.buf.len();
                 let acked = match append.done {
                     Some(done) => {
