@@ -1,5 +1,6 @@
-//! The ceiling: a bare hyper server that reads each request's body and
-//! answers OpenIM's "continue" ack, nothing else. Same runtime shape as the
+//! The ceiling: a bare hyper server that reads and parses each request's
+//! JSON body and answers OpenIM's "continue" ack, nothing else (issue 27's
+//! anchor: any bridge must at least do that much). Same runtime shape as the
 //! bridge (tokio multi-thread, hyper HTTP/1.1, keep-alive), run as its own
 //! process so its CPU is measured the same way.
 
@@ -30,7 +31,10 @@ pub fn serve() -> ! {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = service_fn(|request: hyper::Request<hyper::body::Incoming>| async {
-                    let _body = request.into_body().collect().await;
+                    if let Ok(body) = request.into_body().collect().await {
+                        let parsed = serde_json::from_slice::<serde_json::Value>(&body.to_bytes());
+                        std::hint::black_box(parsed.is_ok());
+                    }
                     let response = hyper::Response::builder()
                         .header("Content-Type", "application/json")
                         .body(Full::new(Bytes::from_static(super::ACK)))

@@ -19,7 +19,7 @@ use super::{Position, Spooled};
 use crate::normalize::Event;
 
 /// Frame bytes of written events held in memory for the reader, at most.
-const TAIL_MAX_BYTES: usize = 4 * 1024 * 1024;
+const TAIL_MAX_BYTES: usize = 1024 * 1024;
 
 /// Events on their way to the reader in memory, in log order.
 #[derive(Debug, Default)]
