@@ -105,6 +105,7 @@ pub fn configs() -> Vec<Config> {
     if std::env::var_os("OPENIM_BRIDGE_BENCH_BASELINE").is_some() {
         for (sink, ack) in [
             (Sink::Stdout, "memory"),
+            (Sink::Stdout, "written"),
             (Sink::Stdout, "durable"),
             (Sink::Kafka, "durable"),
         ] {
