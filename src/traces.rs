@@ -50,41 +50,66 @@ impl Incoming {
 }
 
 /// Target of the `callback` span of a trace not recorded: the tracer's
-/// layer never sees it, so it costs no OpenTelemetry work (logs still
-/// show its fields).
+/// layer never sees it, so it costs no OpenTelemetry work (logs at
+/// `debug` still show its fields, and a refusal's line at any level).
 const UNTRACED: &str = "openim_bridge::untraced";
+
+/// The `callback` span, at `level`, with `target`.
+macro_rules! callback_span_at {
+    ($target:expr, $level:expr, $operation_id:expr) => {
+        tracing::span!(
+            target: $target,
+            $level,
+            "callback",
+            otel.kind = "server",
+            openim.operation_id = $operation_id,
+            openim.command = tracing::field::Empty,
+            openim.key = tracing::field::Empty,
+            cloudevents.event_id = tracing::field::Empty,
+            cloudevents.event_type = tracing::field::Empty,
+        )
+    };
+}
 
 /// The `callback` span of one request, continuing `incoming`'s trace, and
 /// whether the trace is recorded (head sampling, decided here before any
 /// span exists: `tracing.sampling_ratio` or `OTEL_TRACES_SAMPLER`).
+///
+/// The span of a trace not recorded is a DEBUG span: with logs at `info`
+/// (the default) it does not exist, so no request pays for formatting its
+/// fields; a refusal's log line gets one of its own ([`refusal_span`]).
 pub(crate) fn callback_span(operation_id: &str, incoming: Option<&Incoming>) -> (Span, bool) {
-    macro_rules! span {
-        ($target:expr) => {
-            tracing::info_span!(
-                target: $target,
-                "callback",
-                otel.kind = "server",
-                openim.operation_id = operation_id,
-                openim.command = tracing::field::Empty,
-                openim.key = tracing::field::Empty,
-                cloudevents.event_id = tracing::field::Empty,
-                cloudevents.event_type = tracing::field::Empty,
-            )
-        };
-    }
     let sampled = openim_otel::sampling().is_some_and(|sampling| {
         sampling.sample(incoming.map(|incoming| incoming.parent.sampled()))
     });
     if !sampled {
-        return (span!(UNTRACED), false);
+        return (
+            callback_span_at!(UNTRACED, tracing::Level::DEBUG, operation_id),
+            false,
+        );
     }
-    let span = span!("openim_bridge::traces");
+    let span = callback_span_at!("openim_bridge::traces", tracing::Level::INFO, operation_id);
     if let Some(incoming) = incoming {
         let parent =
             opentelemetry::Context::new().with_remote_span_context(incoming.span_context());
         let _ = span.set_parent(parent);
     }
     (span, true)
+}
+
+/// The span a refused callback's log line is written in, naming the
+/// `command` its body gave: the request's own, or, when that one does not
+/// exist (logs at `info`, trace not recorded), an `info` span like it.
+pub(crate) fn refusal_span(span: &Span, operation_id: &str, command: Option<&str>) -> Span {
+    let span = if span.is_disabled() {
+        callback_span_at!(UNTRACED, tracing::Level::INFO, operation_id)
+    } else {
+        span.clone()
+    };
+    if let Some(command) = command {
+        span.record("openim.command", command);
+    }
+    span
 }
 
 /// Records what the callback became on its span and sets the event's
@@ -219,6 +244,47 @@ mod tests {
             UNTRACED,
             format!("openim_bridge::{}", openim_otel::UNTRACED)
         );
+    }
+
+    /// With logs at `info` an unsampled request has no span to fill in; a
+    /// refusal's line still names the operation and the body's command.
+    #[test]
+    fn an_unsampled_callback_costs_no_span_at_info_but_a_refusal_is_named() {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = {
+            let lines = std::sync::Arc::clone(&lines);
+            move || Capture(std::sync::Arc::clone(&lines))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(writer)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let (span, sampled) = callback_span("op-1", None);
+            assert!(!sampled);
+            assert!(span.is_disabled(), "a DEBUG span is left out at info");
+            let refusal = refusal_span(&span, "op-1", Some("callbackAfterSendGroupMsgCommand"));
+            assert!(!refusal.is_disabled());
+            refusal.in_scope(|| tracing::warn!("callback refused"));
+        });
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains(r#"callback{otel.kind="server" openim.operation_id="op-1" openim.command="callbackAfterSendGroupMsgCommand"}"#),
+            "{text}"
+        );
+    }
+
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ struct Seen {
     kind: Option<CallbackKind>,
     /// The body, once read (a before-callback's reply may echo from it).
     body: Bytes,
+    /// The command a refused body named, for the refusal's log line.
+    refused_command: Option<String>,
 }
 
 impl Seen {
@@ -153,6 +155,10 @@ impl Handler {
         self.stats
             .ack_seconds
             .observe(started.elapsed().as_secs_f64());
+        let span = match &result {
+            Ok(_) => span,
+            Err(_) => traces::refusal_span(&span, &operation_id, seen.refused_command.as_deref()),
+        };
         let _entered = span.enter();
         // A before-callback's catalog entry, by the body's command.
         let before = seen
@@ -251,6 +257,7 @@ impl Handler {
             }
             Err(refused) => {
                 seen.kind = refused.kind;
+                seen.refused_command = refused.command().map(str::to_owned);
                 let err = CallbackError::from(refused.error);
                 if let Some(log) = &self.invalid_log {
                     log.record(

@@ -139,6 +139,18 @@ pub struct Refused {
     pub error: NormalizeError,
 }
 
+impl Refused {
+    /// The command the body named, if it named one (a refusal's log line
+    /// shows it).
+    pub fn command(&self) -> Option<&str> {
+        match &self.error {
+            NormalizeError::CommandMismatch { body, .. } => Some(body),
+            NormalizeError::UnknownCommand(command) => Some(command),
+            _ => self.kind.map(CallbackKind::command),
+        }
+    }
+}
+
 /// Unknown commands published raw: logged at most once a second.
 static UNKNOWN_LOG: RateLimit = RateLimit::new();
 
@@ -159,9 +171,6 @@ fn callback_named_by_body(body: &[u8], context: &Context<'_>) -> Result<Event, R
     let named = peek
         .callback_command
         .ok_or_else(|| refused(None, NormalizeError::NoCommand))?;
-    // On the request's `callback` span (`traces::callback_span`), so a
-    // refusal's log line names the command the body gave.
-    tracing::Span::current().record("openim.command", named.as_str());
     if let Some(url) = context.url_command.filter(|url| *url != named) {
         let mismatch = NormalizeError::CommandMismatch {
             url: url.to_owned(),
@@ -198,14 +207,9 @@ fn message_named_by_url(body: &[u8], context: &Context<'_>) -> Option<Result<Eve
         return None;
     }
     let event = message_event(kind, msg, context.received_at, context.source);
-    // An event gets its command recorded by the handler, with the rest of
-    // it (`traces::stamp`); a refusal here, as on the long way.
-    Some(event.map_err(|error| {
-        tracing::Span::current().record("openim.command", kind.command());
-        Refused {
-            kind: Some(kind),
-            error,
-        }
+    Some(event.map_err(|error| Refused {
+        kind: Some(kind),
+        error,
     }))
 }
 
