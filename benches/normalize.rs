@@ -32,6 +32,17 @@ fn round(source: &Arc<str>, url_command: Option<&str>) -> f64 {
     started.elapsed().as_nanos() as f64 / f64::from(CALLS)
 }
 
+/// Nanoseconds per parse of the body into a `serde_json::Value`.
+fn value_round() -> f64 {
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let value =
+            serde_json::from_slice::<serde_json::Value>(std::hint::black_box(BODY.as_bytes()));
+        std::hint::black_box(value.is_ok());
+    }
+    started.elapsed().as_nanos() as f64 / f64::from(CALLS)
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -45,19 +56,25 @@ fn main() {
     // Warm up both paths.
     round(&source, Some(COMMAND));
     round(&source, None);
-    let (mut once, mut long) = (Vec::new(), Vec::new());
+    value_round();
+    let (mut once, mut long, mut value) = (Vec::new(), Vec::new(), Vec::new());
     let started = Instant::now();
     for _ in 0..ROUNDS {
         once.push(round(&source, Some(COMMAND)));
         long.push(round(&source, None));
+        value.push(value_round());
     }
-    let (once, long) = (median(once), median(long));
+    let (once, long, value) = (median(once), median(long), median(value));
     println!("# normalize::callback, group message ({} bytes), median of {ROUNDS} interleaved rounds of {CALLS} calls\n", BODY.len());
     println!("| path | ns / call | x one parse |\n|---|---|---|");
     println!("| URL names the command: one parse | {once:.0} | 1.00 |");
     println!(
         "| body's command read first, then the typed parse | {long:.0} | {:.2} |",
         long / once
+    );
+    println!(
+        "| the bare server's work: parse into a serde_json::Value | {value:.0} | {:.2} |",
+        value / once
     );
     println!("\n({:.1} s)", started.elapsed().as_secs_f64());
 }
