@@ -163,6 +163,15 @@ mod tests {
     #[derive(Clone, Default)]
     struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
 
+    impl SharedBuffer {
+        /// What was written, and its lines.
+        fn lines(&self) -> (String, Vec<String>) {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            let lines = text.lines().map(str::to_owned).collect();
+            (text, lines)
+        }
+    }
+
     impl Write for SharedBuffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
@@ -199,10 +208,9 @@ mod tests {
         let third = sink.send(&event).await.unwrap();
         sink.close().await;
         third.await.unwrap();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<_> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "close writes what was gathered");
-        let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        let (text, lines) = out.lines();
+        assert_eq!(lines.len(), 3, "close writes what was gathered: {text}");
+        let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(doc["specversion"], "1.0");
         assert_eq!(doc["type"], "io.openim.group.message.sent");
         assert_eq!(doc["subject"], "g1");
@@ -234,10 +242,9 @@ mod tests {
         let delivered = sink.send(&good).await.unwrap();
         sink.close().await;
         delivered.await.unwrap();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<_> = text.lines().collect();
+        let (text, lines) = out.lines();
         assert_eq!(lines.len(), 1, "{text}");
-        let doc: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(doc["subject"], "g\"1");
         assert_eq!(doc["traceparent"], good.traceparent.as_str());
         assert_eq!(doc["data"]["a"], "\u{e9}");
