@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::process::{spawn, terminate, wait_exit, Running, BIN};
@@ -223,6 +224,28 @@ async fn a_second_sigterm_skips_the_ready_delay() {
     );
 }
 
+/// The `number`th "callback refused" line the bridge logged (0: the
+/// first), waiting at most 5 s for it.
+async fn refusal_line(stderr: &Mutex<Vec<String>>, number: usize) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let refusals: Vec<String> = stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|line| line.contains("callback refused"))
+                .cloned()
+                .collect();
+            if let Some(line) = refusals.get(number) {
+                return line.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .ok()
+}
+
 /// A refused callback's log line carries the request's span, which names
 /// the command the body gave: when it disagrees with the URL (the body is
 /// read for its command first), and when a chat message the URL names is
@@ -246,23 +269,9 @@ async fn a_refused_callback_is_logged_with_the_body_s_command() {
         let reply = post(addr, path, body).await;
         assert_eq!(reply.status, 400, "{path}");
         // One refusal line per second is logged.
-        let refusal = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                let refusals: Vec<String> = stderr
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|line| line.contains("callback refused"))
-                    .cloned()
-                    .collect();
-                if let Some(line) = refusals.get(number) {
-                    return line.clone();
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no refusal line for {path}"));
+        let refusal = refusal_line(&stderr, number)
+            .await
+            .unwrap_or_else(|| panic!("no refusal line for {path}"));
         // The span, as text logs print it: callback{... openim.command="..."}.
         assert!(
             refusal.contains("openim.command=\"callbackAfterSendGroupMsgCommand\""),

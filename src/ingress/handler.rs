@@ -48,6 +48,12 @@ impl Seen {
     fn command(&self) -> &'static str {
         self.kind.map_or(UNKNOWN_COMMAND, CallbackKind::command)
     }
+
+    /// The command a refusal's log line names: the body's, as it named it;
+    /// after a refused spool append, the command of the event it became.
+    fn refused_command(&self) -> Option<&str> {
+        (self.refused_command.as_deref()).or(self.kind.map(CallbackKind::command))
+    }
 }
 
 /// What [`Handler::accept`] knows of a request besides its body.
@@ -157,7 +163,7 @@ impl Handler {
             .observe(started.elapsed().as_secs_f64());
         let span = match &result {
             Ok(_) => span,
-            Err(_) => traces::refusal_span(&span, &operation_id, seen.refused_command.as_deref()),
+            Err(_) => traces::refusal_span(&span, &operation_id, seen.refused_command()),
         };
         let _entered = span.enter();
         // A before-callback's catalog entry, by the body's command.
@@ -257,7 +263,7 @@ impl Handler {
             }
             Err(refused) => {
                 seen.kind = refused.kind;
-                seen.refused_command = refused.command().map(str::to_owned);
+                seen.refused_command = refused.command;
                 let err = CallbackError::from(refused.error);
                 if let Some(log) = &self.invalid_log {
                     log.record(
@@ -317,4 +323,25 @@ fn operation_id<B>(request: &Request<B>) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_body_s_command_or_the_event_s() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.refused_command(), None, "nothing read yet");
+        // Normalized, then refused by the spool.
+        seen.kind = Some(CallbackKind::GROUP_MESSAGE_SENT);
+        assert_eq!(
+            seen.refused_command(),
+            Some("callbackAfterSendGroupMsgCommand")
+        );
+        // Refused by normalize: the body's own spelling wins.
+        seen.kind = None;
+        seen.refused_command = Some("callbackSomethingNewCommand".to_owned());
+        assert_eq!(seen.refused_command(), Some("callbackSomethingNewCommand"));
+    }
 }

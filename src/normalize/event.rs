@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -75,16 +76,17 @@ impl Event {
 
     /// Appends this event as one structured-mode CloudEvents JSON object
     /// (the stdout sink's lines, the dead-letter file's `event`); fails
-    /// only if `data` is not a JSON object.
+    /// only if `data` is not JSON.
     ///
-    /// `data` is copied as it is, not parsed again: it is JSON by
-    /// construction (written by `normalize`, or read from a checksummed
-    /// spool record or a parsed dead-letter line). Only its ends are
-    /// checked, so a damaged event can never break the line's framing.
+    /// A compact object, as `normalize` writes every event's `data`, is
+    /// copied as it is, not parsed again: it is JSON by construction (also
+    /// when read back from a checksummed spool record or a parsed
+    /// dead-letter line). Anything else (another JSON value, say, from an
+    /// edited dead-letter file) is checked first.
     pub fn write_structured_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let data = self.data.as_ref();
+        let mut data = self.data.as_ref();
         if !(data.first() == Some(&b'{') && data.last() == Some(&b'}')) {
-            return Err(serde::de::Error::custom("event data is not a JSON object"));
+            data = serde_json::from_slice::<&RawValue>(data)?.get().as_bytes();
         }
         let doc = Structured {
             specversion: SPEC_VERSION,

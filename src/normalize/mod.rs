@@ -137,18 +137,9 @@ pub struct Refused {
     pub kind: Option<CallbackKind>,
     /// Why it was refused.
     pub error: NormalizeError,
-}
-
-impl Refused {
-    /// The command the body named, if it named one (a refusal's log line
-    /// shows it).
-    pub fn command(&self) -> Option<&str> {
-        match &self.error {
-            NormalizeError::CommandMismatch { body, .. } => Some(body),
-            NormalizeError::UnknownCommand(command) => Some(command),
-            _ => self.kind.map(CallbackKind::command),
-        }
-    }
+    /// The command the body named, if it named one, as it named it (a
+    /// refusal's log line shows it).
+    pub command: Option<String>,
 }
 
 /// Unknown commands published raw: logged at most once a second.
@@ -165,18 +156,22 @@ pub fn callback(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
 /// [`callback`] the long way: the body's command first (checked against
 /// the URL's), then the parse its kind takes.
 fn callback_named_by_body(body: &[u8], context: &Context<'_>) -> Result<Event, Refused> {
-    let refused = |kind, error| Refused { kind, error };
-    let peek: CommandPeek =
-        serde_json::from_slice(body).map_err(|err| refused(None, NormalizeError::NotJson(err)))?;
+    let refused = |kind, error, command| Refused {
+        kind,
+        error,
+        command,
+    };
+    let peek: CommandPeek = serde_json::from_slice(body)
+        .map_err(|err| refused(None, NormalizeError::NotJson(err), None))?;
     let named = peek
         .callback_command
-        .ok_or_else(|| refused(None, NormalizeError::NoCommand))?;
+        .ok_or_else(|| refused(None, NormalizeError::NoCommand, None))?;
     if let Some(url) = context.url_command.filter(|url| *url != named) {
         let mismatch = NormalizeError::CommandMismatch {
             url: url.to_owned(),
-            body: named,
+            body: named.clone(),
         };
-        return Err(refused(None, mismatch));
+        return Err(refused(None, mismatch, Some(named)));
     }
     let kind = match CallbackKind::from_command(&named) {
         Some(kind) => kind,
@@ -186,10 +181,13 @@ fn callback_named_by_body(body: &[u8], context: &Context<'_>) -> Result<Event, R
             }
             CallbackKind::UNKNOWN
         }
-        None => return Err(refused(None, NormalizeError::UnknownCommand(named))),
+        None => {
+            let unknown = NormalizeError::UnknownCommand(named.clone());
+            return Err(refused(None, unknown, Some(named)));
+        }
     };
     normalize(kind, body, context.received_at, context.source)
-        .map_err(|err| refused(Some(kind), err))
+        .map_err(|err| refused(Some(kind), err, Some(named)))
 }
 
 /// The common case in one parse: the URL names a chat-message command
@@ -210,6 +208,7 @@ fn message_named_by_url(body: &[u8], context: &Context<'_>) -> Option<Result<Eve
     Some(event.map_err(|error| Refused {
         kind: Some(kind),
         error,
+        command: Some(kind.command().to_owned()),
     }))
 }
 

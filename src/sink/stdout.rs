@@ -218,7 +218,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn data_that_is_not_an_object_is_refused_and_the_stream_stays_whole() {
+    async fn data_that_is_not_json_is_refused_and_the_stream_stays_whole() {
         let good = Event {
             id: "m1".into(),
             kind: CallbackKind::GROUP_MESSAGE_SENT,
@@ -231,7 +231,7 @@ mod tests {
         };
         let out = SharedBuffer::default();
         let mut sink = StdoutSink::with_writer(out.clone());
-        for data in [&b""[..], b"[1]", b"{\"a\":1"] {
+        for data in [&b""[..], b" [1", b"{\"a\":1"] {
             let bad = Event {
                 data: data.to_vec().into(),
                 ..good.clone()
@@ -240,10 +240,18 @@ mod tests {
             assert!(refused.to_string().contains("not JSON"), "{refused}");
         }
         let delivered = sink.send(&good).await.unwrap();
+        // Another JSON value than an object is checked, then written.
+        let array = Event {
+            data: b" [1] ".to_vec().into(),
+            ..good.clone()
+        };
+        let also = sink.send(&array).await.unwrap();
         sink.close().await;
         delivered.await.unwrap();
+        also.await.unwrap();
         let (text, lines) = out.lines();
-        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[1].ends_with(r#","data":[1]}"#), "{text}");
         let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(doc["subject"], "g\"1");
         assert_eq!(doc["traceparent"], good.traceparent.as_str());
