@@ -56,22 +56,24 @@ impl Event {
         self.kind.event_type()
     }
 
-    /// The CloudEvents attributes other than `datacontenttype`, as
-    /// (name, value) pairs: what binary-mode bindings turn into headers.
-    /// `traceparent` and `tracestate` only when set.
-    pub fn attributes(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [
-            ("specversion", SPEC_VERSION),
-            ("id", &self.id),
-            ("source", &self.source),
-            ("type", self.event_type()),
-            ("time", &self.time),
-            ("subject", &self.key),
-            ("traceparent", &self.traceparent),
-            ("tracestate", &self.tracestate),
-        ]
-        .into_iter()
-        .filter(|(name, value)| !value.is_empty() || !name.starts_with("trace"))
+    /// The CloudEvents attributes other than `datacontenttype`, with their
+    /// values: what binary-mode bindings turn into headers. `traceparent`
+    /// and `tracestate` only when set.
+    pub fn attributes(&self) -> impl Iterator<Item = (&'static Attribute, &str)> {
+        let values: [&str; 8] = [
+            SPEC_VERSION,
+            &self.id,
+            &self.source,
+            self.event_type(),
+            &self.time,
+            &self.key,
+            &self.traceparent,
+            &self.tracestate,
+        ];
+        ATTRIBUTES
+            .iter()
+            .zip(values)
+            .filter(|(attribute, value)| !value.is_empty() || !attribute.name.starts_with("trace"))
     }
 
     /// Appends this event as one structured-mode CloudEvents JSON object
@@ -108,6 +110,44 @@ impl Event {
         Ok(())
     }
 }
+
+/// A CloudEvents attribute and the header each binary-mode binding names it
+/// by, written out: the sinks set them on every event.
+#[derive(Debug)]
+pub struct Attribute {
+    /// Its CloudEvents name, e.g. `id`.
+    pub name: &'static str,
+    /// Its Kafka header: `ce_` and the name.
+    pub kafka_header: &'static str,
+    /// Its AMQP header: `ce-` and the name.
+    pub amqp_header: &'static str,
+}
+
+impl Attribute {
+    const fn new(
+        name: &'static str,
+        kafka_header: &'static str,
+        amqp_header: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kafka_header,
+            amqp_header,
+        }
+    }
+}
+
+/// The attributes [`Event::attributes`] gives, in its order.
+const ATTRIBUTES: [Attribute; 8] = [
+    Attribute::new("specversion", "ce_specversion", "ce-specversion"),
+    Attribute::new("id", "ce_id", "ce-id"),
+    Attribute::new("source", "ce_source", "ce-source"),
+    Attribute::new("type", "ce_type", "ce-type"),
+    Attribute::new("time", "ce_time", "ce-time"),
+    Attribute::new("subject", "ce_subject", "ce-subject"),
+    Attribute::new("traceparent", "ce_traceparent", "ce-traceparent"),
+    Attribute::new("tracestate", "ce_tracestate", "ce-tracestate"),
+];
 
 /// CloudEvents JSON format (structured mode), but for `data`, which
 /// [`Event::write_structured_json`] appends as it is.
@@ -210,5 +250,46 @@ impl EventSettings {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_attribute_is_its_bindings_prefix_and_name() {
+        for attribute in &ATTRIBUTES {
+            assert_eq!(attribute.kafka_header, format!("ce_{}", attribute.name));
+            assert_eq!(attribute.amqp_header, format!("ce-{}", attribute.name));
+        }
+        let mut event = Event {
+            id: "m1".into(),
+            kind: CallbackKind::GROUP_MESSAGE_SENT,
+            source: Arc::from("openim"),
+            time: "2024-07-01T02:13:20.123Z".into(),
+            key: "g1".into(),
+            data: b"{}".to_vec().into(),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            tracestate: "congo=t61rcWkgMzE".into(),
+        };
+        let pairs: Vec<_> = event
+            .attributes()
+            .map(|(attribute, value)| (attribute.name, value.to_owned()))
+            .collect();
+        assert_eq!(pairs[1], ("id", "m1".to_owned()));
+        assert_eq!(
+            pairs[3],
+            ("type", "io.openim.group.message.sent".to_owned())
+        );
+        assert_eq!(pairs[5], ("subject", "g1".to_owned()));
+        assert_eq!(pairs.len(), 8);
+        event.traceparent.clear();
+        event.tracestate.clear();
+        let names: Vec<_> = event.attributes().map(|(a, _)| a.name).collect();
+        assert_eq!(
+            names,
+            ["specversion", "id", "source", "type", "time", "subject"]
+        );
     }
 }

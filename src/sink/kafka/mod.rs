@@ -231,33 +231,12 @@ fn classify(err: KafkaError, topic: &str) -> SinkError {
     }
 }
 
-/// Kafka's binary-mode header of each attribute [`Event::attributes`]
-/// gives: `ce_` and its name (written out: this runs for every event).
-const CE_HEADERS: [(&str, &str); 8] = [
-    ("specversion", "ce_specversion"),
-    ("id", "ce_id"),
-    ("source", "ce_source"),
-    ("type", "ce_type"),
-    ("time", "ce_time"),
-    ("subject", "ce_subject"),
-    ("traceparent", "ce_traceparent"),
-    ("tracestate", "ce_tracestate"),
-];
-
-/// The header of CloudEvents attribute `name`: `ce_` and its name.
-fn header_name(name: &str) -> std::borrow::Cow<'static, str> {
-    match CE_HEADERS.iter().find(|(attribute, _)| *attribute == name) {
-        Some((_, header)) => (*header).into(),
-        None => format!("ce_{name}").into(),
-    }
-}
-
 fn headers(event: &Event) -> OwnedHeaders {
     let headers = event
         .attributes()
-        .fold(OwnedHeaders::new(), |headers, (name, value)| {
+        .fold(OwnedHeaders::new(), |headers, (attribute, value)| {
             headers.insert(Header {
-                key: &header_name(name),
+                key: attribute.kafka_header,
                 value: Some(value),
             })
         });
@@ -333,32 +312,6 @@ impl Sink for KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn each_attribute_is_a_ce_header() {
-        for (name, header) in CE_HEADERS {
-            assert_eq!(header, format!("ce_{name}"));
-        }
-        let event = Event {
-            id: "m1".into(),
-            kind: crate::normalize::CallbackKind::GROUP_MESSAGE_SENT,
-            source: Arc::from("openim"),
-            time: "2024-07-01T02:13:20.123Z".into(),
-            key: "g1".into(),
-            data: b"{}".to_vec().into(),
-            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-            tracestate: "congo=t61rcWkgMzE".into(),
-        };
-        let named: Vec<_> = event.attributes().map(|(name, _)| name).collect();
-        assert_eq!(named.len(), CE_HEADERS.len());
-        for name in named {
-            assert!(
-                CE_HEADERS.iter().any(|(attribute, _)| *attribute == name),
-                "{name}"
-            );
-        }
-        assert_eq!(header_name("newattribute"), "ce_newattribute");
-    }
 
     #[test]
     fn authorization_failures_wait_for_an_acl_fix_and_oversized_records_are_refused() {

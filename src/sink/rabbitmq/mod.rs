@@ -158,9 +158,9 @@ impl RabbitMqSink {
 
 fn properties(event: &Event) -> BasicProperties {
     let mut headers = FieldTable::default();
-    for (name, value) in event.attributes() {
+    for (attribute, value) in event.attributes() {
         headers.insert(
-            ShortString::from(format!("ce-{name}")),
+            ShortString::from(attribute.amqp_header),
             AMQPValue::LongString(LongString::from(value)),
         );
     }
