@@ -250,10 +250,10 @@ mod tests {
     /// refusal's line still names the operation and the body's command.
     #[test]
     fn an_unsampled_callback_costs_no_span_at_info_but_a_refusal_is_named() {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = openim_bridge_test_kit::SharedBuffer::default();
         let writer = {
-            let lines = std::sync::Arc::clone(&lines);
-            move || Capture(std::sync::Arc::clone(&lines))
+            let out = out.clone();
+            move || out.clone()
         };
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::INFO)
@@ -268,23 +268,11 @@ mod tests {
             assert!(!refusal.is_disabled());
             refusal.in_scope(|| tracing::warn!("callback refused"));
         });
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let (text, _) = out.lines();
         assert!(
             text.contains(r#"callback{otel.kind="server" openim.operation_id="op-1" openim.command="callbackAfterSendGroupMsgCommand"}"#),
             "{text}"
         );
-    }
-
-    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]

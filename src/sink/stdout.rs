@@ -158,29 +158,8 @@ impl Sink for StdoutSink {
 mod tests {
     use super::*;
     use crate::normalize::CallbackKind;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
-
-    impl SharedBuffer {
-        /// What was written, and its lines.
-        fn lines(&self) -> (String, Vec<String>) {
-            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-            let lines = text.lines().map(str::to_owned).collect();
-            (text, lines)
-        }
-    }
-
-    impl Write for SharedBuffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use openim_bridge_test_kit::SharedBuffer;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn writes_one_cloudevent_per_line() {
@@ -198,10 +177,7 @@ mod tests {
         let mut sink = StdoutSink::with_writer(out.clone());
         let first = sink.send(&event).await.unwrap();
         let second = sink.send(&event).await.unwrap();
-        assert!(
-            out.0.lock().unwrap().is_empty(),
-            "gathered until the publisher flushes"
-        );
+        assert!(out.is_empty(), "gathered until the publisher flushes");
         sink.flush().await;
         first.await.unwrap();
         second.await.unwrap();

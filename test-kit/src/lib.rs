@@ -10,7 +10,39 @@ pub mod kafka;
 pub mod otlp;
 
 use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A writer that keeps what is written, shared by its clones: hand one to
+/// a sink or a log layer, read back from another.
+#[derive(Clone, Default)]
+pub struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    /// What was written (it must be UTF-8), and its lines.
+    pub fn lines(&self) -> (String, Vec<String>) {
+        let bytes = self.0.lock().unwrap().clone();
+        let text = String::from_utf8(bytes).expect("what was written is UTF-8");
+        let lines = text.lines().map(str::to_owned).collect();
+        (text, lines)
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().is_empty()
+    }
+}
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
