@@ -26,9 +26,8 @@
 //!
 //! 1. **Acked means what `spool.ack` promises**: `durable`, only after an
 //!    `fdatasync` that began after its frame was written returned (a
-//!    pipelined group commit: the writer thread writes the next batch while
-//!    the sync thread syncs, and one sync covers every batch written before
-//!    it); `written`, only after its frame is written to the segment file;
+//!    pipelined group commit: the next batch is written while the sync
+//!    thread syncs, and one sync covers every batch written before it); `written`, only after its frame is written to the segment file;
 //!    `memory`, at once. In `memory` mode a batch that then fails hands
 //!    those acked events to the reader in memory (published after what
 //!    was written before them, drained at a graceful stop), and until a
@@ -79,6 +78,8 @@ mod append;
 pub mod disk;
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod inline_tests;
 pub(crate) mod job;
 mod lock;
 pub mod reader;
@@ -226,6 +227,12 @@ pub fn open_on(
     stats
         .spool_records
         .set(count_records(&dir, start, &segments).map_err(wrap)?);
+    let writer = SpoolWriter::new(
+        &started,
+        Arc::clone(&used),
+        settings.max_bytes,
+        settings.ack,
+    );
     let reader = SpoolReader::new(
         dir,
         start,
@@ -236,7 +243,6 @@ pub fn open_on(
         disk,
     )
     .holding(reader_lock);
-    let writer = started.writer;
     Ok((writer, reader))
 }
 

@@ -119,6 +119,11 @@ impl Syncer {
         let _ = self.jobs.send(SyncJob::Closed { old, new });
     }
 
+    /// A sync failed, and the writer has not yet moved to a new segment.
+    pub(super) fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
     pub(super) fn take_failure(&self) -> bool {
         self.shared.failed.swap(false, Ordering::AcqRel)
     }

@@ -1,42 +1,51 @@
-//! Ingress's handle on the spool: [`SpoolWriter::append`] encodes an event
-//! and hands it to the writer thread ([`super::writer_thread`]), then waits
-//! as long as `spool.ack` says.
+//! Ingress's handle on the spool: [`SpoolWriter::append`] adds an event to
+//! the writer's batch ([`super::writer_thread`]), then waits as long as
+//! `spool.ack` says.
 //!
 //! When an append resolves depends on `spool.ack` ([`AckMode`]):
 //!
 //! * `durable`: once a sync that began after its batch was written has
 //!   returned. While a sync is in progress (or more appends are queued),
-//!   the writer thread hands each written batch to the sync thread and goes
-//!   on writing the next while it syncs (a pipelined group commit); the
-//!   sync thread covers everything handed to it so far with one call. An
-//!   append waits for at most the sync in progress and its own. With
-//!   nothing to overlap, the writer syncs the batch itself: one thread
-//!   hand-off fewer for the callbacks waiting.
+//!   each written batch goes to the sync thread and the next is written
+//!   while it syncs (a pipelined group commit); the sync thread covers
+//!   everything handed to it so far with one call. An append waits for at
+//!   most the sync in progress and its own. With nothing to overlap, the
+//!   writer thread syncs a batch of its own itself: one thread hand-off
+//!   fewer for the callbacks waiting.
 //! * `written`: once its batch is written to the segment file.
 //! * `memory`: at once.
+//!
+//! In `written` and `durable` modes an append that finds the writer idle
+//! is written on the async worker that runs its callback, not by the
+//! writer thread: the hand-off to that thread (a wake-up of a sleeping
+//! thread) is saved, and in `written` mode the one back too. Group commit
+//! without the thread: the first append of a batch yields to the worker's
+//! other tasks once, so callbacks that are ready add their frames, then
+//! writes them all in one call (a page-cache write) and answers them; in
+//! `durable` mode the sync thread syncs them. An append that finds the
+//! writer busy goes to the writer thread, as in `memory` mode.
 //!
 //! In `written` and `memory` modes the sync thread syncs at most every
 //! `spool.sync_interval_ms`, and syncs each segment as it is closed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::append::Append;
 pub use super::append::AppendError;
 use super::settings::AckMode;
+use super::writer_thread::{Started, WriterThread, MAX_WAITING};
 use super::{record, Position};
 use crate::normalize::Event;
-
-/// Appends waiting for the writer thread, at most (in `memory` mode this
-/// bounds what a crash can lose; `spool.max_bytes` bounds them too).
-pub(super) const MAX_WAITING: usize = 16 * 1024;
 
 /// Ingress's handle on the spool. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SpoolWriter {
     pub(super) appends: mpsc::Sender<Append>,
+    /// The writer's state, for appends written inline.
+    pub(super) state: Shared,
     pub(super) used: Arc<AtomicU64>,
     pub(super) max_bytes: u64,
     pub(super) mode: AckMode,
@@ -47,7 +56,54 @@ pub struct SpoolWriter {
     pub(super) stopped: watch::Receiver<Position>,
 }
 
+/// The writer's state behind its lock.
+#[derive(Clone)]
+pub(super) struct Shared(pub(super) Arc<Mutex<WriterThread>>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriterThread")
+    }
+}
+
+/// Where [`SpoolWriter::stage`] put an append.
+enum Staged {
+    /// First in the writer's batch: its caller writes the batch.
+    First,
+    /// In a batch another caller writes.
+    Joined,
+    /// Not staged: for the writer thread.
+    Busy(Append),
+}
+
+/// Writes the staged batch when dropped ([`WriterThread::flush`]).
+struct Flush<'a>(&'a Mutex<WriterThread>);
+
+impl Drop for Flush<'_> {
+    fn drop(&mut self) {
+        WriterThread::flush(self.0);
+    }
+}
+
 impl SpoolWriter {
+    /// The handle on a writer [`super::writer_thread::start`] started.
+    pub(super) fn new(
+        started: &Started,
+        used: Arc<AtomicU64>,
+        max_bytes: u64,
+        mode: AckMode,
+    ) -> Self {
+        Self {
+            appends: started.appends.clone(),
+            state: Shared(Arc::clone(&started.state)),
+            used,
+            max_bytes,
+            mode,
+            failing: Arc::clone(&started.failing),
+            stopped: started.watermark.clone(),
+        }
+    }
+
     /// When an append resolves (`spool.ack`).
     pub fn mode(&self) -> AckMode {
         self.mode
@@ -91,6 +147,18 @@ impl SpoolWriter {
             (None, None)
         };
         let append = Append { event, done };
+        let append = match self.stage(append, size, wait) {
+            Staged::First => {
+                // Written when this is dropped, also if the callback is
+                // cancelled while it yields.
+                let flush = Flush(&self.state.0);
+                tokio::task::yield_now().await;
+                drop(flush);
+                return Self::answered(answer).await;
+            }
+            Staged::Joined => return Self::answered(answer).await,
+            Staged::Busy(append) => append,
+        };
         if let Err(err) = self.appends.try_send(append) {
             self.used.fetch_sub(size, Ordering::AcqRel);
             return Err(match err {
@@ -98,6 +166,27 @@ impl SpoolWriter {
                 mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
             });
         }
+        Self::answered(answer).await
+    }
+
+    /// Adds `append` to the writer's batch if it waits for its write
+    /// (`wait`), the writer's lock is free and the writer is idle.
+    fn stage(&self, append: Append, size: u64, wait: bool) -> Staged {
+        match self.state.0.try_lock() {
+            Ok(mut writer) if wait && writer.idle(size) => {
+                if writer.stage(append) {
+                    Staged::First
+                } else {
+                    Staged::Joined
+                }
+            }
+            _ => Staged::Busy(append),
+        }
+    }
+
+    async fn answered(
+        answer: Option<oneshot::Receiver<Result<(), AppendError>>>,
+    ) -> Result<(), AppendError> {
         match answer {
             Some(answer) => answer.await.unwrap_or(Err(AppendError::Closed)),
             None => Ok(()),

@@ -1,6 +1,8 @@
-//! The spool's writer: one thread writing batches of appends to the newest
-//! segment, one thread syncing (`fdatasync`) what was written (when each
-//! append is answered: see [`super::writer`]).
+//! The spool's writer: batches of appends written to the newest segment,
+//! by the async worker of the callback that leads the batch when the writer
+//! is idle (`written` and `durable` modes, see [`super::writer`]) or by the
+//! writer thread; one thread syncing (`fdatasync`) what was written (when
+//! each append is answered: see [`super::writer`]).
 //!
 //! Segments are preallocated: once the current one is half full, the next
 //! is filled with zeros and synced in the background under a temporary name
@@ -25,23 +27,24 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use super::append::{answer, Append, AppendError, Done};
+use super::append::{answer, Append, Done};
 use super::disk::SharedDisk;
-use super::segments::{open_segment, prep_path, prepare, prepared};
+use super::segments::{open_segment, prep_path};
 use super::settings::{AckMode, SpoolSettings};
 use super::syncer::Syncer;
 use super::tail::Tail;
-use super::writer::{SpoolWriter, MAX_WAITING};
-use super::{record, release, segment_path, Position};
+use super::{record, release, Position};
 use crate::normalize::Event;
 use crate::stats::Stats;
 use crate::telemetry::RateLimit;
+
+mod segment_io;
 
 /// In `memory` mode, how long the writer lets appends gather after a
 /// batch (what a crash of the bridge can lose grows by as much).
@@ -51,10 +54,17 @@ const MEMORY_MODE_GATHER: std::time::Duration = std::time::Duration::from_millis
 /// unbounded write.
 const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
-/// What [`start`] returns: the handle, the written end the reader follows,
-/// and the events handed over in memory.
+/// Appends waiting for the writer thread, at most (in `memory` mode this
+/// bounds what a crash can lose; `spool.max_bytes` bounds them too).
+pub(super) const MAX_WAITING: usize = 16 * 1024;
+
+/// What [`start`] returns: the appends' channel and the writer's state
+/// (for [`SpoolWriter`](super::SpoolWriter)), whether writes fail, the
+/// written end the reader follows, and the events handed over in memory.
 pub(super) struct Started {
-    pub writer: SpoolWriter,
+    pub appends: mpsc::Sender<Append>,
+    pub state: Arc<Mutex<WriterThread>>,
+    pub failing: Arc<AtomicBool>,
     pub watermark: watch::Receiver<Position>,
     pub tail: Arc<Tail>,
 }
@@ -79,7 +89,7 @@ pub(super) fn start(
     let failing = Arc::new(AtomicBool::new(false));
     let tail = Arc::new(Tail::default());
     let syncer = Syncer::start(settings, Arc::clone(&file), Arc::clone(&stats), &disk)?;
-    let mut thread = WriterThread {
+    let state = Arc::new(Mutex::new(WriterThread {
         lock: Some(lock),
         dir,
         file,
@@ -97,20 +107,19 @@ pub(super) fn start(
         tail: Arc::clone(&tail),
         syncer: Some(syncer),
         disk,
-    };
+        batch: Batch {
+            buf: Vec::with_capacity(64 * 1024),
+            ..Batch::default()
+        },
+    }));
+    let thread = Arc::clone(&state);
     std::thread::Builder::new()
         .name("spool-writer".to_owned())
-        .spawn(move || thread.run(requests))?;
-    let writer = SpoolWriter {
-        appends,
-        used,
-        max_bytes: settings.max_bytes,
-        mode: settings.ack,
-        failing,
-        stopped: watermark.clone(),
-    };
+        .spawn(move || run(&thread, requests))?;
     Ok(Started {
-        writer,
+        appends,
+        state,
+        failing,
         watermark,
         tail,
     })
@@ -127,7 +136,9 @@ struct Batch {
     waiting: Vec<Done>,
 }
 
-struct WriterThread {
+/// The writer's state, used in turn by the writer thread and by appends
+/// that find it idle ([`WriterThread::stage`]).
+pub(super) struct WriterThread {
     /// This thread's handle on the spool's lock: closed when it stops,
     /// before `watermark` tells the reader the writer is gone (the lock
     /// itself stays until the reader's handle is closed too).
@@ -153,42 +164,88 @@ struct WriterThread {
     tail: Arc<Tail>,
     syncer: Option<Syncer>,
     disk: SharedDisk,
+    /// The batch being gathered (empty between two commits).
+    batch: Batch,
+}
+
+/// The writer thread: batches of what the channel holds, until every
+/// [`SpoolWriter`] is dropped.
+fn run(state: &Mutex<WriterThread>, mut requests: mpsc::Receiver<Append>) {
+    let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+    while let Some(first) = requests.blocking_recv() {
+        let mut writer = lock();
+        let mut next = Some(first);
+        while let Some(append) = next.take() {
+            writer.take(append);
+            if writer.batch.buf.len() < MAX_BATCH_BYTES {
+                next = requests.try_recv().ok();
+            }
+        }
+        writer.commit(!requests.is_empty());
+        let gather = writer.mode == AckMode::Memory && !writer.failing.load(Ordering::Acquire);
+        drop(writer);
+        if gather {
+            // Nobody waits for this thread in memory mode: let appends
+            // gather for a moment instead of being woken for each few
+            // (one wake-up per batch is most of this thread's cost).
+            std::thread::sleep(MEMORY_MODE_GATHER);
+        }
+    }
+    let mut writer = lock();
+    if writer.batch.records > 0 {
+        writer.commit(false);
+    }
+    writer.stop();
 }
 
 impl WriterThread {
-    fn run(&mut self, mut requests: mpsc::Receiver<Append>) {
-        let mut batch = Batch {
-            buf: Vec::with_capacity(64 * 1024),
-            ..Batch::default()
-        };
-        while let Some(first) = requests.blocking_recv() {
-            let mut next = Some(first);
-            while let Some(append) = next.take() {
-                batch.records += 1;
-                let start = batch.buf.len();
-                record::encode(&append.event, &mut batch.buf);
-                let range = start..batch.buf.len();
-                let acked = match append.done {
-                    Some(done) => {
-                        batch.waiting.push(done);
-                        false
-                    }
-                    None => true,
-                };
-                batch.events.push((append.event, range, acked));
-                if batch.buf.len() < MAX_BATCH_BYTES {
-                    next = requests.try_recv().ok();
-                }
-            }
-            self.commit(&mut batch, !requests.is_empty());
-            if self.mode == AckMode::Memory && !self.failing.load(Ordering::Acquire) {
-                // Nobody waits for this thread in memory mode: let appends
-                // gather for a moment instead of being woken for each few
-                // (one wake-up per batch is most of this thread's cost).
-                std::thread::sleep(MEMORY_MODE_GATHER);
-            }
+    /// Whether an append of `size` bytes may join the batch from the async
+    /// worker that appends it ([`WriterThread::stage`]): nothing slow can
+    /// come of writing it there. Moving to a new segment, and recovering
+    /// from a failed write or sync, are left to the writer thread.
+    pub(super) fn idle(&self, size: u64) -> bool {
+        let end = self.at.offset + self.batch.buf.len() as u64 + size;
+        self.watermark.is_some()
+            && !self.must_roll
+            && !self.failing.load(Ordering::Acquire)
+            && !self.syncer.as_ref().is_some_and(Syncer::failed)
+            && end < self.segment_bytes
+    }
+
+    /// Adds `append` to the batch from the async worker that appends it;
+    /// returns whether the batch was empty (the caller then writes it, with
+    /// [`WriterThread::flush`]).
+    pub(super) fn stage(&mut self, append: Append) -> bool {
+        let first = self.batch.records == 0;
+        self.take(append);
+        first
+    }
+
+    /// Writes what [`WriterThread::stage`] added to the batch, if nobody
+    /// has yet (the writer thread writes it with its own batch).
+    pub(super) fn flush(state: &Mutex<Self>) {
+        let mut writer = state.lock().unwrap_or_else(PoisonError::into_inner);
+        if writer.batch.records > 0 {
+            // `more`: never sync on an async worker.
+            writer.commit(true);
         }
-        self.stop();
+    }
+
+    /// Adds `append` to the batch, its frame encoded into the batch's bytes.
+    fn take(&mut self, append: Append) {
+        let batch = &mut self.batch;
+        batch.records += 1;
+        let start = batch.buf.len();
+        record::encode(&append.event, &mut batch.buf);
+        let range = start..batch.buf.len();
+        let acked = match append.done {
+            Some(done) => {
+                batch.waiting.push(done);
+                false
+            }
+            None => true,
+        };
+        batch.events.push((append.event, range, acked));
     }
 
     /// Syncs what is written, then closes its handle on the lock, then
@@ -205,10 +262,13 @@ impl WriterThread {
         self.watermark = None;
     }
 
-    /// Writes `batch`, hands it on (reader, sync thread, appends waiting
+    /// Writes the batch, hands it on (reader, sync thread, appends waiting
     /// for the write), and empties it. `more`: appends are already queued
     /// behind it. On failure its acked events go to the reader in memory.
-    fn commit(&mut self, batch: &mut Batch, more: bool) {
+    fn commit(&mut self, more: bool) {
+        // Taken for the call (the methods below borrow `self`), then put
+        // back empty, keeping its capacity.
+        let mut batch = std::mem::take(&mut self.batch);
         let end_of_log = self.at;
         let result = self.write_batch(&batch.buf);
         match &result {
@@ -218,7 +278,7 @@ impl WriterThread {
                 if self.failing.swap(false, Ordering::AcqRel) {
                     info!("spool writes work again; memory-mode acks resume");
                 }
-                self.hand_to_reader(start, batch);
+                self.hand_to_reader(start, &mut batch);
                 if let Some(watermark) = &self.watermark {
                     watermark.send_replace(self.at);
                 }
@@ -263,6 +323,7 @@ impl WriterThread {
         batch.buf.clear();
         batch.events.clear();
         batch.records = 0;
+        self.batch = batch;
     }
 
     /// Gives the batch's events to the reader in memory (`start`: where the
@@ -280,92 +341,5 @@ impl WriterThread {
             })
             .collect();
         self.tail.push(items);
-    }
-
-    /// Writes `batch` at the end of the log (in a new segment if the
-    /// current one must be closed first); returns where it starts.
-    fn write_batch(&mut self, batch: &[u8]) -> Result<Position, AppendError> {
-        let sync_failed = self.syncer.as_ref().is_some_and(Syncer::take_failure);
-        if (self.must_roll || sync_failed) && !self.roll() {
-            return Err(AppendError::Io(Arc::new(std::io::Error::other(
-                "cannot create a new spool segment",
-            ))));
-        }
-        if let Err(err) = self.disk.write_at(&self.file, batch, self.at.offset) {
-            // Cut the file back so a half-written batch is never read.
-            let restored = self.disk.set_len(&self.file, self.at.offset);
-            self.preallocated = 0;
-            if let Some(suppressed) = self.error_log.allow() {
-                error!(cause = %err, restored = restored.is_ok(), suppressed, "spool write failed; callbacks are answered 503 until it works again");
-            }
-            if restored.is_err() {
-                // Bytes of the failed batch stay in the file: they count
-                // until the segment is deleted, and nothing more goes there.
-                // Whole frames among them are read and published (as
-                // duplicates of callbacks answered 503, or of events
-                // published from memory): at-least-once, never lost.
-                let on_disk = self
-                    .disk
-                    .len(&segment_path(&self.dir, self.at.segment))
-                    .unwrap_or(self.at.offset + batch.len() as u64);
-                self.used
-                    .fetch_add(on_disk.saturating_sub(self.at.offset), Ordering::AcqRel);
-                self.must_roll = true;
-            }
-            // Space comes back a whole segment at a time: close this one, so
-            // it is deleted once the broker has confirmed it. Otherwise a
-            // disk smaller than a segment would stay full for good.
-            if self.at.offset > 0 || self.must_roll {
-                self.roll();
-            }
-            return Err(AppendError::Io(Arc::new(err)));
-        }
-        let start = self.at;
-        self.at.offset += batch.len() as u64;
-        if let Some(syncer) = &self.syncer {
-            syncer.written();
-        }
-        if self.next.is_none() && self.at.offset >= self.segment_bytes / 2 {
-            // The next segment, filled with zeros in the background.
-            let path = prep_path(&self.dir, self.at.segment + 1);
-            self.next = prepare(Arc::clone(&self.disk), path, self.segment_bytes);
-        }
-        Ok(start)
-    }
-
-    /// Closes the current segment (trimmed to its records, synced) and
-    /// starts the next; on failure keeps the current one. `false` if no
-    /// new segment could be created.
-    fn roll(&mut self) -> bool {
-        let next = self.at.segment + 1;
-        let prepared = self.next.take().is_some_and(prepared);
-        match open_segment(self.disk.as_ref(), &self.dir, next) {
-            Ok(file) => {
-                if self.preallocated > self.at.offset && !self.must_roll {
-                    // The zeros past the last record go; the reader and
-                    // recovery would stop at them anyway (`Frame::End`).
-                    let _ = self.disk.set_len(&self.file, self.at.offset);
-                }
-                let file = Arc::new(file);
-                let old = std::mem::replace(&mut self.file, Arc::clone(&file));
-                if let Some(syncer) = &self.syncer {
-                    syncer.closed(old, file);
-                }
-                self.preallocated = if prepared { self.segment_bytes } else { 0 };
-                self.at = Position {
-                    segment: next,
-                    offset: 0,
-                };
-                self.must_roll = false;
-                if let Some(watermark) = &self.watermark {
-                    watermark.send_replace(self.at);
-                }
-                true
-            }
-            Err(err) => {
-                error!(cause = %err, "cannot create a new spool segment; continuing in the current one");
-                false
-            }
-        }
     }
 }
