@@ -71,3 +71,46 @@ async fn a_callback_cancelled_while_it_leads_a_batch_still_has_it_written() {
         .unwrap();
     assert_eq!(item.event.id, event(7).id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_on_both_paths_are_each_answered_and_read_once() {
+    for ack in [AckMode::Written, AckMode::Durable] {
+        let dir = tempfile::tempdir().unwrap();
+        // 4 KiB segments: rolls every few appends, so many go to the
+        // writer thread while others are written on the workers.
+        let settings = SpoolSettings {
+            ack,
+            ..settings(dir.path())
+        };
+        let (writer, mut reader) = open(&settings, Arc::default()).unwrap();
+        let senders: Vec<_> = (0..8)
+            .map(|sender| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    for i in (sender..400).step_by(8) {
+                        writer.append(event(i)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            tokio::time::timeout(Duration::from_secs(30), sender)
+                .await
+                .expect("an append was never answered")
+                .unwrap();
+        }
+        drop(writer);
+        let mut read = Vec::new();
+        while let Some(item) = tokio::time::timeout(Duration::from_secs(30), reader.recv())
+            .await
+            .expect("the reader is stuck")
+        {
+            read.push(item.event.id.clone());
+            reader.complete(item.position);
+        }
+        assert_eq!(read.len(), 400, "{ack:?}: each event read once");
+        read.sort();
+        let expected: Vec<String> = (0..400).map(|i| event(i).id).collect();
+        assert_eq!(read, expected, "{ack:?}");
+    }
+}

@@ -27,7 +27,8 @@
 //! 1. **Acked means what `spool.ack` promises**: `durable`, only after an
 //!    `fdatasync` that began after its frame was written returned (a
 //!    pipelined group commit: the next batch is written while the sync
-//!    thread syncs, and one sync covers every batch written before it); `written`, only after its frame is written to the segment file;
+//!    thread syncs, and one sync covers every batch written before it);
+//!    `written`, only after its frame is written to the segment file;
 //!    `memory`, at once. In `memory` mode a batch that then fails hands
 //!    those acked events to the reader in memory (published after what
 //!    was written before them, drained at a graceful stop), and until a

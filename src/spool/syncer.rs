@@ -51,6 +51,20 @@ impl Shared {
     }
 }
 
+/// A batch the writer thread syncs itself ([`Syncer::sync`]).
+pub(super) struct SyncNow {
+    shared: Arc<Shared>,
+    file: Arc<File>,
+    waiting: Vec<Done>,
+}
+
+impl SyncNow {
+    /// Syncs, then answers the appends waiting.
+    pub(super) fn run(self) {
+        answer(self.waiting, &self.shared.sync(&self.file));
+    }
+}
+
 /// The writer thread's handle on the sync thread.
 pub(super) struct Syncer {
     jobs: mpsc::Sender<SyncJob>,
@@ -95,12 +109,17 @@ impl Syncer {
     /// Syncs a written `durable` batch, then answers `waiting`. While
     /// more appends are queued (`more`) or a sync is in progress, the sync
     /// thread does it and the writer goes on with the next batch; otherwise
-    /// there is nothing to overlap and the writer syncs at once (a hand-off
-    /// fewer for the callbacks waiting).
-    pub(super) fn sync(&self, file: Arc<File>, waiting: Vec<Done>, more: bool) {
+    /// there is nothing to overlap and the writer thread syncs it itself (a
+    /// hand-off fewer for the callbacks waiting): the sync it returns, run
+    /// once the writer's lock is released, so no async worker waits on it.
+    #[must_use = "a returned sync must be run, or its appends are never answered"]
+    pub(super) fn sync(&self, file: Arc<File>, waiting: Vec<Done>, more: bool) -> Option<SyncNow> {
         if !more && self.shared.handed.load(Ordering::Acquire) == 0 {
-            answer(waiting, &self.shared.sync(&file));
-            return;
+            return Some(SyncNow {
+                shared: Arc::clone(&self.shared),
+                file,
+                waiting,
+            });
         }
         self.shared.handed.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(SyncJob::Batch { waiting, .. })) =
@@ -109,6 +128,7 @@ impl Syncer {
             // Only if the sync thread died: nothing was synced.
             answer(waiting, &Err(AppendError::Closed));
         }
+        None
     }
 
     pub(super) fn written(&self) {

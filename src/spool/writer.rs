@@ -147,7 +147,7 @@ impl SpoolWriter {
             (None, None)
         };
         let append = Append { event, done };
-        let append = match self.stage(append, size, wait) {
+        let append = match self.stage(append, size) {
             Staged::First => {
                 // Written when this is dropped, also if the callback is
                 // cancelled while it yields.
@@ -169,11 +169,16 @@ impl SpoolWriter {
         Self::answered(answer).await
     }
 
-    /// Adds `append` to the writer's batch if it waits for its write
-    /// (`wait`), the writer's lock is free and the writer is idle.
-    fn stage(&self, append: Append, size: u64, wait: bool) -> Staged {
+    /// Adds `append` to the writer's batch in `written` and `durable`
+    /// modes, if the writer's lock is free and the writer is idle. Never
+    /// in `memory` mode, where one that waits (writes fail) must stay
+    /// behind the acked appends queued for the writer thread.
+    fn stage(&self, append: Append, size: u64) -> Staged {
+        if self.mode == AckMode::Memory {
+            return Staged::Busy(append);
+        }
         match self.state.0.try_lock() {
-            Ok(mut writer) if wait && writer.idle(size) => {
+            Ok(mut writer) if writer.idle(size) => {
                 if writer.stage(append) {
                     Staged::First
                 } else {

@@ -37,7 +37,7 @@ use super::append::{answer, Append, Done};
 use super::disk::SharedDisk;
 use super::segments::{open_segment, prep_path};
 use super::settings::{AckMode, SpoolSettings};
-use super::syncer::Syncer;
+use super::syncer::{SyncNow, Syncer};
 use super::tail::Tail;
 use super::{record, release, Position};
 use crate::normalize::Event;
@@ -181,9 +181,12 @@ fn run(state: &Mutex<WriterThread>, mut requests: mpsc::Receiver<Append>) {
                 next = requests.try_recv().ok();
             }
         }
-        writer.commit(!requests.is_empty());
+        let sync = writer.commit(!requests.is_empty());
         let gather = writer.mode == AckMode::Memory && !writer.failing.load(Ordering::Acquire);
         drop(writer);
+        if let Some(sync) = sync {
+            sync.run();
+        }
         if gather {
             // Nobody waits for this thread in memory mode: let appends
             // gather for a moment instead of being woken for each few
@@ -193,7 +196,9 @@ fn run(state: &Mutex<WriterThread>, mut requests: mpsc::Receiver<Append>) {
     }
     let mut writer = lock();
     if writer.batch.records > 0 {
-        writer.commit(false);
+        if let Some(sync) = writer.commit(false) {
+            sync.run();
+        }
     }
     writer.stop();
 }
@@ -201,8 +206,11 @@ fn run(state: &Mutex<WriterThread>, mut requests: mpsc::Receiver<Append>) {
 impl WriterThread {
     /// Whether an append of `size` bytes may join the batch from the async
     /// worker that appends it ([`WriterThread::stage`]): nothing slow can
-    /// come of writing it there. Moving to a new segment, and recovering
-    /// from a failed write or sync, are left to the writer thread.
+    /// come of writing it there. Moving to a new segment and preparing the
+    /// next, and writing while a write or sync is failing, are left to the
+    /// writer thread. (A write that fails on the worker is cut back, and
+    /// its segment closed, there: once, as from then on appends go to the
+    /// thread until a write works again.)
     pub(super) fn idle(&self, size: u64) -> bool {
         let end = self.at.offset + self.batch.buf.len() as u64 + size;
         self.watermark.is_some()
@@ -210,6 +218,8 @@ impl WriterThread {
             && !self.failing.load(Ordering::Acquire)
             && !self.syncer.as_ref().is_some_and(Syncer::failed)
             && end < self.segment_bytes
+            // Nor a thread started for the next segment.
+            && (self.next.is_some() || end < self.segment_bytes / 2)
     }
 
     /// Adds `append` to the batch from the async worker that appends it;
@@ -226,8 +236,9 @@ impl WriterThread {
     pub(super) fn flush(state: &Mutex<Self>) {
         let mut writer = state.lock().unwrap_or_else(PoisonError::into_inner);
         if writer.batch.records > 0 {
-            // `more`: never sync on an async worker.
-            writer.commit(true);
+            // `more`: the sync thread syncs, never an async worker.
+            let sync = writer.commit(true);
+            debug_assert!(sync.is_none());
         }
     }
 
@@ -265,7 +276,8 @@ impl WriterThread {
     /// Writes the batch, hands it on (reader, sync thread, appends waiting
     /// for the write), and empties it. `more`: appends are already queued
     /// behind it. On failure its acked events go to the reader in memory.
-    fn commit(&mut self, more: bool) {
+    /// Returns the sync the caller runs once it has released the lock.
+    fn commit(&mut self, more: bool) -> Option<SyncNow> {
         // Taken for the call (the methods below borrow `self`), then put
         // back empty, keeping its capacity.
         let mut batch = std::mem::take(&mut self.batch);
@@ -311,12 +323,15 @@ impl WriterThread {
         }
         let result = result.map(|_| ());
         let waiting = std::mem::take(&mut batch.waiting);
-        match (result, self.mode, &self.syncer) {
+        let sync = match (result, self.mode, &self.syncer) {
             (Ok(()), AckMode::Durable, Some(syncer)) if !waiting.is_empty() => {
-                syncer.sync(Arc::clone(&self.file), waiting, more);
+                syncer.sync(Arc::clone(&self.file), waiting, more)
             }
-            (result, _, _) => answer(waiting, &result),
-        }
+            (result, _, _) => {
+                answer(waiting, &result);
+                None
+            }
+        };
         if self.at.offset >= self.segment_bytes {
             self.roll();
         }
@@ -324,6 +339,7 @@ impl WriterThread {
         batch.events.clear();
         batch.records = 0;
         self.batch = batch;
+        sync
     }
 
     /// Gives the batch's events to the reader in memory (`start`: where the
