@@ -23,7 +23,7 @@ fn ids(range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 /// Reads (and confirms) everything until the writer has stopped.
-async fn read_all(reader: &mut SpoolReader) -> Vec<String> {
+pub(super) async fn read_all(reader: &mut SpoolReader) -> Vec<String> {
     let mut read = Vec::new();
     while let Some(item) = tokio::time::timeout(Duration::from_secs(30), reader.recv())
         .await

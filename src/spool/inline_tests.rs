@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::disk::faults::{Faulty, Op, EIO};
+use super::fault_tests::read_all;
 use super::tests::{event, settings};
 use super::*;
 use crate::spool::settings::AckMode;
@@ -100,14 +101,7 @@ async fn callbacks_on_both_paths_are_each_answered_and_read_once() {
                 .unwrap();
         }
         drop(writer);
-        let mut read = Vec::new();
-        while let Some(item) = tokio::time::timeout(Duration::from_secs(30), reader.recv())
-            .await
-            .expect("the reader is stuck")
-        {
-            read.push(item.event.id.clone());
-            reader.complete(item.position);
-        }
+        let mut read = read_all(&mut reader).await;
         assert_eq!(read.len(), 400, "{ack:?}: each event read once");
         read.sort();
         let expected: Vec<String> = (0..400).map(|i| event(i).id).collect();
