@@ -44,8 +44,8 @@ use crate::normalize::Event;
 #[derive(Debug, Clone)]
 pub struct SpoolWriter {
     pub(super) appends: mpsc::Sender<Append>,
-    /// The writer's state, for appends written inline.
-    pub(super) state: Shared,
+    /// The writer's state, for appends written on the callback's worker.
+    pub(super) state: Arc<Mutex<WriterThread>>,
     pub(super) used: Arc<AtomicU64>,
     pub(super) max_bytes: u64,
     pub(super) mode: AckMode,
@@ -54,16 +54,6 @@ pub struct SpoolWriter {
     pub(super) failing: Arc<AtomicBool>,
     /// Closed when the writer thread has stopped.
     pub(super) stopped: watch::Receiver<Position>,
-}
-
-/// The writer's state behind its lock.
-#[derive(Clone)]
-pub(super) struct Shared(pub(super) Arc<Mutex<WriterThread>>);
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WriterThread")
-    }
 }
 
 /// Where [`SpoolWriter::stage`] put an append.
@@ -95,7 +85,7 @@ impl SpoolWriter {
     ) -> Self {
         Self {
             appends: started.appends.clone(),
-            state: Shared(Arc::clone(&started.state)),
+            state: Arc::clone(&started.state),
             used,
             max_bytes,
             mode,
@@ -151,7 +141,7 @@ impl SpoolWriter {
             Staged::First => {
                 // Written when this is dropped, also if the callback is
                 // cancelled while it yields.
-                let flush = Flush(&self.state.0);
+                let flush = Flush(&self.state);
                 tokio::task::yield_now().await;
                 drop(flush);
                 return Self::answered(answer).await;
@@ -177,7 +167,7 @@ impl SpoolWriter {
         if self.mode == AckMode::Memory {
             return Staged::Busy(append);
         }
-        match self.state.0.try_lock() {
+        match self.state.try_lock() {
             Ok(mut writer) if writer.idle(size) => {
                 if writer.stage(append) {
                     Staged::First

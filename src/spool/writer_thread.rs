@@ -27,7 +27,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, watch};
@@ -168,12 +168,28 @@ pub(super) struct WriterThread {
     batch: Batch,
 }
 
+impl std::fmt::Debug for WriterThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterThread")
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The writer's state, locked (also after a panic while it was held).
+fn lock(state: &Mutex<WriterThread>) -> MutexGuard<'_, WriterThread> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The writer thread: batches of what the channel holds, until every
-/// [`SpoolWriter`] is dropped.
+/// [`SpoolWriter`](super::SpoolWriter) is dropped.
 fn run(state: &Mutex<WriterThread>, mut requests: mpsc::Receiver<Append>) {
-    let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+    let (mode, failing) = {
+        let writer = lock(state);
+        (writer.mode, Arc::clone(&writer.failing))
+    };
     while let Some(first) = requests.blocking_recv() {
-        let mut writer = lock();
+        let mut writer = lock(state);
         let mut next = Some(first);
         while let Some(append) = next.take() {
             writer.take(append);
@@ -181,26 +197,32 @@ fn run(state: &Mutex<WriterThread>, mut requests: mpsc::Receiver<Append>) {
                 next = requests.try_recv().ok();
             }
         }
-        let sync = writer.commit(!requests.is_empty());
-        let gather = writer.mode == AckMode::Memory && !writer.failing.load(Ordering::Acquire);
-        drop(writer);
-        if let Some(sync) = sync {
-            sync.run();
-        }
-        if gather {
+        let more = !requests.is_empty();
+        commit(writer, more);
+        if mode == AckMode::Memory && !failing.load(Ordering::Acquire) {
             // Nobody waits for this thread in memory mode: let appends
             // gather for a moment instead of being woken for each few
             // (one wake-up per batch is most of this thread's cost).
             std::thread::sleep(MEMORY_MODE_GATHER);
         }
     }
-    let mut writer = lock();
-    if writer.batch.records > 0 {
-        if let Some(sync) = writer.commit(false) {
-            sync.run();
-        }
+    // What is still staged (the callback's own flush normally wrote it) is
+    // written before the stop.
+    let staged = lock(state).batch.records > 0;
+    if staged {
+        commit(lock(state), false);
     }
-    writer.stop();
+    lock(state).stop();
+}
+
+/// Commits the writer thread's batch, releases the lock, then runs the
+/// sync the commit left to this thread: no callback waits on the lock for it.
+fn commit(mut writer: MutexGuard<'_, WriterThread>, more: bool) {
+    let sync = writer.commit(more);
+    drop(writer);
+    if let Some(sync) = sync {
+        sync.run();
+    }
 }
 
 impl WriterThread {
@@ -234,7 +256,7 @@ impl WriterThread {
     /// Writes what [`WriterThread::stage`] added to the batch, if nobody
     /// has yet (the writer thread writes it with its own batch).
     pub(super) fn flush(state: &Mutex<Self>) {
-        let mut writer = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = lock(state);
         if writer.batch.records > 0 {
             // `more`: the sync thread syncs, never an async worker.
             let sync = writer.commit(true);
