@@ -1,0 +1,33 @@
+# Shared by scripts/bench-wrk and scripts/bench-ab (sourced): wrk, the CPU
+# a process used, and the address a server printed.
+
+command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 ||
+  { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+# ticks PID: CPU (user + system) of a process so far, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# wait_for_url LOG: the address a server printed ("listening on http://...").
+wait_for_url() {
+  local url=""
+  for _ in $(seq 100); do
+    url=$(grep -o 'http://[0-9.]*:[0-9]*' "$1" | head -1 || true)
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "no address in $1: $(cat "$1")" >&2; exit 1; }
+  echo "$url"
+}
+
+# wrk_requests NAME SECONDS URL: callbacks (scripts/wrk-callback.lua) on 32
+# connections for SECONDS; prints how many were answered, or fails when
+# none were.
+wrk_requests() {
+  local requests
+  requests=$(wrk -t1 -c32 -d"$2"s -s scripts/wrk-callback.lua "$3" | awk '/requests in/ {print $1}')
+  if ! [ "${requests:-0}" -gt 0 ] 2>/dev/null; then
+    echo "wrk got no replies from $1 at $3" >&2
+    exit 1
+  fi
+  echo "$requests"
+}
