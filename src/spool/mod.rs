@@ -228,12 +228,7 @@ pub fn open_on(
     stats
         .spool_records
         .set(count_records(&dir, start, &segments).map_err(wrap)?);
-    let writer = SpoolWriter::new(
-        &started,
-        Arc::clone(&used),
-        settings.max_bytes,
-        settings.ack,
-    );
+    let writer = SpoolWriter::new(&started, Arc::clone(&used), settings);
     let reader = SpoolReader::new(
         dir,
         start,

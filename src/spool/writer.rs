@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::append::Append;
 pub use super::append::AppendError;
-use super::settings::AckMode;
+use super::settings::{AckMode, SpoolSettings};
 use super::writer_thread::{Started, WriterThread, MAX_WAITING};
 use super::{record, Position};
 use crate::normalize::Event;
@@ -76,19 +76,15 @@ impl Drop for Flush<'_> {
 }
 
 impl SpoolWriter {
-    /// The handle on a writer [`super::writer_thread::start`] started.
-    pub(super) fn new(
-        started: &Started,
-        used: Arc<AtomicU64>,
-        max_bytes: u64,
-        mode: AckMode,
-    ) -> Self {
+    /// The handle on a writer [`super::writer_thread::start`] started with
+    /// `settings`; `used` counts the spool's bytes.
+    pub(super) fn new(started: &Started, used: Arc<AtomicU64>, settings: &SpoolSettings) -> Self {
         Self {
             appends: started.appends.clone(),
             state: Arc::clone(&started.state),
             used,
-            max_bytes,
-            mode,
+            max_bytes: settings.max_bytes,
+            mode: settings.ack,
             failing: Arc::clone(&started.failing),
             stopped: started.watermark.clone(),
         }
