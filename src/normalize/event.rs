@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::json::Object;
 use super::CallbackKind;
 
 /// Version of the `data` body layout; bumped on any incompatible change.
@@ -90,18 +91,21 @@ impl Event {
         if !(data.first() == Some(&b'{') && data.last() == Some(&b'}')) {
             data = serde_json::from_slice::<&RawValue>(data)?.get().as_bytes();
         }
-        let doc = Structured {
-            specversion: SPEC_VERSION,
-            id: &self.id,
-            source: &self.source,
-            event_type: self.event_type(),
-            time: &self.time,
-            subject: &self.key,
-            traceparent: &self.traceparent,
-            tracestate: &self.tracestate,
-            datacontenttype: DATA_CONTENT_TYPE,
-        };
-        serde_json::to_writer(&mut *out, &doc)?;
+        let mut doc = Object::start(out);
+        doc.str("specversion", SPEC_VERSION)?;
+        doc.str("id", &self.id)?;
+        doc.str("source", &self.source)?;
+        doc.str("type", self.event_type())?;
+        doc.str("time", &self.time)?;
+        doc.str("subject", &self.key)?;
+        if !self.traceparent.is_empty() {
+            doc.str("traceparent", &self.traceparent)?;
+        }
+        if !self.tracestate.is_empty() {
+            doc.str("tracestate", &self.tracestate)?;
+        }
+        doc.str("datacontenttype", DATA_CONTENT_TYPE)?;
+        doc.end();
         // The attributes' closing brace gives way to `data`, last.
         out.pop();
         out.extend_from_slice(b",\"data\":");
@@ -149,26 +153,8 @@ const ATTRIBUTES: [Attribute; 8] = [
     Attribute::new("tracestate", "ce_tracestate", "ce-tracestate"),
 ];
 
-/// CloudEvents JSON format (structured mode), but for `data`, which
-/// [`Event::write_structured_json`] appends as it is.
-#[derive(Serialize)]
-struct Structured<'a> {
-    specversion: &'a str,
-    id: &'a str,
-    source: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    time: &'a str,
-    subject: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    traceparent: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    tracestate: &'a str,
-    datacontenttype: &'a str,
-}
-
 /// The `data` body of a message event, in clear snake_case names.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub(super) struct MessageEventData<'a> {
     pub schema_version: u32,
     pub event_id: &'a str,
@@ -182,8 +168,28 @@ pub(super) struct MessageEventData<'a> {
     pub extra_fields: &'a Map<String, Value>,
 }
 
+impl MessageEventData<'_> {
+    /// The JSON object, in `capacity` bytes if it fits (the body's length
+    /// and some: the data has the body's fields under longer names).
+    pub(super) fn to_json(&self, capacity: usize) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(capacity);
+        let mut data = Object::start(&mut out);
+        data.value("schema_version", &self.schema_version)?;
+        data.str("event_id", self.event_id)?;
+        data.str("event_type", self.event_type)?;
+        data.str("callback_command", self.callback_command)?;
+        data.opt_str("operation_id", self.operation_id)?;
+        data.str("received_at", self.received_at)?;
+        data.str("conversation_id", self.conversation_id)?;
+        self.message.write(data.object("message"))?;
+        data.value("extra_fields", self.extra_fields)?;
+        data.end();
+        Ok(out)
+    }
+}
+
 /// The message, field for field from the callback body.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub(super) struct MessageData<'a> {
     pub server_msg_id: &'a str,
     pub client_msg_id: Option<&'a str>,
@@ -191,9 +197,9 @@ pub(super) struct MessageData<'a> {
     pub sender_platform_id: Option<i32>,
     pub sender_nickname: Option<&'a str>,
     pub sender_face_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out when absent.
     pub group_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out when absent.
     pub recv_id: Option<&'a str>,
     pub session_type: Option<i32>,
     pub msg_from: Option<i32>,
@@ -206,6 +212,35 @@ pub(super) struct MessageData<'a> {
     /// `atUserList`, with OpenIM's `null` for "nobody" turned into `[]`.
     pub at_user_ids: &'a [String],
     pub ex: Option<&'a str>,
+}
+
+impl MessageData<'_> {
+    fn write(&self, mut message: Object<'_>) -> serde_json::Result<()> {
+        message.str("server_msg_id", self.server_msg_id)?;
+        message.opt_str("client_msg_id", self.client_msg_id)?;
+        message.str("sender_id", self.sender_id)?;
+        message.value("sender_platform_id", &self.sender_platform_id)?;
+        message.opt_str("sender_nickname", self.sender_nickname)?;
+        message.opt_str("sender_face_url", self.sender_face_url)?;
+        if let Some(group_id) = self.group_id {
+            message.str("group_id", group_id)?;
+        }
+        if let Some(recv_id) = self.recv_id {
+            message.str("recv_id", recv_id)?;
+        }
+        message.value("session_type", &self.session_type)?;
+        message.value("msg_from", &self.msg_from)?;
+        message.value("content_type", &self.content_type)?;
+        message.value("status", &self.status)?;
+        message.value("send_time_ms", &self.send_time_ms)?;
+        message.value("create_time_ms", &self.create_time_ms)?;
+        message.opt_str("content", self.content)?;
+        message.value("seq", &self.seq)?;
+        message.value("at_user_ids", self.at_user_ids)?;
+        message.opt_str("ex", self.ex)?;
+        message.end();
+        Ok(())
+    }
 }
 
 /// RFC 3339 in UTC, e.g. `2024-07-01T02:13:20.123Z`.

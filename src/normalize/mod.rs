@@ -9,6 +9,7 @@
 pub mod catalog;
 pub(crate) mod event;
 mod fields;
+mod json;
 mod wire;
 
 use std::sync::Arc;
@@ -192,19 +193,19 @@ fn callback_named_by_body(body: &[u8], context: &Context<'_>) -> Result<Event, R
 
 /// The common case in one parse: the URL names a chat-message command
 /// (OpenIM 3.5 and later post to `{url}/{callbackCommand}`) and the body is
-/// that command's. `None` for anything else, which takes the long way
-/// ([`callback_named_by_body`]), so a refusal names the problem as it
-/// always did.
+/// that command's (and UTF-8, checked once, not string by string). `None`
+/// for anything else, which takes the long way ([`callback_named_by_body`]),
+/// so a refusal names the problem as it always did.
 fn message_named_by_url(body: &[u8], context: &Context<'_>) -> Option<Result<Event, Refused>> {
     let kind = CallbackKind::from_command(context.url_command?)?;
     if kind.spec().layout != Layout::Message {
         return None;
     }
-    let msg: MsgCallback = serde_json::from_slice(body).ok()?;
+    let msg: MsgCallback = serde_json::from_str(std::str::from_utf8(body).ok()?).ok()?;
     if &*msg.callback_command != kind.command() {
         return None;
     }
-    let event = message_event(kind, msg, context.received_at, context.source);
+    let event = message_event(kind, msg, body.len(), context.received_at, context.source);
     Some(event.map_err(|error| Refused {
         kind: Some(kind),
         error,
@@ -252,8 +253,11 @@ fn normalize_message(
             Ok(_) => invalid(plain.to_string()),
         }
     })?;
-    message_event(kind, msg, received_at, source)
+    message_event(kind, msg, body.len(), received_at, source)
 }
+
+/// How much longer `data` may be than its body: sized once, not grown.
+const DATA_GROWTH: usize = 512;
 
 /// A chat message body of `kind` that cannot become an event, and why.
 fn invalid_message(kind: CallbackKind, detail: String) -> NormalizeError {
@@ -263,10 +267,11 @@ fn invalid_message(kind: CallbackKind, detail: String) -> NormalizeError {
     }
 }
 
-/// The event of a parsed chat message callback.
+/// The event of a parsed chat message callback, `body_len` bytes long.
 fn message_event(
     kind: CallbackKind,
     msg: MsgCallback<'_>,
+    body_len: usize,
     received_at: OffsetDateTime,
     source: &Arc<str>,
 ) -> Result<Event, NormalizeError> {
@@ -345,7 +350,9 @@ fn message_event(
         extra_fields: &msg.extra,
     };
     // Serializing borrowed strings, integers and a serde_json Map cannot fail.
-    let data = serde_json::to_vec(&data).map_err(|err| invalid(err.to_string()))?;
+    let data = data
+        .to_json(body_len + DATA_GROWTH)
+        .map_err(|err| invalid(err.to_string()))?;
     Ok(Event {
         time: sent_at.map_or_else(|| received.clone(), rfc3339),
         id: event_id,

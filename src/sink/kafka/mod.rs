@@ -232,14 +232,17 @@ fn classify(err: KafkaError, topic: &str) -> SinkError {
 }
 
 fn headers(event: &Event) -> OwnedHeaders {
-    let headers = event
-        .attributes()
-        .fold(OwnedHeaders::new(), |headers, (attribute, value)| {
+    // At most 8 attributes and the content type: the header list is not
+    // grown while filled (`new()` makes room for 5).
+    let headers = event.attributes().fold(
+        OwnedHeaders::new_with_capacity(9),
+        |headers, (attribute, value)| {
             headers.insert(Header {
                 key: attribute.kafka_header,
                 value: Some(value),
             })
-        });
+        },
+    );
     headers.insert(Header {
         key: "content-type",
         value: Some(DATA_CONTENT_TYPE),
