@@ -215,6 +215,7 @@ pub(super) struct MessageData<'a> {
 }
 
 impl MessageData<'_> {
+    /// Writes the fields into `message`, and closes it.
     fn write(&self, mut message: Object<'_>) -> serde_json::Result<()> {
         message.str("server_msg_id", self.server_msg_id)?;
         message.opt_str("client_msg_id", self.client_msg_id)?;
