@@ -105,12 +105,8 @@ impl Event {
             doc.str("tracestate", &self.tracestate)?;
         }
         doc.str("datacontenttype", DATA_CONTENT_TYPE)?;
+        doc.raw("data", data);
         doc.end();
-        // The attributes' closing brace gives way to `data`, last.
-        out.pop();
-        out.extend_from_slice(b",\"data\":");
-        out.extend_from_slice(data);
-        out.push(b'}');
         Ok(())
     }
 }

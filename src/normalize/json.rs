@@ -12,14 +12,14 @@
 use serde::Serialize;
 
 /// A JSON object being appended to a buffer; [`Object::end`] closes it.
-pub(crate) struct Object<'a> {
+pub(super) struct Object<'a> {
     out: &'a mut Vec<u8>,
     empty: bool,
 }
 
 impl<'a> Object<'a> {
     /// Opens an object at the end of `out`.
-    pub(crate) fn start(out: &'a mut Vec<u8>) -> Self {
+    pub(super) fn start(out: &'a mut Vec<u8>) -> Self {
         out.push(b'{');
         Self { out, empty: true }
     }
@@ -39,12 +39,12 @@ impl<'a> Object<'a> {
     }
 
     /// A string field.
-    pub(crate) fn str(&mut self, name: &'static str, value: &str) -> serde_json::Result<()> {
+    pub(super) fn str(&mut self, name: &'static str, value: &str) -> serde_json::Result<()> {
         push_str(self.key(name), value)
     }
 
     /// A string field, `null` when absent.
-    pub(crate) fn opt_str(
+    pub(super) fn opt_str(
         &mut self,
         name: &'static str,
         value: Option<&str>,
@@ -56,7 +56,7 @@ impl<'a> Object<'a> {
     }
 
     /// Any other field (numbers, `null`s, lists, maps), by serde_json.
-    pub(crate) fn value(
+    pub(super) fn value(
         &mut self,
         name: &'static str,
         value: &(impl Serialize + ?Sized),
@@ -64,20 +64,25 @@ impl<'a> Object<'a> {
         serde_json::to_writer(self.key(name), value)
     }
 
+    /// A field whose value is JSON already, copied as it is.
+    pub(super) fn raw(&mut self, name: &'static str, json: &[u8]) {
+        self.key(name).extend_from_slice(json);
+    }
+
     /// A field whose value is an object, written through the returned
     /// [`Object`] (ended before this one goes on).
-    pub(crate) fn object(&mut self, name: &'static str) -> Object<'_> {
+    pub(super) fn object(&mut self, name: &'static str) -> Object<'_> {
         Object::start(self.key(name))
     }
 
     /// Closes the object.
-    pub(crate) fn end(self) {
+    pub(super) fn end(self) {
         self.out.push(b'}');
     }
 }
 
 /// Appends `value` as a JSON string, exactly as serde_json writes it.
-pub(crate) fn push_str(out: &mut Vec<u8>, value: &str) -> serde_json::Result<()> {
+fn push_str(out: &mut Vec<u8>, value: &str) -> serde_json::Result<()> {
     if needs_escape(value) {
         return serde_json::to_writer(out, value);
     }
@@ -138,9 +143,11 @@ mod tests {
         inner.value("e", &-7i64).unwrap();
         inner.end();
         object.object("f").end();
+        object.raw("g", b"[true]");
         object.end();
-        let expected =
-            serde_json::json!({"a": "x\"y", "b": null, "c": [1, 2], "d": {"e": -7}, "f": {}});
+        let expected = serde_json::json!(
+            {"a": "x\"y", "b": null, "c": [1, 2], "d": {"e": -7}, "f": {}, "g": [true]}
+        );
         assert_eq!(out, serde_json::to_vec(&expected).unwrap());
     }
 
