@@ -12,7 +12,6 @@
 //! sent twice.
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,17 +23,12 @@ use time::OffsetDateTime;
 
 use super::dead_letter::DeadLetter;
 use super::settings::SinkSettings;
-use super::{refusal, Delivery, Rejection, Sink, SinkError};
+use super::{refusal, settled, Delivery, Rejection, Sink, SinkError};
 use crate::backoff::Backoff;
 use crate::spool::{SpoolReader, Spooled, CHECKPOINT_INTERVAL};
 use crate::stats::{EventOutcome, Stats};
 use crate::telemetry::RateLimit;
 use crate::traces;
-
-type InFlight = FuturesOrdered<std::pin::Pin<Box<dyn Future<Output = Settled> + Send>>>;
-
-/// A delivery's outcome, with the event and when it was handed to the sink.
-type Settled = (Spooled, Result<(), SinkError>, Instant);
 
 /// Runs until the spool's writer has stopped and every event in the spool
 /// was handled. The caller bounds shutdown with a deadline; what is not
@@ -50,6 +44,7 @@ pub async fn run<S: Sink>(
         pending: VecDeque::new(),
         failed: None,
         in_flight: FuturesOrdered::new(),
+        sent: VecDeque::new(),
         stats,
         sink_name: sink.name(),
         reject_log: RateLimit::default(),
@@ -89,8 +84,8 @@ pub async fn run<S: Sink>(
         }
         // Deliveries already settled first, as the biased select! below:
         // a failure stops sending before more of its key go out.
-        if let Some(Some(settled)) = state.in_flight.next().now_or_never() {
-            state.settle(&mut queue, settled);
+        if let Some(Some(result)) = state.in_flight.next().now_or_never() {
+            state.settle(&mut queue, result);
             continue;
         }
         let can_send = state.failed.is_none() && state.in_flight.len() < settings.max_in_flight;
@@ -115,7 +110,7 @@ pub async fn run<S: Sink>(
         sink.flush().await;
         tokio::select! {
             biased;
-            Some(settled) = state.in_flight.next() => state.settle(&mut queue, settled),
+            Some(result) = state.in_flight.next() => state.settle(&mut queue, result),
             written = state.dead_letter.written(), if state.dead_letter.is_writing() => {
                 state.dead_letter_written(&mut queue, written);
             }
@@ -145,7 +140,12 @@ struct State {
     pending: VecDeque<Spooled>,
     /// Set between a retryable error and the sink's recovery.
     failed: Option<Failure>,
-    in_flight: InFlight,
+    /// The deliveries of the events sent, in the order they were sent.
+    in_flight: FuturesOrdered<Delivery>,
+    /// Those events, in the same order, with when each was handed to the
+    /// sink: the next delivery to settle is the front one's. (Kept out of
+    /// the futures, so settling does not move each event through them.)
+    sent: VecDeque<(Spooled, Instant)>,
     stats: Arc<Stats>,
     sink_name: &'static str,
     reject_log: RateLimit,
@@ -171,10 +171,7 @@ impl State {
                 traces::send_span(&item.event, self.sink_name, sink.destination(&item.event));
         }
         match sink.send(&item.event).await {
-            Ok(delivery) => {
-                self.in_flight
-                    .push_back(Box::pin(confirm(item, delivery, Instant::now())))
-            }
+            Ok(delivery) => self.push_in_flight(item, delivery),
             Err(SinkError::Retryable(cause)) => {
                 item.first_failed_at
                     .get_or_insert_with(OffsetDateTime::now_utc);
@@ -188,15 +185,25 @@ impl State {
                 self.pending.push_front(item);
             }
             // Settled in order with the rest, so it leaves the spool in order.
-            Err(rejected) => self.in_flight.push_back(Box::pin(std::future::ready((
-                item,
-                Err(rejected),
-                Instant::now(),
-            )))),
+            Err(rejected) => self.push_in_flight(item, settled(Err(rejected))),
         }
     }
 
-    fn settle(&mut self, queue: &mut SpoolReader, (mut item, result, sent): Settled) {
+    fn push_in_flight(&mut self, item: Spooled, delivery: Delivery) {
+        self.in_flight.push_back(delivery);
+        self.sent.push_back((item, Instant::now()));
+    }
+
+    /// The oldest delivery in flight settled with `result`.
+    fn settle(&mut self, queue: &mut SpoolReader, result: Result<(), SinkError>) {
+        // One event was queued with each delivery, in the same order.
+        let Some((mut item, sent)) = self.sent.pop_front() else {
+            error!(
+                sink = self.sink_name,
+                "a delivery settled with no event sent; this is a bug"
+            );
+            return;
+        };
         if result.is_ok() {
             self.stats
                 .publish_seconds
@@ -320,11 +327,6 @@ impl State {
             );
         }
     }
-}
-
-async fn confirm(item: Spooled, delivery: Delivery, sent: Instant) -> Settled {
-    let result = delivery.await;
-    (item, result, sent)
 }
 
 /// Waits between tries to recover the sink: `sink.retry_initial_ms`
