@@ -15,6 +15,23 @@ use tokio::net::TcpListener;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read when it starts (`MALLOC_CONF` in the
+/// environment still overrides them). `tcache_max`: each thread keeps freed
+/// blocks of up to 256 KiB for reuse (32 KiB by default). librdkafka takes
+/// and frees an LZ4 frame buffer of about 200 KiB for each produce request;
+/// from the arena, jemalloc zeroed it by handing its pages back to the
+/// kernel, so each request cost page faults and a TLB flush on every core
+/// (0.25 page faults per Kafka ack; 0.025 with this).
+#[cfg(target_os = "linux")]
+static JEMALLOC_OPTIONS: [u8; 18] = *b"tcache_max:262144\0";
+
+/// The C string jemalloc looks for (a weak symbol of its own, overridden
+/// here): `malloc_conf` where jemalloc is the process's `malloc` (Linux,
+/// see Cargo.toml).
+#[cfg(target_os = "linux")]
+#[export_name = "malloc_conf"]
+static MALLOC_CONF: &u8 = &JEMALLOC_OPTIONS[0];
+
 /// Receives OpenIM Server webhook callbacks, acks them at once, and publishes
 /// each as a CloudEvent to Kafka, RabbitMQ or standard output.
 ///

@@ -26,6 +26,26 @@ fn help_documents_the_flags_and_the_environment() {
     }
 }
 
+/// jemalloc is the process's `malloc` (librdkafka's too: it reads
+/// `MALLOC_CONF`, not its prefixed `_RJEM_MALLOC_CONF`) and takes the
+/// binary's own options (main.rs).
+#[test]
+#[cfg(target_os = "linux")]
+fn jemalloc_is_the_malloc_with_the_binary_s_options() {
+    let output = Command::new(BIN)
+        .arg("--version")
+        .env("MALLOC_CONF", "confirm_conf:true")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("global variable malloc_conf): \"tcache_max:262144\"")
+            && text.contains("Set conf value: tcache_max:262144"),
+        "{text}"
+    );
+}
+
 #[test]
 fn invalid_configuration_exits_2_naming_the_key() {
     let output = Command::new(BIN)
