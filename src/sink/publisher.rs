@@ -197,6 +197,7 @@ impl State {
     /// The oldest delivery in flight settled with `result`.
     fn settle(&mut self, queue: &mut SpoolReader, result: Result<(), SinkError>) {
         // One event was queued with each delivery, in the same order.
+        debug_assert_eq!(self.sent.len(), self.in_flight.len() + 1);
         let Some((mut item, sent)) = self.sent.pop_front() else {
             error!(
                 sink = self.sink_name,
