@@ -92,17 +92,9 @@ impl Event {
             data = serde_json::from_slice::<&RawValue>(data)?.get().as_bytes();
         }
         let mut doc = Object::start(out);
-        doc.str("specversion", SPEC_VERSION)?;
-        doc.str("id", &self.id)?;
-        doc.str("source", &self.source)?;
-        doc.str("type", self.event_type())?;
-        doc.str("time", &self.time)?;
-        doc.str("subject", &self.key)?;
-        if !self.traceparent.is_empty() {
-            doc.str("traceparent", &self.traceparent)?;
-        }
-        if !self.tracestate.is_empty() {
-            doc.str("tracestate", &self.tracestate)?;
+        // The same attributes, in the same order, as the binary-mode headers.
+        for (attribute, value) in self.attributes() {
+            doc.str(attribute.name, value)?;
         }
         doc.str("datacontenttype", DATA_CONTENT_TYPE)?;
         doc.raw("data", data);
