@@ -67,22 +67,23 @@ impl TraceParent {
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         // Written into one buffer: this runs once per event.
         let mut out = [b'-'; 55];
         out[..2].copy_from_slice(b"00");
-        let bytes = self
-            .trace_id
-            .iter()
-            .chain(&self.parent_id)
-            .chain([&self.flags]);
-        let places = (3..35).step_by(2).chain((36..52).step_by(2)).chain([53]);
-        for (byte, at) in bytes.zip(places) {
-            out[at] = DIGITS[usize::from(byte >> 4)];
-            out[at + 1] = DIGITS[usize::from(byte & 0xf)];
-        }
+        write_hex(&mut out[3..35], &self.trace_id);
+        write_hex(&mut out[36..52], &self.parent_id);
+        write_hex(&mut out[53..55], &[self.flags]);
         // Only ASCII digits, letters and dashes were written.
         f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// `bytes` as lowercase hex digits, two per byte, into `out`.
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 
@@ -116,6 +117,26 @@ mod tests {
         assert_eq!(parent.parent_id[0], 0x00);
         assert_eq!(parent.parent_id[7], 0xb7);
         assert_eq!(parent.to_string(), EXAMPLE);
+    }
+
+    #[test]
+    fn every_byte_is_written_as_two_lowercase_digits_in_its_place() {
+        for (trace, parent, flags) in [(0x01, 0x02, 0x00), (0xff, 0xa0, 0xff), (0x3c, 0x9e, 0x0f)] {
+            let value = TraceParent {
+                trace_id: std::array::from_fn(|i| trace ^ i as u8),
+                parent_id: std::array::from_fn(|i| parent ^ (i as u8) << 4),
+                flags,
+            };
+            let header = value.to_string();
+            let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let expected = format!(
+                "00-{}-{}-{flags:02x}",
+                hex(&value.trace_id),
+                hex(&value.parent_id)
+            );
+            assert_eq!(header, expected);
+            assert_eq!(TraceParent::parse(&header), Some(value));
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::url::url_command;
 use crate::normalize::{self, CallbackKind};
 use crate::routing::{Filter, Routes};
 use crate::spool::SpoolWriter;
-use crate::stats::{CallbackOutcome, Stats, UNKNOWN_COMMAND};
+use crate::stats::{CallbackOutcome, Stats};
 use crate::telemetry::RateLimit;
 use crate::traces;
 
@@ -44,11 +44,6 @@ struct Seen {
 }
 
 impl Seen {
-    /// The metrics label: the command, or [`UNKNOWN_COMMAND`].
-    fn command(&self) -> &'static str {
-        self.kind.map_or(UNKNOWN_COMMAND, CallbackKind::command)
-    }
-
     /// The command a refusal's log line names: the body's, as it named it;
     /// after a refused spool append, the command of the event it became.
     fn refused_command(&self) -> Option<&str> {
@@ -173,7 +168,7 @@ impl Handler {
             .filter(|spec| spec.is_before());
         match result {
             Ok(outcome) => {
-                self.stats.callback(seen.command(), outcome);
+                self.stats.callback(seen.kind, outcome);
                 // "Continue", leaving the user's request as OpenIM sent it.
                 reply::continue_unchanged(before.map_or(&[], |spec| spec.echo), &seen.body)
             }
@@ -186,7 +181,7 @@ impl Handler {
                     }
                     _ => CallbackOutcome::Invalid,
                 };
-                self.stats.callback(seen.command(), outcome);
+                self.stats.callback(seen.kind, outcome);
                 // OpenIM waits for a before-callback's answer and blocks the
                 // user's action on an error reply: those get "continue". The
                 // body may not have named its command; the URL may.

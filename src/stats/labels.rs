@@ -18,6 +18,28 @@ pub enum CallbackOutcome {
     Skipped,
 }
 
+impl CallbackOutcome {
+    /// Every outcome, each at its [`CallbackOutcome::index`].
+    pub const ALL: [Self; 5] = [
+        Self::Acked,
+        Self::Invalid,
+        Self::Unavailable,
+        Self::Unauthorized,
+        Self::Skipped,
+    ];
+
+    /// Its place in [`CallbackOutcome::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Self::Acked => 0,
+            Self::Invalid => 1,
+            Self::Unavailable => 2,
+            Self::Unauthorized => 3,
+            Self::Skipped => 4,
+        }
+    }
+}
+
 impl EncodeLabelValue for CallbackOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;

@@ -7,6 +7,7 @@
 //! (callback outcomes, sink names), never user input.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,14 +25,13 @@ use labels::{CallbackLabels, RefusalLabel, SinkLabel};
 pub(crate) use labels::{CallbackOutcome, EventOutcome};
 pub use snapshot::Snapshot;
 
-/// Label value for callbacks whose command is not one this bridge handles
-/// (or could not be read).
-pub(crate) const UNKNOWN_COMMAND: &str = "unknown";
-
 /// Running totals since start, and latency histograms.
 #[derive(Debug)]
 pub struct Stats {
     callbacks: Family<CallbackLabels, Counter>,
+    /// `callbacks`' series, by kind code and outcome, once first counted:
+    /// the family's own lookup hashes its labels on every callback.
+    callback_series: Box<[[OnceLock<Counter>; CallbackOutcome::ALL.len()]]>,
     /// Seconds from a request's arrival to its reply.
     pub(crate) ack_seconds: Histogram,
     /// The sink events were counted for (one per process).
@@ -94,6 +94,7 @@ impl Default for Stats {
         let buckets = || exponential_buckets(0.0001, 2.0, 16);
         let stats = Self {
             callbacks: Family::default(),
+            callback_series: (0..=u8::MAX).map(|_| Default::default()).collect(),
             ack_seconds: Histogram::new(buckets()),
             sink: std::sync::OnceLock::new(),
             published: Family::default(),
@@ -279,16 +280,9 @@ impl Stats {
     /// scrape shows them (and rates start at 0) before the first callback
     /// ([`crate::App::start`] does this for the configured sink).
     pub fn init_series(&self, sink: &'static str) {
-        let outcomes = [
-            CallbackOutcome::Acked,
-            CallbackOutcome::Invalid,
-            CallbackOutcome::Unavailable,
-            CallbackOutcome::Unauthorized,
-            CallbackOutcome::Skipped,
-        ];
-        // Includes UNKNOWN_COMMAND (the unknown kind's name).
+        // Includes `unknown` (the unknown kind's command).
         for command in CallbackKind::all().map(CallbackKind::command) {
-            for outcome in outcomes {
+            for outcome in CallbackOutcome::ALL {
                 self.callbacks
                     .get_or_create(&CallbackLabels { command, outcome })
                     .inc_by(0);
@@ -305,11 +299,18 @@ impl Stats {
         }
     }
 
-    /// Counts one callback answered. `command` must be a handled command's
-    /// name (a `'static` one from the catalog) or [`UNKNOWN_COMMAND`].
-    pub(crate) fn callback(&self, command: &'static str, outcome: CallbackOutcome) {
-        self.callbacks
-            .get_or_create(&CallbackLabels { command, outcome })
+    /// Counts one callback answered, by the kind of its command (`None`:
+    /// none the bridge knows, or none could be read: `unknown`).
+    pub(crate) fn callback(&self, kind: Option<CallbackKind>, outcome: CallbackOutcome) {
+        let kind = kind.unwrap_or(CallbackKind::UNKNOWN);
+        let series = &self.callback_series[usize::from(kind.code())][outcome.index()];
+        series
+            .get_or_init(|| {
+                let command = kind.command();
+                self.callbacks
+                    .get_or_create(&CallbackLabels { command, outcome })
+                    .clone()
+            })
             .inc();
     }
 
