@@ -195,7 +195,8 @@ pub(super) struct MessageData<'a> {
     pub status: Option<i32>,
     pub send_time_ms: Option<i64>,
     pub create_time_ms: Option<i64>,
-    pub content: Option<&'a str>,
+    /// A JSON string, as the body had it.
+    pub content: Option<&'a RawValue>,
     pub seq: Option<u32>,
     /// `atUserList`, with OpenIM's `null` for "nobody" turned into `[]`.
     pub at_user_ids: &'a [String],
@@ -223,7 +224,10 @@ impl MessageData<'_> {
         message.value("status", &self.status)?;
         message.value("send_time_ms", &self.send_time_ms)?;
         message.value("create_time_ms", &self.create_time_ms)?;
-        message.opt_str("content", self.content)?;
+        match self.content {
+            Some(content) => message.raw("content", content.get().as_bytes()),
+            None => message.value("content", &())?,
+        }
         message.value("seq", &self.seq)?;
         message.value("at_user_ids", self.at_user_ids)?;
         message.opt_str("ex", self.ex)?;

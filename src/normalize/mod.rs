@@ -342,7 +342,7 @@ fn message_event(
             status: msg.status,
             send_time_ms: msg.send_time,
             create_time_ms: msg.create_time,
-            content: msg.content.as_deref(),
+            content: msg.content.map(|content| content.0),
             seq: msg.seq,
             at_user_ids: msg.at_user_list.as_deref().unwrap_or_default(),
             ex: msg.ex.as_deref(),
