@@ -5,9 +5,10 @@
 //! largest single cost of an ack (callgrind: `format_escaped_str`, 15% of
 //! the bridge's instructions, about 10,000 per ack). Here a name known when
 //! compiling is copied as it is, and a string with nothing to escape (every
-//! string a callback carries, but an escaped `content`) is checked a block
-//! at a time and copied in one go. Anything else goes through serde_json,
-//! so the output is serde_json's, byte for byte.
+//! string a callback carries) is checked a block at a time and copied in
+//! one go. Anything else goes through serde_json, so the output is
+//! serde_json's, byte for byte; a message's `content` alone is copied as
+//! the body's JSON string, escapes as OpenIM wrote them ([`Object::raw`]).
 
 use serde::Serialize;
 

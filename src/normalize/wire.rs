@@ -48,7 +48,17 @@ impl<'de> Deserialize<'de> for JsonString<'de> {
             Some(b'[') => de::Unexpected::Seq,
             Some(b't' | b'f') => de::Unexpected::Bool(json == "true"),
             Some(b'n') => de::Unexpected::Unit,
-            _ => de::Unexpected::Other("number"),
+            // A number, as serde_json names it.
+            _ => match (
+                json.parse::<u64>(),
+                json.parse::<i64>(),
+                json.parse::<f64>(),
+            ) {
+                (Ok(n), _, _) => de::Unexpected::Unsigned(n),
+                (_, Ok(n), _) => de::Unexpected::Signed(n),
+                (_, _, Ok(n)) => de::Unexpected::Float(n),
+                _ => de::Unexpected::Other("number"),
+            },
         };
         Err(de::Error::invalid_type(unexpected, &"a string"))
     }
@@ -74,9 +84,10 @@ fn lone_surrogate(json: &str) -> Option<&'static str> {
         at = escape + 6;
         match unit(escape + 2) {
             Some(0xD800..=0xDBFF) => {
-                let paired = bytes.get(at..at + 2) == Some(&b"\\u"[..])
-                    && matches!(unit(at + 2), Some(0xDC00..=0xDFFF));
-                if !paired {
+                if bytes.get(at..at + 2) != Some(&b"\\u"[..]) {
+                    return Some("unexpected end of hex escape");
+                }
+                if !matches!(unit(at + 2), Some(0xDC00..=0xDFFF)) {
                     return Some("lone leading surrogate in hex escape");
                 }
                 at += 6;
@@ -344,9 +355,16 @@ mod tests {
             r#""\x""#,
             "\"line\nbreak\"",
         ] {
-            assert!(serde_json::from_str::<String>(json).is_err(), "{json}");
+            let serde_err = serde_json::from_str::<String>(json)
+                .unwrap_err()
+                .to_string();
+            // serde_json's words, without where it found the fault.
+            let words = serde_err.split(" at line").next().unwrap_or_default();
             let err = content(json).unwrap_err();
-            assert!(err.contains("`content`"), "{json}: {err}");
+            assert!(
+                err.contains("`content`") && err.contains(words),
+                "{json}: {err} / {serde_err}"
+            );
         }
     }
 
