@@ -35,7 +35,7 @@ pub struct Stats {
     /// Seconds from a request's arrival to its reply.
     pub(crate) ack_seconds: Histogram,
     /// The sink events were counted for (one per process).
-    sink: std::sync::OnceLock<&'static str>,
+    sink: OnceLock<&'static str>,
     published: Family<SinkLabel, Counter>,
     retried: Family<SinkLabel, Counter>,
     failed: Family<SinkLabel, Counter>,
@@ -96,7 +96,7 @@ impl Default for Stats {
             callbacks: Family::default(),
             callback_series: (0..=u8::MAX).map(|_| Default::default()).collect(),
             ack_seconds: Histogram::new(buckets()),
-            sink: std::sync::OnceLock::new(),
+            sink: OnceLock::new(),
             published: Family::default(),
             retried: Family::default(),
             failed: Family::default(),
