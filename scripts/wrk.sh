@@ -4,6 +4,26 @@
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 ||
   { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
+# resolve_server BINARY: sets `server` to the program to run for BINARY,
+# with OPENIM_BRIDGE_BENCH_BARE exported for it or not. `bare` is the bare
+# server (benches/e2e/bare.rs: the end-to-end benchmark's binary with that
+# variable set, built on first use); anything else is a bridge build, run
+# as it is.
+resolve_server() {
+  if [ "$1" = bare ]; then
+    if [ -z "${bare_bin:-}" ]; then
+      bare_bin=$(cargo bench --bench e2e --no-run 2>&1 |
+        sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+      [ -x "$bare_bin" ] || { echo "could not build the bare server (cargo bench --bench e2e --no-run)" >&2; exit 1; }
+    fi
+    server=$bare_bin
+    export OPENIM_BRIDGE_BENCH_BARE=1
+  else
+    server=$1
+    unset OPENIM_BRIDGE_BENCH_BARE
+  fi
+}
+
 # ticks PID: CPU (user + system) of a process so far, in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
