@@ -24,8 +24,14 @@ resolve_server() {
   fi
 }
 
-# ticks PID: CPU (user + system) of a process so far, in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# user_system PID: user and system CPU of a process so far, in clock ticks
+# (fields 14 and 15 of /proc/PID/stat, counted after the process name,
+# which may hold spaces); nothing once the process is gone.
+user_system() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12, $13}'; }
+
+# ticks PID: CPU (user + system) of a process so far, in clock ticks; 0
+# once it is gone.
+ticks() { user_system "$1" | awk '{print $1 + $2} END { if (NR == 0) print 0 }'; }
 
 # wait_for_url LOG: the address a server printed ("listening on http://...").
 wait_for_url() {
